@@ -1,0 +1,1 @@
+//! Example Weir stage: trap.

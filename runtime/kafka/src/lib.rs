@@ -1,0 +1,1 @@
+//! Weir's Kafka source and sink: the only crate that touches rdkafka.

@@ -1,0 +1,1 @@
+//! Weir's WebAssembly host: the only crate that touches wasmtime.

@@ -1,0 +1,1 @@
+//! The weir binary: run, validate and test Weir pipelines.

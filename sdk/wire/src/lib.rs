@@ -1,0 +1,739 @@
+//! The Weir batch encoding (format 1), specified in `sdk/wit/BATCH.md`.
+//!
+//! Records cross the host/guest boundary as one flat buffer per batch. This crate is the reference
+//! implementation used by both the runtime and the Rust SDK: writers that append into one `Vec<u8>`
+//! and readers that borrow from the buffer without copying.
+//!
+//! ```
+//! use weir_wire::{BatchReader, BatchWriter, Header};
+//!
+//! let mut w = BatchWriter::new("clicks", 3);
+//! w.push(42, Some(1_700_000_000_000), Some(b"k"), Some(b"{}"), [Header::new("h", Some(b"v"))]);
+//! let buf = w.finish();
+//!
+//! let batch = BatchReader::new(&buf).unwrap();
+//! assert_eq!(batch.topic(), "clicks");
+//! let rec = batch.records().next().unwrap().unwrap();
+//! assert_eq!((rec.offset, rec.value), (42, Some(&b"{}"[..])));
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::str;
+
+/// The batch encoding version this crate reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+const ABSENT_LEN: u32 = u32::MAX;
+const NO_TIMESTAMP: i64 = i64::MIN;
+const TAG_OK: u8 = 0;
+const TAG_ERR: u8 = 1;
+
+/// Why a buffer is not a valid batch or batch result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The buffer ended inside a field.
+    #[error("truncated at byte {at}: needed {needed} more bytes")]
+    Truncated { at: usize, needed: usize },
+    /// The buffer declares a format this reader does not speak.
+    #[error("batch format {found} is not supported (this side speaks format {FORMAT_VERSION})")]
+    Format { found: u32 },
+    /// A string field is not UTF-8.
+    #[error("field at byte {at} is not valid UTF-8")]
+    Utf8 { at: usize },
+    /// A result entry has an unknown tag.
+    #[error("unknown entry tag {tag} at byte {at}")]
+    Tag { tag: u8, at: usize },
+    /// Bytes are left over after the declared content.
+    #[error("{extra} trailing bytes after the last entry")]
+    Trailing { extra: usize },
+}
+
+/// A record header: a name and an optional value, as in Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub name: &'a str,
+    pub value: Option<&'a [u8]>,
+}
+
+impl<'a> Header<'a> {
+    pub fn new(name: &'a str, value: Option<&'a [u8]>) -> Self {
+        Self { name, value }
+    }
+}
+
+/// An owned record, as the Rust SDK hands it to a stage and takes it back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    /// The source offset this record derives from (ignored on output).
+    pub offset: i64,
+    /// Milliseconds since the Unix epoch; `None` on output keeps the input's timestamp.
+    pub timestamp: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Record {
+    /// Copies a borrowed record.
+    pub fn from_ref(r: &RecordRef<'_>) -> Self {
+        Self {
+            offset: r.offset,
+            timestamp: r.timestamp,
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.map(<[u8]>::to_vec),
+            headers: r
+                .headers()
+                .map(|h| {
+                    let h = h.expect("headers were validated when the record was read");
+                    (h.name.to_owned(), h.value.map(<[u8]>::to_vec))
+                })
+                .collect(),
+        }
+    }
+
+    /// The first header called `name`, if any.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    fn header_refs(&self) -> impl Iterator<Item = Header<'_>> {
+        self.headers
+            .iter()
+            .map(|(n, v)| Header::new(n, v.as_deref()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+fn put_u32(buf: &mut Vec<u8>, v: u32) {
+    buf.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_len(buf: &mut Vec<u8>, len: usize) {
+    let len = u32::try_from(len).ok().filter(|&l| l != ABSENT_LEN);
+    put_u32(buf, len.expect("a field of 4 GiB or more cannot be encoded"));
+}
+
+fn put_bytes(buf: &mut Vec<u8>, v: Option<&[u8]>) {
+    match v {
+        Some(b) => {
+            put_len(buf, b.len());
+            buf.extend_from_slice(b);
+        }
+        None => put_u32(buf, ABSENT_LEN),
+    }
+}
+
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    put_len(buf, s.len());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+fn put_headers<'h>(buf: &mut Vec<u8>, headers: impl IntoIterator<Item = Header<'h>>) {
+    let count_at = buf.len();
+    put_u32(buf, 0);
+    let mut n = 0u32;
+    for h in headers {
+        put_str(buf, h.name);
+        put_bytes(buf, h.value);
+        n += 1;
+    }
+    buf[count_at..count_at + 4].copy_from_slice(&n.to_le_bytes());
+}
+
+fn put_record_body<'h>(
+    buf: &mut Vec<u8>,
+    timestamp: Option<i64>,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: impl IntoIterator<Item = Header<'h>>,
+) {
+    buf.extend_from_slice(&timestamp.unwrap_or(NO_TIMESTAMP).to_le_bytes());
+    put_bytes(buf, key);
+    put_bytes(buf, value);
+    put_headers(buf, headers);
+}
+
+/// Encodes an input batch (host side; the SDK uses it in native tests).
+#[derive(Debug)]
+pub struct BatchWriter {
+    buf: Vec<u8>,
+    count: u32,
+}
+
+impl BatchWriter {
+    /// Starts a batch of records from `topic` / `partition`.
+    pub fn new(topic: &str, partition: i32) -> Self {
+        Self::with_buffer(Vec::new(), topic, partition)
+    }
+
+    /// Starts a batch in a reused buffer (cleared first).
+    pub fn with_buffer(mut buf: Vec<u8>, topic: &str, partition: i32) -> Self {
+        buf.clear();
+        put_u32(&mut buf, FORMAT_VERSION);
+        put_u32(&mut buf, 0);
+        put_str(&mut buf, topic);
+        buf.extend_from_slice(&partition.to_le_bytes());
+        Self { buf, count: 0 }
+    }
+
+    /// Appends one record.
+    pub fn push<'h>(
+        &mut self,
+        offset: i64,
+        timestamp: Option<i64>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl IntoIterator<Item = Header<'h>>,
+    ) {
+        self.buf.extend_from_slice(&offset.to_le_bytes());
+        put_record_body(&mut self.buf, timestamp, key, value, headers);
+        self.count += 1;
+    }
+
+    /// Appends an owned record.
+    pub fn push_record(&mut self, r: &Record) {
+        self.push(
+            r.offset,
+            r.timestamp,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            r.header_refs(),
+        );
+    }
+
+    /// Records appended so far.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The encoded batch.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.buf[4..8].copy_from_slice(&self.count.to_le_bytes());
+        self.buf
+    }
+}
+
+/// Encodes a batch result (guest side; the host uses it in tests).
+#[derive(Debug)]
+pub struct ResultWriter {
+    buf: Vec<u8>,
+    entries: u32,
+    /// Where the open entry's output count sits, and how many outputs it has so far.
+    open: Option<(usize, u32)>,
+}
+
+impl Default for ResultWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ResultWriter {
+    pub fn new() -> Self {
+        let mut buf = Vec::new();
+        put_u32(&mut buf, FORMAT_VERSION);
+        put_u32(&mut buf, 0);
+        Self {
+            buf,
+            entries: 0,
+            open: None,
+        }
+    }
+
+    fn close_open(&mut self) {
+        if let Some((at, n)) = self.open.take() {
+            self.buf[at..at + 4].copy_from_slice(&n.to_le_bytes());
+        }
+    }
+
+    /// Starts the successful entry of the next input; follow with [`Self::output`] per output.
+    pub fn begin_ok(&mut self) {
+        self.close_open();
+        self.buf.push(TAG_OK);
+        let at = self.buf.len();
+        put_u32(&mut self.buf, 0);
+        self.open = Some((at, 0));
+        self.entries += 1;
+    }
+
+    /// Appends an output record to the entry opened by [`Self::begin_ok`].
+    pub fn output<'h>(
+        &mut self,
+        timestamp: Option<i64>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: impl IntoIterator<Item = Header<'h>>,
+    ) {
+        let open = self
+            .open
+            .as_mut()
+            .expect("output() must follow begin_ok()");
+        open.1 += 1;
+        put_record_body(&mut self.buf, timestamp, key, value, headers);
+    }
+
+    /// Appends an owned output record.
+    pub fn output_record(&mut self, r: &Record) {
+        self.output(r.timestamp, r.key.as_deref(), r.value.as_deref(), r.header_refs());
+    }
+
+    /// Appends the failed entry of the next input.
+    pub fn error(&mut self, code: &str, message: &str) {
+        self.close_open();
+        self.buf.push(TAG_ERR);
+        put_str(&mut self.buf, code);
+        put_str(&mut self.buf, message);
+        self.entries += 1;
+    }
+
+    /// Entries written so far.
+    pub fn len(&self) -> usize {
+        self.entries as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// The encoded result.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.close_open();
+        self.buf[4..8].copy_from_slice(&self.entries.to_le_bytes());
+        self.buf
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+#[derive(Debug, Clone)]
+struct Cursor<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let rest = self.buf.len() - self.at;
+        if rest < n {
+            return Err(DecodeError::Truncated {
+                at: self.at,
+                needed: n - rest,
+            });
+        }
+        let s = &self.buf[self.at..self.at + n];
+        self.at += n;
+        Ok(s)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+
+    fn i32(&mut self) -> Result<i32, DecodeError> {
+        Ok(i32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        Ok(i64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+
+    fn timestamp(&mut self) -> Result<Option<i64>, DecodeError> {
+        let t = self.i64()?;
+        Ok((t != NO_TIMESTAMP).then_some(t))
+    }
+
+    fn bytes(&mut self) -> Result<Option<&'a [u8]>, DecodeError> {
+        match self.u32()? {
+            ABSENT_LEN => Ok(None),
+            n => self.take(n as usize).map(Some),
+        }
+    }
+
+    fn str(&mut self) -> Result<&'a str, DecodeError> {
+        let at = self.at;
+        let n = self.u32()?;
+        let b = self.take(n as usize)?;
+        str::from_utf8(b).map_err(|_| DecodeError::Utf8 { at })
+    }
+
+    fn version(&mut self) -> Result<(), DecodeError> {
+        match self.u32()? {
+            FORMAT_VERSION => Ok(()),
+            found => Err(DecodeError::Format { found }),
+        }
+    }
+
+    /// Skips a header list, validating it, and returns the headers' bytes and count.
+    fn headers(&mut self) -> Result<Headers<'a>, DecodeError> {
+        let count = self.u32()?;
+        let start = self.at;
+        for _ in 0..count {
+            self.str()?;
+            self.bytes()?;
+        }
+        Ok(Headers {
+            cur: Cursor {
+                buf: &self.buf[start..self.at],
+                at: 0,
+            },
+            left: count,
+        })
+    }
+
+    fn record_body(&mut self) -> Result<(Option<i64>, Option<&'a [u8]>, Option<&'a [u8]>, Headers<'a>), DecodeError> {
+        let timestamp = self.timestamp()?;
+        let key = self.bytes()?;
+        let value = self.bytes()?;
+        let headers = self.headers()?;
+        Ok((timestamp, key, value, headers))
+    }
+}
+
+/// The headers of a record, read lazily from the buffer (already validated).
+#[derive(Debug, Clone)]
+pub struct Headers<'a> {
+    cur: Cursor<'a>,
+    left: u32,
+}
+
+impl<'a> Iterator for Headers<'a> {
+    type Item = Result<Header<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        Some((|| {
+            let name = self.cur.str()?;
+            let value = self.cur.bytes()?;
+            Ok(Header { name, value })
+        })())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left as usize, Some(self.left as usize))
+    }
+}
+
+/// A record borrowed from an input batch.
+#[derive(Debug, Clone)]
+pub struct RecordRef<'a> {
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    headers: Headers<'a>,
+}
+
+impl<'a> RecordRef<'a> {
+    /// The record's headers in order.
+    pub fn headers(&self) -> Headers<'a> {
+        self.headers.clone()
+    }
+}
+
+/// Reads an input batch.
+#[derive(Debug, Clone)]
+pub struct BatchReader<'a> {
+    topic: &'a str,
+    partition: i32,
+    count: u32,
+    body: Cursor<'a>,
+}
+
+impl<'a> BatchReader<'a> {
+    /// Reads the batch header; records are read by [`Self::records`].
+    pub fn new(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut c = Cursor { buf, at: 0 };
+        c.version()?;
+        let count = c.u32()?;
+        let topic = c.str()?;
+        let partition = c.i32()?;
+        Ok(Self {
+            topic,
+            partition,
+            count,
+            body: c,
+        })
+    }
+
+    pub fn topic(&self) -> &'a str {
+        self.topic
+    }
+
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// The number of records the batch declares.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The records in order. Yields an error, then stops, at the first malformed record.
+    pub fn records(&self) -> Records<'a> {
+        Records {
+            cur: self.body.clone(),
+            left: self.count,
+            failed: false,
+        }
+    }
+}
+
+/// Iterator over the records of a batch.
+#[derive(Debug)]
+pub struct Records<'a> {
+    cur: Cursor<'a>,
+    left: u32,
+    failed: bool,
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<RecordRef<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 || self.failed {
+            return None;
+        }
+        self.left -= 1;
+        let r = (|| {
+            let offset = self.cur.i64()?;
+            let (timestamp, key, value, headers) = self.cur.record_body()?;
+            Ok(RecordRef {
+                offset,
+                timestamp,
+                key,
+                value,
+                headers,
+            })
+        })();
+        self.failed = r.is_err();
+        Some(r)
+    }
+}
+
+/// An output record borrowed from a batch result.
+#[derive(Debug, Clone)]
+pub struct OutputRef<'a> {
+    /// `None` keeps the input's timestamp.
+    pub timestamp: Option<i64>,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    headers: Headers<'a>,
+}
+
+impl<'a> OutputRef<'a> {
+    pub fn headers(&self) -> Headers<'a> {
+        self.headers.clone()
+    }
+}
+
+/// One entry of a batch result: the fate of one input record.
+#[derive(Debug, Clone)]
+pub enum EntryRef<'a> {
+    /// The input produced these outputs (none: filtered out).
+    Ok(Vec<OutputRef<'a>>),
+    /// The stage refused the input.
+    Err { code: &'a str, message: &'a str },
+}
+
+/// Reads a whole batch result, validating all of it up front.
+pub fn read_result(buf: &[u8]) -> Result<Vec<EntryRef<'_>>, DecodeError> {
+    let mut c = Cursor { buf, at: 0 };
+    c.version()?;
+    let count = c.u32()? as usize;
+    // Every entry takes at least 5 bytes: do not trust a huge declared count for the allocation.
+    let mut entries = Vec::with_capacity(count.min(buf.len() / 5));
+    for _ in 0..count {
+        let at = c.at;
+        entries.push(match c.u8()? {
+            TAG_OK => {
+                let n = c.u32()? as usize;
+                let mut outs = Vec::with_capacity(n.min((buf.len() - c.at) / 20));
+                for _ in 0..n {
+                    let (timestamp, key, value, headers) = c.record_body()?;
+                    outs.push(OutputRef {
+                        timestamp,
+                        key,
+                        value,
+                        headers,
+                    });
+                }
+                EntryRef::Ok(outs)
+            }
+            TAG_ERR => EntryRef::Err {
+                code: c.str()?,
+                message: c.str()?,
+            },
+            tag => return Err(DecodeError::Tag { tag, at }),
+        });
+    }
+    if c.at != buf.len() {
+        return Err(DecodeError::Trailing {
+            extra: buf.len() - c.at,
+        });
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_bytes() -> impl Strategy<Value = Option<Vec<u8>>> {
+        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64))
+    }
+
+    fn arb_record() -> impl Strategy<Value = Record> {
+        (
+            any::<i64>(),
+            proptest::option::of(any::<i64>().prop_filter("reserved", |t| *t != i64::MIN)),
+            arb_bytes(),
+            arb_bytes(),
+            proptest::collection::vec(("[a-z.-]{0,12}", arb_bytes()), 0..4),
+        )
+            .prop_map(|(offset, timestamp, key, value, headers)| Record {
+                offset,
+                timestamp,
+                key,
+                value,
+                headers,
+            })
+    }
+
+    #[derive(Debug, Clone)]
+    enum Entry {
+        Ok(Vec<Record>),
+        Err(String, String),
+    }
+
+    fn arb_entry() -> impl Strategy<Value = Entry> {
+        prop_oneof![
+            proptest::collection::vec(arb_record(), 0..4).prop_map(Entry::Ok),
+            (".{0,10}", ".{0,40}").prop_map(|(c, m)| Entry::Err(c, m)),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn batch_round_trips(topic in ".{0,20}", partition in any::<i32>(), records in proptest::collection::vec(arb_record(), 0..16)) {
+            let mut w = BatchWriter::new(&topic, partition);
+            for r in &records {
+                w.push_record(r);
+            }
+            let buf = w.finish();
+            let b = BatchReader::new(&buf).unwrap();
+            prop_assert_eq!(b.topic(), topic.as_str());
+            prop_assert_eq!(b.partition(), partition);
+            prop_assert_eq!(b.len(), records.len());
+            let back: Vec<Record> = b.records().map(|r| Record::from_ref(&r.unwrap())).collect();
+            prop_assert_eq!(back, records);
+        }
+
+        #[test]
+        fn result_round_trips(entries in proptest::collection::vec(arb_entry(), 0..16)) {
+            let mut w = ResultWriter::new();
+            for e in &entries {
+                match e {
+                    Entry::Ok(outs) => {
+                        w.begin_ok();
+                        for o in outs {
+                            w.output_record(o);
+                        }
+                    }
+                    Entry::Err(c, m) => w.error(c, m),
+                }
+            }
+            let buf = w.finish();
+            let back = read_result(&buf).unwrap();
+            prop_assert_eq!(back.len(), entries.len());
+            for (got, want) in back.iter().zip(&entries) {
+                match (got, want) {
+                    (EntryRef::Ok(g), Entry::Ok(w)) => {
+                        prop_assert_eq!(g.len(), w.len());
+                        for (g, w) in g.iter().zip(w) {
+                            prop_assert_eq!(g.timestamp, w.timestamp);
+                            prop_assert_eq!(g.key, w.key.as_deref());
+                            prop_assert_eq!(g.value, w.value.as_deref());
+                            let hs: Vec<_> = g.headers().map(|h| h.unwrap()).map(|h| (h.name.to_owned(), h.value.map(<[u8]>::to_vec))).collect();
+                            prop_assert_eq!(&hs, &w.headers);
+                        }
+                    }
+                    (EntryRef::Err { code, message }, Entry::Err(c, m)) => {
+                        prop_assert_eq!(*code, c.as_str());
+                        prop_assert_eq!(*message, m.as_str());
+                    }
+                    _ => prop_assert!(false, "entry kind changed"),
+                }
+            }
+        }
+
+        /// Any prefix of a valid result, and any garbage, is rejected without panicking.
+        #[test]
+        fn truncated_or_garbage_results_are_errors(entries in proptest::collection::vec(arb_entry(), 1..8), cut in any::<prop::sample::Index>(), junk in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut w = ResultWriter::new();
+            for e in &entries {
+                match e {
+                    Entry::Ok(outs) => { w.begin_ok(); for o in outs { w.output_record(o); } }
+                    Entry::Err(c, m) => w.error(c, m),
+                }
+            }
+            let buf = w.finish();
+            let cut = cut.index(buf.len());
+            prop_assert!(read_result(&buf[..cut]).is_err());
+            let _ = read_result(&junk);
+            let mut extra = buf.clone();
+            extra.push(0);
+            let is_trailing = matches!(read_result(&extra), Err(DecodeError::Trailing { extra: 1 }));
+            prop_assert!(is_trailing);
+        }
+    }
+
+    #[test]
+    fn other_format_versions_are_named() {
+        let mut buf = BatchWriter::new("t", 0).finish();
+        buf[0] = 2;
+        assert_eq!(
+            BatchReader::new(&buf).unwrap_err(),
+            DecodeError::Format { found: 2 }
+        );
+        assert!(
+            DecodeError::Format { found: 2 }
+                .to_string()
+                .contains("format 2 is not supported")
+        );
+    }
+
+    #[test]
+    fn absent_and_empty_are_distinct() {
+        let mut w = BatchWriter::new("t", 0);
+        w.push(0, None, None, Some(b""), []);
+        let buf = w.finish();
+        let b = BatchReader::new(&buf).unwrap();
+        let r = b.records().next().unwrap().unwrap();
+        assert_eq!(r.key, None);
+        assert_eq!(r.value, Some(&b""[..]));
+        assert_eq!(r.timestamp, None);
+    }
+}
