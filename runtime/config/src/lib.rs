@@ -1,1 +1,81 @@
-//! Weir pipeline configuration: TOML parsing and validation that reports every error with its line.
+//! Weir pipeline configuration: reads a pipeline TOML file into a [`Pipeline`] and validates it.
+//!
+//! Every problem in the file is reported at once, each with its line and column, so that a
+//! pipeline can be fixed in one pass:
+//!
+//! ```text
+//! pipelines/clicks.toml:12:1: stage "geo": unknown key `moduel` (allowed: name, kind, module, ...)
+//! pipelines/clicks.toml:14:22: stage "geo": limits.memory: invalid size "64MX": unknown unit "MX" (...)
+//! ```
+//!
+//! [`Pipeline`] and the structs it holds document every key of the file and its default.
+//!
+//! Rather than a serde derive, which stops at the first error, the file is parsed into a spanned
+//! tree that `reader` walks, converting values and recording errors as it goes; `validate` then
+//! checks what spans sections, such as topics that would loop back into the pipeline.
+
+mod error;
+mod formats;
+mod model;
+mod modules;
+mod read;
+mod reader;
+mod report;
+mod units;
+mod validate;
+
+#[cfg(test)]
+mod golden;
+#[cfg(test)]
+mod tests;
+
+use std::fs;
+use std::path::Path;
+
+use toml::de::DeTable;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use model::{
+    DeadLetter, Expectation, Limits, Location, Partitioning, Pipeline, Sample, Sink, Source, Stage,
+    StageKind, StartFrom, Telemetry, TestCase, TestRecord,
+};
+pub use units::{UnitError, parse_duration, parse_size};
+
+use report::{Place, Report};
+
+/// Reads and validates the pipeline file at `path`. Relative module paths are resolved against
+/// the file's directory. Module files are not opened; see [`Pipeline::check_modules`].
+pub fn load(path: &Path) -> Result<Pipeline, ConfigErrors> {
+    let text = fs::read_to_string(path).map_err(|error| ConfigError {
+        path: path.to_owned(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the pipeline file: {error}"),
+    })?;
+    parse(&text, path)
+}
+
+/// Reads and validates a pipeline file's `text`. `path` names the file in messages, and relative
+/// module paths are resolved against its directory. Nothing is read from disk.
+///
+/// When the text is not valid TOML, only its first syntax error is reported: what follows it
+/// cannot be read reliably.
+pub fn parse(text: &str, path: &Path) -> Result<Pipeline, ConfigErrors> {
+    let mut report = Report::new(text, path);
+    let document = match DeTable::parse(text) {
+        Ok(document) => document,
+        Err(error) => {
+            let span = error.span().unwrap_or_default();
+            let message = match text.get(span.clone()) {
+                Some(found) if !found.is_empty() && !found.contains('\n') => {
+                    format!("invalid TOML at `{found}`: {}", error.message())
+                }
+                _ => format!("invalid TOML: {}", error.message()),
+            };
+            report.error(&span, &Place::default(), message);
+            return report.finish(None);
+        }
+    };
+    let pipeline = read::pipeline(&document, path, &mut report);
+    report.finish(pipeline)
+}

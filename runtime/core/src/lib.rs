@@ -1,1 +1,17 @@
-//! Weir's plain data types and the traits at its seams: records, outputs, failures, offsets.
+//! Weir's plain data types and the pieces of logic every other crate agrees on.
+//!
+//! Nothing here touches Kafka, wasm or telemetry: the records that flow, the ways a record can
+//! fail, the provenance headers of a dead letter, and the offset tracker that decides what is safe
+//! to commit.
+
+pub mod failure;
+pub mod headers;
+pub mod offsets;
+pub mod stage;
+
+pub use failure::{Failure, FailureKind};
+pub use offsets::{InputAck, PartitionTracker};
+pub use stage::{Stage, StageOutcome};
+/// The record type that flows through a pipeline: the same owned record the batch encoding reads
+/// and writes. `offset` is the source offset a record derives from.
+pub use weir_wire::Record;

@@ -1,1 +1,33 @@
 //! Weir's Kafka source and sink: the only crate that touches rdkafka.
+//!
+//! - [`KafkaSource`]: a consumer-group member that yields owned records, pauses and resumes
+//!   partitions for backpressure, and calls a [`PartitionHandler`] on every assignment change so
+//!   that in-flight work is drained and committed before a partition is given up.
+//! - [`KafkaSink`]: an idempotent producer; every delivery report settles the
+//!   [`weir_core::InputAck`] of the record the output came from.
+
+mod error;
+mod sink;
+mod source;
+
+pub use error::KafkaError;
+pub use sink::{KafkaSink, SinkSettings};
+pub use source::{KafkaSource, PartitionHandler, SourceSettings, StartFrom, TopicPartition};
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+
+fn client_config(
+    defaults: &[(&str, &str)],
+    overrides: &BTreeMap<String, String>,
+) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    for (k, v) in defaults {
+        c.set(*k, *v);
+    }
+    for (k, v) in overrides {
+        c.set(k, v);
+    }
+    c
+}

@@ -1,0 +1,291 @@
+//! The typed pipeline configuration. These structs are the reference for the pipeline file: each
+//! field is a key of the TOML file, and its documentation states the default when it has one.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const MIB: u64 = 1 << 20;
+
+/// A pipeline file: Kafka topics in, a chain of WebAssembly stages, Kafka topics out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    /// `name`, required: the pipeline's name, made of ASCII letters, digits, `.`, `_` and `-`.
+    /// It appears in record headers and metric labels.
+    pub name: String,
+    /// `[source]`, required: where records come from.
+    pub source: Source,
+    /// `[[stage]]`, at least one: the stages each record goes through, in file order.
+    pub stages: Vec<Stage>,
+    /// `[dead_letter]`, required: where records that fail a stage go.
+    pub dead_letter: DeadLetter,
+    /// `[sink]`, optional: how results are published.
+    pub sink: Sink,
+    /// `[telemetry]`, optional: metrics, health and tracing endpoints.
+    pub telemetry: Telemetry,
+    /// `[[test]]`, optional: test cases run by `weir test`, without Kafka.
+    pub tests: Vec<TestCase>,
+    /// The pipeline file this was read from, as given to [`crate::load`] or [`crate::parse`].
+    pub path: PathBuf,
+}
+
+impl Pipeline {
+    /// Every topic the pipeline writes to: stage outputs in stage order, then the dead-letter
+    /// topic, each once.
+    pub fn all_output_topics(&self) -> Vec<&str> {
+        let outputs = self
+            .stages
+            .iter()
+            .filter_map(|stage| stage.output.as_deref());
+        let mut topics: Vec<&str> = Vec::new();
+        for topic in outputs.chain([self.dead_letter.topic.as_str()]) {
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
+        }
+        topics
+    }
+}
+
+/// `[source]`: the Kafka topics a pipeline consumes, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// `brokers`, required: comma-separated `host:port` list of bootstrap brokers, such as
+    /// `"kafka-1:9092,kafka-2:9092"`. Every broker needs a port.
+    pub brokers: String,
+    /// `topics`, required: the topics to consume, at least one.
+    pub topics: Vec<String>,
+    /// `group`, required: the Kafka consumer group id. Offsets are committed under it.
+    pub group: String,
+    /// `start`: where a consumer group without committed offsets starts reading:
+    /// `"earliest"` (default) or `"latest"`.
+    pub start: StartFrom,
+    /// `batch_size`: the most records handed to one stage call, from 1 to 65536.
+    /// Default 256.
+    pub batch_size: usize,
+    /// `queue_capacity`: records buffered per partition before the partition is paused.
+    /// At least `batch_size`. Default 2048.
+    pub queue_capacity: usize,
+    /// `commit_interval`: how often processed offsets are committed, such as `"1s"` or
+    /// `"500ms"`. Must be more than zero. Default 1s.
+    pub commit_interval: Duration,
+    /// `drain_timeout`: how long a partition revoke or a shutdown waits for in-flight records
+    /// to finish before giving up on them (they are then processed again after the restart or
+    /// by the partition's new owner). Default 10s.
+    pub drain_timeout: Duration,
+    /// `kafka`: raw librdkafka consumer properties, such as `{ "fetch.min.bytes" = "1" }`.
+    /// Numbers and booleans are accepted and passed as strings. Default none.
+    pub kafka: BTreeMap<String, String>,
+}
+
+impl Source {
+    /// Default of [`Source::batch_size`].
+    pub const DEFAULT_BATCH_SIZE: usize = 256;
+    /// Largest accepted [`Source::batch_size`].
+    pub const MAX_BATCH_SIZE: usize = 65536;
+    /// Default of [`Source::queue_capacity`].
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 2048;
+    /// Default of [`Source::commit_interval`].
+    pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+    /// Default of [`Source::drain_timeout`].
+    pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+}
+
+/// Where a consumer group without committed offsets starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartFrom {
+    /// `"earliest"`: from the oldest record still in the topic.
+    #[default]
+    Earliest,
+    /// `"latest"`: only records produced from now on.
+    Latest,
+}
+
+/// `[[stage]]`: one WebAssembly module records go through.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    /// `name`, required: unique among the pipeline's stages, made of ASCII letters, digits,
+    /// `.`, `_` and `-`. It appears in record headers and metric labels.
+    pub name: String,
+    /// `kind`: what the stage does with records. Default `"enrich"`.
+    pub kind: StageKind,
+    /// `module`, required: the stage's WebAssembly component. A relative path is relative to
+    /// the directory of the pipeline file; this field holds the resolved path.
+    pub module: PathBuf,
+    /// `config`: any table, handed to the module's `init` as JSON. Default `{}`.
+    pub config: serde_json::Value,
+    /// `limits`: the resources one instance of the module may use.
+    pub limits: Limits,
+    /// `output`: a topic to publish the stage's results to, in addition to passing them to the
+    /// next stage. Required on the last stage, whose results would otherwise go nowhere.
+    pub output: Option<String>,
+    /// `partitioning`: which partition of `output` a result goes to. Default `"source"`.
+    pub partitioning: Partitioning,
+    /// Line of the stage in the pipeline file, for messages.
+    pub line: usize,
+    /// Where `module` is written in the pipeline file, for messages.
+    pub module_location: Location,
+}
+
+/// What a stage does with records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StageKind {
+    /// `"enrich"`: each input record becomes zero, one or more output records, or an error.
+    #[default]
+    Enrich,
+}
+
+/// `limits` of a stage: what one instance of its module may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `memory`: the most linear memory an instance may grow to, in bytes, written with a unit
+    /// such as `"64MiB"` or `"512KiB"`. From 1MiB to 4GiB. Default 64MiB.
+    pub memory: u64,
+    /// `timeout`: the wall-clock budget of one stage call, that is one batch, such as `"50ms"`.
+    /// Must be more than zero. Default 100ms.
+    pub timeout: Duration,
+    /// `recycle_after`: replace the instance with a fresh one after it has processed this many
+    /// records, to bound leaks in the module. More than zero. Default: never.
+    pub recycle_after: Option<u64>,
+}
+
+impl Limits {
+    /// Smallest accepted [`Limits::memory`].
+    pub const MIN_MEMORY: u64 = MIB;
+    /// Largest accepted [`Limits::memory`]: all a 32-bit WebAssembly memory can address.
+    pub const MAX_MEMORY: u64 = 4096 * MIB;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory: 64 * MIB,
+            timeout: Duration::from_millis(100),
+            recycle_after: None,
+        }
+    }
+}
+
+/// Which partition of a stage's `output` topic a result goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Partitioning {
+    /// `"source"`: the partition with the same number as the source record's.
+    #[default]
+    Source,
+    /// `"key"`: the producer's partitioner picks the partition from the record key.
+    Key,
+}
+
+/// `[dead_letter]`: where records that fail a stage go, with headers saying why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// `topic`, required: the dead-letter topic. It may not be a source topic or a stage output.
+    pub topic: String,
+}
+
+/// `[sink]`: how results and dead letters are published.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sink {
+    /// `kafka`: raw librdkafka producer properties, such as `{ "linger.ms" = "5" }`.
+    /// Numbers and booleans are accepted and passed as strings. Default none.
+    pub kafka: BTreeMap<String, String>,
+}
+
+/// `[telemetry]`: how the pipeline can be observed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Telemetry {
+    /// `listen`: the address serving `/metrics`, `/healthz`, `/readyz` and the admin API.
+    /// Default `"127.0.0.1:9464"`.
+    pub listen: SocketAddr,
+    /// `otlp`: an OpenTelemetry collector to send traces to, such as
+    /// `"http://127.0.0.1:4317"`. Default: no traces are sent.
+    pub otlp: Option<String>,
+    /// `sample`: which records are traced.
+    pub sample: Sample,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9464)),
+            otlp: None,
+            sample: Sample::default(),
+        }
+    }
+}
+
+/// `sample` of `[telemetry]`: which records are traced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// `ratio`: the share of records traced, from 0 to 1. Default 0.01.
+    pub ratio: f64,
+    /// `keep_errors`: also trace every record that fails. Default true.
+    pub keep_errors: bool,
+    /// `slow`: also trace every batch whose stage call takes at least this long.
+    /// Default 100ms.
+    pub slow: Duration,
+}
+
+impl Default for Sample {
+    fn default() -> Self {
+        Self {
+            ratio: 0.01,
+            keep_errors: true,
+            slow: Duration::from_millis(100),
+        }
+    }
+}
+
+/// `[[test]]`: records fed to the stages by `weir test`, and what should come out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestCase {
+    /// `name`, required: shown in the test report.
+    pub name: String,
+    /// `input`, required: the records fed to the first stage, at least one.
+    pub input: Vec<TestRecord>,
+    /// `expect`, required: what the stages should emit, at least one expectation.
+    pub expect: Vec<Expectation>,
+}
+
+/// One record of a test's `input`, such as `{ key = "k1", value = '{"ip":"81.2.69.160"}' }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRecord {
+    /// `key`: the record key. Default: no key.
+    pub key: Option<String>,
+    /// `value`, required: the record value.
+    pub value: String,
+    /// `headers`: a table of string headers. Default none.
+    pub headers: Vec<(String, String)>,
+    /// `timestamp`: the record timestamp in milliseconds since the Unix epoch.
+    /// Default: none.
+    pub timestamp: Option<i64>,
+}
+
+/// One entry of a test's `expect`: checks on what a stage emitted for the test input. At least
+/// one check besides `stage` is required; every check given must hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    /// `stage`, required: the stage whose output is checked.
+    pub stage: String,
+    /// `value`: some emitted record has exactly this value.
+    pub value: Option<String>,
+    /// `value_contains`: some emitted record's value contains this string.
+    pub value_contains: Option<String>,
+    /// `key`: some emitted record has this key.
+    pub key: Option<String>,
+    /// `count`: the stage emitted exactly this many records for the test input.
+    pub count: Option<usize>,
+    /// `error`: some input record failed in the stage with this error kind, such as
+    /// `"stage-error"` or `"trap"`.
+    pub error: Option<String>,
+}
+
+/// A position in the pipeline file. Both numbers start at 1; column counts characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Location {
+    /// Line, from 1.
+    pub line: usize,
+    /// Column in characters, from 1.
+    pub column: usize,
+}

@@ -1,0 +1,264 @@
+//! Reads the document tree into the model, section by section.
+
+mod stages;
+mod test_cases;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use crate::formats;
+use crate::model::{DeadLetter, Pipeline, Sample, Sink, Source, StartFrom, Telemetry};
+use crate::reader::{Table, Value, collect_all};
+use crate::report::Report;
+use crate::validate::{Crossrefs, Written};
+
+/// The pipeline in `document`, or `None` when something in it was reported wrong.
+pub(crate) fn pipeline(
+    document: &Spanned<DeTable<'_>>,
+    path: &Path,
+    report: &mut Report<'_>,
+) -> Option<Pipeline> {
+    let mut refs = Crossrefs::default();
+    let mut root = Table::root(document);
+
+    let name = root
+        .required(report, "name")
+        .and_then(|value| value.parsed(report, "name", formats::name));
+    let source = required_section(&mut root, report, "source", "table [source]")
+        .and_then(|value| source(&value, report, &mut refs));
+    let base = path.parent().unwrap_or(Path::new(""));
+    let stages = required_section(
+        &mut root,
+        report,
+        "stage",
+        "[[stage]] table: a pipeline needs at least one stage",
+    )
+    .and_then(|value| stages::stages(&value, base, report, &mut refs));
+    let dead_letter = required_section(&mut root, report, "dead_letter", "table [dead_letter]")
+        .and_then(|value| dead_letter(&value, report, &mut refs));
+    let sink = root.with_default("sink", Sink::default(), |value| sink(value, report));
+    let telemetry = root.with_default("telemetry", Telemetry::default(), |value| {
+        telemetry(value, report)
+    });
+    let tests = root.with_default("test", Vec::new(), |value| {
+        test_cases::test_cases(value, report, &mut refs)
+    });
+    root.finish(report);
+    refs.check(report);
+
+    Some(Pipeline {
+        name: name?,
+        source: source?,
+        stages: stages?,
+        dead_letter: dead_letter?,
+        sink: sink?,
+        telemetry: telemetry?,
+        tests: tests?,
+        path: path.to_owned(),
+    })
+}
+
+/// The value under `key`, reporting its absence as `missing required WHAT`.
+fn required_section<'a, 'i>(
+    root: &mut Table<'a, 'i>,
+    report: &mut Report<'_>,
+    key: &'static str,
+    what: &str,
+) -> Option<Value<'a, 'i>> {
+    let value = root.get(key);
+    if value.is_none() {
+        root.missing(report, what);
+    }
+    value
+}
+
+/// The items of an array of tables such as `[[stage]]`.
+fn array_of_tables<'a, 'i>(
+    value: &Value<'a, 'i>,
+    report: &mut Report<'_>,
+    key: &str,
+) -> Option<Vec<Value<'a, 'i>>> {
+    if let DeValue::Table(_) = value.raw() {
+        value.error(
+            report,
+            format_args!(
+                "expected an array of tables, found a table (write [[{key}]], not [{key}])"
+            ),
+        );
+        return None;
+    }
+    value.array(report)
+}
+
+/// How messages name item `index` of an array of tables such as `[[stage]]`: by its `name`
+/// when it has one, as in `stage "geo"`, else by its index, as in `stage[2]`.
+fn item_label(key: &str, item: &Value<'_, '_>, index: usize) -> String {
+    match item.raw().get("name").map(Spanned::get_ref) {
+        Some(DeValue::String(name)) => format!("{key} {name:?}"),
+        _ => format!("{key}[{index}]"),
+    }
+}
+
+fn source(value: &Value<'_, '_>, report: &mut Report<'_>, refs: &mut Crossrefs) -> Option<Source> {
+    let mut table = value.table(report)?;
+    let brokers = table
+        .required(report, "brokers")
+        .and_then(|value| value.parsed(report, "broker list", formats::brokers));
+    let topics = table.required(report, "topics").and_then(|value| {
+        let topics = value.non_empty_array(report)?.into_iter().map(|item| {
+            let topic = item.parsed(report, "topic name", formats::topic)?;
+            if refs.source_topics.iter().any(|seen| seen.value == topic) {
+                item.error(report, format_args!("{topic:?} is listed twice"));
+                return None;
+            }
+            refs.source_topics.push(Written::new(&item, topic.clone()));
+            Some(topic)
+        });
+        collect_all(topics)
+    });
+    let group = table
+        .required(report, "group")
+        .and_then(|value| value.non_empty_string(report));
+    let start = table.with_default("start", StartFrom::default(), |value| {
+        value.choice(
+            report,
+            &[
+                ("earliest", StartFrom::Earliest),
+                ("latest", StartFrom::Latest),
+            ],
+        )
+    });
+    let batch = table.get("batch_size");
+    let batch_size = batch
+        .as_ref()
+        .map_or(Some(Source::DEFAULT_BATCH_SIZE), |value| {
+            value.integer_in(report, 1..=Source::MAX_BATCH_SIZE)
+        });
+    let queue = table.get("queue_capacity");
+    let queue_capacity = queue
+        .as_ref()
+        .map_or(Some(Source::DEFAULT_QUEUE_CAPACITY), |value| {
+            value.integer_in(report, 1..)
+        });
+    let commit_interval = table.with_default(
+        "commit_interval",
+        Source::DEFAULT_COMMIT_INTERVAL,
+        |value| value.positive_duration(report),
+    );
+    let drain_timeout =
+        table.with_default("drain_timeout", Source::DEFAULT_DRAIN_TIMEOUT, |value| {
+            value.duration(report)
+        });
+    let kafka = kafka_properties(&mut table, report);
+    table.finish(report);
+
+    let (batch_size, queue_capacity) = (batch_size?, queue_capacity?);
+    if queue_capacity < batch_size {
+        if let Some(queue) = &queue {
+            queue.error(
+                report,
+                format_args!("must be at least batch_size ({batch_size}), got {queue_capacity}"),
+            );
+        } else if let Some(batch) = &batch {
+            batch.error(
+                report,
+                format_args!(
+                    "{batch_size} is more than queue_capacity (default {queue_capacity}): \
+                     raise queue_capacity too"
+                ),
+            );
+        }
+    }
+
+    Some(Source {
+        brokers: brokers?,
+        topics: topics?,
+        group: group?,
+        start: start?,
+        batch_size,
+        queue_capacity,
+        commit_interval: commit_interval?,
+        drain_timeout: drain_timeout?,
+        kafka: kafka?,
+    })
+}
+
+/// The `kafka` table of librdkafka properties.
+fn kafka_properties(
+    table: &mut Table<'_, '_>,
+    report: &mut Report<'_>,
+) -> Option<BTreeMap<String, String>> {
+    table.with_default("kafka", BTreeMap::new(), |value| {
+        let properties = value.string_table(report, true)?;
+        Some(properties.into_iter().collect())
+    })
+}
+
+fn dead_letter(
+    value: &Value<'_, '_>,
+    report: &mut Report<'_>,
+    refs: &mut Crossrefs,
+) -> Option<DeadLetter> {
+    let mut table = value.table(report)?;
+    let topic = table.required(report, "topic").and_then(|value| {
+        let topic = value.parsed(report, "topic name", formats::topic)?;
+        refs.dead_letter = Some(Written::new(&value, topic.clone()));
+        Some(topic)
+    });
+    table.finish(report);
+    Some(DeadLetter { topic: topic? })
+}
+
+fn sink(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<Sink> {
+    let mut table = value.table(report)?;
+    let kafka = kafka_properties(&mut table, report);
+    table.finish(report);
+    Some(Sink { kafka: kafka? })
+}
+
+fn telemetry(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<Telemetry> {
+    let mut table = value.table(report)?;
+    let defaults = Telemetry::default();
+    let listen = table.with_default("listen", defaults.listen, |value| {
+        value.parsed(report, "listen address", |text| {
+            text.parse()
+                .map_err(|_| "expected an IP address and a port, such as \"0.0.0.0:9464\"")
+        })
+    });
+    let otlp = table.optional("otlp", |value| {
+        value.parsed(report, "URL", formats::http_url)
+    });
+    let sample = table.with_default("sample", defaults.sample, |value| sample(value, report));
+    table.finish(report);
+    Some(Telemetry {
+        listen: listen?,
+        otlp: otlp?,
+        sample: sample?,
+    })
+}
+
+fn sample(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<Sample> {
+    let defaults = Sample::default();
+    let mut table = value.table(report)?;
+    let ratio = table.with_default("ratio", defaults.ratio, |value| {
+        let ratio = value.float(report)?;
+        if !(0.0..=1.0).contains(&ratio) {
+            value.error(report, format_args!("must be between 0 and 1, got {ratio}"));
+            return None;
+        }
+        Some(ratio)
+    });
+    let keep_errors = table.with_default("keep_errors", defaults.keep_errors, |value| {
+        value.bool(report)
+    });
+    let slow = table.with_default("slow", defaults.slow, |value| value.duration(report));
+    table.finish(report);
+    Some(Sample {
+        ratio: ratio?,
+        keep_errors: keep_errors?,
+        slow: slow?,
+    })
+}

@@ -1,0 +1,242 @@
+//! What a valid file reads into, and the file-level behaviour the golden files do not show.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::*;
+
+const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+fn golden(name: &str) -> Pipeline {
+    let path = Path::new(MANIFEST_DIR).join("tests/golden").join(name);
+    load(&path).unwrap_or_else(|errors| panic!("{name} should be valid:\n{errors}"))
+}
+
+fn strings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect()
+}
+
+const MINIMAL: &str = r#"
+name = "minimal"
+[source]
+brokers = "localhost:9092"
+topics = ["in"]
+group = "g"
+[[stage]]
+name = "identity"
+module = "identity.wasm"
+output = "out"
+[dead_letter]
+topic = "dlq"
+"#;
+
+#[test]
+fn defaults() {
+    let pipeline = parse(MINIMAL, Path::new("pipelines/minimal.toml")).unwrap();
+    let source = &pipeline.source;
+    assert_eq!(source.start, StartFrom::Earliest);
+    assert_eq!(source.batch_size, 256);
+    assert_eq!(source.queue_capacity, 2048);
+    assert_eq!(source.commit_interval, Duration::from_secs(1));
+    assert_eq!(source.drain_timeout, Duration::from_secs(10));
+    assert!(source.kafka.is_empty());
+
+    let stage = &pipeline.stages[0];
+    assert_eq!(stage.kind, StageKind::Enrich);
+    assert_eq!(stage.module, Path::new("pipelines/identity.wasm"));
+    assert_eq!(stage.config, json!({}));
+    assert_eq!(stage.limits.memory, 64 << 20);
+    assert_eq!(stage.limits.timeout, Duration::from_millis(100));
+    assert_eq!(stage.limits.recycle_after, None);
+    assert_eq!(stage.partitioning, Partitioning::Source);
+    assert_eq!(stage.line, 7);
+
+    assert_eq!(pipeline.sink, Sink::default());
+    let telemetry = &pipeline.telemetry;
+    assert_eq!(telemetry.listen.to_string(), "127.0.0.1:9464");
+    assert_eq!(telemetry.otlp, None);
+    assert_eq!(telemetry.sample.ratio, 0.01);
+    assert!(telemetry.sample.keep_errors);
+    assert_eq!(telemetry.sample.slow, Duration::from_millis(100));
+    assert!(pipeline.tests.is_empty());
+    assert_eq!(pipeline.path, Path::new("pipelines/minimal.toml"));
+}
+
+#[test]
+fn every_key() {
+    let pipeline = golden("ok_full.toml");
+    let dir = Path::new(MANIFEST_DIR).join("tests/golden");
+    assert_eq!(pipeline.name, "clickstream");
+
+    let source = &pipeline.source;
+    assert_eq!(source.brokers, "127.0.0.1:9092,127.0.0.1:9093");
+    assert_eq!(source.topics, ["clicks", "clicks.mobile"]);
+    assert_eq!(source.group, "weir-clickstream");
+    assert_eq!(source.start, StartFrom::Latest);
+    assert_eq!(source.batch_size, 512);
+    assert_eq!(source.queue_capacity, 4096);
+    assert_eq!(source.commit_interval, Duration::from_millis(500));
+    assert_eq!(source.drain_timeout, Duration::from_secs(90));
+    let kafka = [
+        ("check.crcs", "true"),
+        ("fetch.min.bytes", "1"),
+        ("fetch.wait.max.ms", "100"),
+    ];
+    assert_eq!(source.kafka, strings(&kafka));
+
+    let [geo, filter] = &pipeline.stages[..] else {
+        panic!("two stages expected");
+    };
+    assert_eq!(geo.name, "geo");
+    assert_eq!(geo.module, dir.join("modules/geo_enrich.wasm"));
+    let config = json!({
+        "field": "ip",
+        "database": { "path": "/data/geo.mmdb", "reload": "1h" },
+        "weights": [1, 2.5],
+    });
+    assert_eq!(geo.config, config);
+    let limits = Limits {
+        memory: 128 << 20,
+        timeout: Duration::from_millis(50),
+        recycle_after: Some(100_000),
+    };
+    assert_eq!(geo.limits, limits);
+    assert_eq!(geo.output.as_deref(), Some("clicks.geo"));
+    assert_eq!(geo.partitioning, Partitioning::Key);
+    assert_eq!((geo.line, geo.module_location.line), (15, 18));
+    assert_eq!(geo.module_location.column, 10);
+
+    assert_eq!(filter.module, Path::new("/opt/weir/filter.wasm"));
+    assert_eq!(filter.limits.memory, 1 << 30);
+    assert_eq!(filter.limits.timeout, Duration::from_millis(100));
+
+    assert_eq!(pipeline.dead_letter.topic, "clicks.dlq");
+    let sink = [("compression.type", "zstd"), ("linger.ms", "5")];
+    assert_eq!(pipeline.sink.kafka, strings(&sink));
+    let telemetry = &pipeline.telemetry;
+    assert_eq!(telemetry.listen.to_string(), "0.0.0.0:9464");
+    assert_eq!(telemetry.otlp.as_deref(), Some("http://127.0.0.1:4317"));
+    let sample = Sample {
+        ratio: 0.5,
+        keep_errors: false,
+        slow: Duration::from_millis(250),
+    };
+    assert_eq!(telemetry.sample, sample);
+
+    let [country, keeps] = &pipeline.tests[..] else {
+        panic!("two tests expected");
+    };
+    assert_eq!(country.name, "adds the country");
+    let first = TestRecord {
+        key: Some("k1".into()),
+        value: r#"{"ip":"81.2.69.160"}"#.into(),
+        headers: vec![("h".into(), "v".into())],
+        timestamp: Some(1_700_000_000_000),
+    };
+    assert_eq!(country.input[0], first);
+    assert_eq!(country.input[1].key, None);
+    assert_eq!(country.expect.len(), 3);
+    let counted = Expectation {
+        stage: "filter".into(),
+        value: None,
+        value_contains: None,
+        key: Some("k1".into()),
+        count: Some(1),
+        error: None,
+    };
+    assert_eq!(country.expect[2], counted);
+    assert_eq!(
+        keeps.expect[0].value.as_deref(),
+        Some(r#"{"ip":"81.2.69.160","country":"GB"}"#)
+    );
+}
+
+#[test]
+fn output_topics_are_listed_once() {
+    let mut pipeline = golden("ok_full.toml");
+    assert_eq!(
+        pipeline.all_output_topics(),
+        ["clicks.geo", "clicks.enriched", "clicks.dlq"]
+    );
+    pipeline.stages[1].output = Some("clicks.geo".into());
+    pipeline.stages[0].output = None;
+    assert_eq!(pipeline.all_output_topics(), ["clicks.geo", "clicks.dlq"]);
+}
+
+#[test]
+fn modules_are_checked_against_the_file_system() {
+    let text = MINIMAL.replace(
+        "[dead_letter]",
+        "[[stage]]\nname = \"dir\"\nmodule = \"src\"\n\
+         [[stage]]\nname = \"missing\"\nmodule = \"missing.wasm\"\noutput = \"out\"\n\
+         [dead_letter]",
+    );
+    let text = text.replace("identity.wasm", "Cargo.toml");
+    let path = PathBuf::from(MANIFEST_DIR).join("pipeline.toml");
+    let pipeline = parse(&text, &path).unwrap();
+    let errors = pipeline.check_modules().unwrap_err();
+    let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    let shown = |line: usize, stage: &str, module: &str, problem: &str| {
+        let module = Path::new(MANIFEST_DIR).join(module);
+        format!(
+            "{}:{line}:10: stage {stage:?}: module {} {problem}",
+            path.display(),
+            module.display()
+        )
+    };
+    assert_eq!(
+        messages,
+        [
+            shown(13, "dir", "src", "is not a file"),
+            shown(16, "missing", "missing.wasm", "does not exist"),
+        ]
+    );
+}
+
+#[test]
+fn unreadable_file() {
+    let errors = load(Path::new("no/such/pipeline.toml")).unwrap_err();
+    let text = errors.to_string();
+    assert!(
+        text.starts_with("no/such/pipeline.toml: cannot read the pipeline file: "),
+        "{text}"
+    );
+    assert_eq!((errors.0[0].line, errors.0[0].column), (0, 0));
+}
+
+#[test]
+fn columns_count_characters() {
+    let text = "telemetry = { otlp = \"é\", listen = 5 }\n\tbogus = 1";
+    let errors = parse(text, Path::new("p.toml")).unwrap_err();
+    let positions: Vec<(usize, usize)> = errors.0.iter().map(|e| (e.line, e.column)).collect();
+    // Four missing keys at 1:1, `otlp` and `listen` after the "é", `bogus` after the tab.
+    assert_eq!(
+        positions,
+        [(1, 1), (1, 1), (1, 1), (1, 1), (1, 22), (1, 36), (2, 2)]
+    );
+}
+
+#[test]
+fn errors_display_one_per_line() {
+    let errors = ConfigErrors(vec![
+        ConfigError {
+            path: "a.toml".into(),
+            line: 3,
+            column: 7,
+            message: "first".into(),
+        },
+        ConfigError {
+            path: "a.toml".into(),
+            line: 0,
+            column: 0,
+            message: "second".into(),
+        },
+    ]);
+    assert_eq!(errors.to_string(), "a.toml:3:7: first\na.toml: second");
+}

@@ -1,0 +1,160 @@
+//! Checks across sections: stage names, and topics that would loop back into the pipeline.
+//!
+//! Reading fills [`Crossrefs`] with every value these checks look at, as far as it could be read,
+//! so that the checks run, and report, even when other parts of the file are wrong.
+
+use crate::reader::Value;
+use crate::report::{Place, Report, Span};
+
+/// A value as read, with where it was written.
+#[derive(Debug, Clone)]
+pub(crate) struct Written<T> {
+    pub value: T,
+    pub span: Span,
+    pub place: Place,
+}
+
+impl<T> Written<T> {
+    pub(crate) fn new(at: &Value<'_, '_>, value: T) -> Self {
+        Self {
+            value,
+            span: at.span(),
+            place: at.place().clone(),
+        }
+    }
+
+    fn error(&self, report: &mut Report<'_>, message: impl std::fmt::Display) {
+        report.error(&self.span, &self.place, message);
+    }
+}
+
+/// What one stage contributes to the checks.
+#[derive(Debug, Clone)]
+pub(crate) struct StageRefs {
+    /// How messages name the stage, such as `stage "geo"`.
+    pub place: Place,
+    /// The stage's table.
+    pub span: Span,
+    pub name: Option<Written<String>>,
+    pub output: Option<Written<String>>,
+    /// Whether an `output` key is present, valid or not.
+    pub has_output: bool,
+}
+
+/// The values the cross-section checks look at.
+#[derive(Debug, Default)]
+pub(crate) struct Crossrefs {
+    pub source_topics: Vec<Written<String>>,
+    pub stages: Vec<StageRefs>,
+    pub dead_letter: Option<Written<String>>,
+    /// The `stage` of every test expectation.
+    pub expected_stages: Vec<Written<String>>,
+}
+
+impl Crossrefs {
+    /// Runs every check, reporting each problem at the value that causes it.
+    pub(crate) fn check(&self, report: &mut Report<'_>) {
+        self.unique_stage_names(report);
+        self.last_stage_has_output(report);
+        self.no_feedback(report);
+        self.expectations_name_stages(report);
+    }
+
+    fn stage_names(&self) -> impl Iterator<Item = &Written<String>> {
+        self.stages.iter().filter_map(|stage| stage.name.as_ref())
+    }
+
+    fn unique_stage_names(&self, report: &mut Report<'_>) {
+        let names: Vec<&Written<String>> = self.stage_names().collect();
+        for (i, name) in names.iter().enumerate() {
+            if let Some(first) = names[..i].iter().find(|first| first.value == name.value) {
+                let line = report.location(first.span.start).line;
+                let message = format!(
+                    "duplicate stage name {:?}, already used by the stage at line {line}",
+                    name.value
+                );
+                report.error(&name.span, &name.place.owner_place(), message);
+            }
+        }
+    }
+
+    fn last_stage_has_output(&self, report: &mut Report<'_>) {
+        if let Some(last) = self.stages.last()
+            && !last.has_output
+        {
+            report.error(
+                &last.span,
+                &last.place,
+                "the last stage needs an `output` topic, or its results would go nowhere",
+            );
+        }
+    }
+
+    fn source_topic(&self, topic: &str) -> bool {
+        self.source_topics
+            .iter()
+            .any(|source| source.value == topic)
+    }
+
+    fn no_feedback(&self, report: &mut Report<'_>) {
+        for stage in &self.stages {
+            if let Some(output) = &stage.output
+                && self.source_topic(&output.value)
+            {
+                output.error(
+                    report,
+                    format_args!(
+                        "{:?} is also a source topic: the stage's results would feed back \
+                         into the pipeline",
+                        output.value
+                    ),
+                );
+            }
+        }
+        let Some(dead_letter) = &self.dead_letter else {
+            return;
+        };
+        if self.source_topic(&dead_letter.value) {
+            dead_letter.error(
+                report,
+                format_args!(
+                    "{:?} is also a source topic: dead letters would feed back into the pipeline",
+                    dead_letter.value
+                ),
+            );
+        }
+        let same_output = self.stages.iter().find(|stage| {
+            let output = stage.output.as_ref().map(|output| &output.value);
+            output == Some(&dead_letter.value)
+        });
+        if let Some(stage) = same_output {
+            dead_letter.error(
+                report,
+                format_args!(
+                    "{:?} is also the output of {}: dead letters need a topic of their own",
+                    dead_letter.value, stage.place
+                ),
+            );
+        }
+    }
+
+    fn expectations_name_stages(&self, report: &mut Report<'_>) {
+        // Without every stage's name, a test could be blamed for a mistake in a stage.
+        if self.stages.is_empty() || self.stages.iter().any(|stage| stage.name.is_none()) {
+            return;
+        }
+        let names: Vec<&str> = self.stage_names().map(|name| name.value.as_str()).collect();
+        for expected in &self.expected_stages {
+            if !names.contains(&expected.value.as_str()) {
+                expected.error(
+                    report,
+                    format_args!(
+                        "no stage is named {:?} (stages: {})",
+                        expected.value,
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}

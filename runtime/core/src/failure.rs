@@ -1,0 +1,90 @@
+//! How a record fails in a stage, and whose fault it is.
+
+use std::fmt;
+
+/// The kind of a per-record failure. Its name is what the `weir.error.kind` dead-letter header
+/// carries and what metrics are labelled with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The stage returned an error for the record.
+    StageError,
+    /// The module trapped (a panic, an `unreachable`, an out-of-bounds access...).
+    Trap,
+    /// The stage call exceeded the stage's `limits.timeout`.
+    Timeout,
+    /// The module tried to grow its memory past the stage's `limits.memory`.
+    Memory,
+    /// The module answered with a result that does not follow the batch encoding.
+    InvalidOutput,
+}
+
+impl FailureKind {
+    /// The kind's stable name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::StageError => "stage-error",
+            Self::Trap => "trap",
+            Self::Timeout => "timeout",
+            Self::Memory => "memory",
+            Self::InvalidOutput => "invalid-output",
+        }
+    }
+
+    /// Every kind, in a stable order.
+    pub const ALL: [Self; 5] = [
+        Self::StageError,
+        Self::Trap,
+        Self::Timeout,
+        Self::Memory,
+        Self::InvalidOutput,
+    ];
+
+    /// Whether the failure leaves the wasm instance in an unknown state, so that it must be
+    /// replaced before the next call.
+    pub const fn poisons_instance(self) -> bool {
+        !matches!(self, Self::StageError)
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why one record did not make it through a stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// The stage's own code for a [`FailureKind::StageError`] (such as `bad-json`), else empty.
+    pub code: String,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            code: String::new(),
+            message: message.into(),
+        }
+    }
+
+    pub fn stage_error(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind: FailureKind::StageError,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.code.is_empty() {
+            write!(f, "{}: {}", self.kind, self.message)
+        } else {
+            write!(f, "{} ({}): {}", self.kind, self.code, self.message)
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Names of the headers Weir writes on dead letters.
+//!
+//! A dead letter is the record as it entered the failing stage (key, value, timestamp and headers
+//! unchanged) plus these provenance headers, all UTF-8 text.
+
+/// The pipeline's `name`.
+pub const PIPELINE: &str = "weir.pipeline";
+/// The failing stage's `name`.
+pub const STAGE: &str = "weir.stage";
+/// SHA-256 (hex) of the failing stage's module file: the module version.
+pub const MODULE_SHA256: &str = "weir.module.sha256";
+/// The [`FailureKind`](crate::FailureKind) name: `stage-error`, `trap`, `timeout`, `memory` or
+/// `invalid-output`.
+pub const ERROR_KIND: &str = "weir.error.kind";
+/// The stage's own error code, for `stage-error` only.
+pub const ERROR_CODE: &str = "weir.error.code";
+/// The human-readable error message.
+pub const ERROR_MESSAGE: &str = "weir.error.message";
+/// The topic the record was consumed from.
+pub const SOURCE_TOPIC: &str = "weir.source.topic";
+/// The partition the record was consumed from (decimal).
+pub const SOURCE_PARTITION: &str = "weir.source.partition";
+/// The offset the record was consumed at (decimal).
+pub const SOURCE_OFFSET: &str = "weir.source.offset";
+
+/// Every provenance header, in the order Weir writes them.
+pub const ALL: [&str; 9] = [
+    PIPELINE,
+    STAGE,
+    MODULE_SHA256,
+    ERROR_KIND,
+    ERROR_CODE,
+    ERROR_MESSAGE,
+    SOURCE_TOPIC,
+    SOURCE_PARTITION,
+    SOURCE_OFFSET,
+];

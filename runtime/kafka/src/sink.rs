@@ -1,0 +1,161 @@
+//! The producer side: every output settles the acknowledgement of the record it came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Message};
+use weir_core::{InputAck, Record};
+
+use crate::{KafkaError, client_config};
+
+/// What the producer needs.
+#[derive(Debug, Clone)]
+pub struct SinkSettings {
+    pub brokers: String,
+    /// Raw librdkafka producer properties; they override Weir's defaults.
+    pub properties: BTreeMap<String, String>,
+}
+
+struct SinkContext {
+    /// The first delivery that failed for good; the engine stops when it sees one.
+    failure: Mutex<Option<String>>,
+}
+
+impl ClientContext for SinkContext {}
+
+impl ProducerContext for SinkContext {
+    type DeliveryOpaque = Box<Arc<InputAck>>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, ack: Self::DeliveryOpaque) {
+        match result {
+            Ok(_) => ack.ack(),
+            Err((error, msg)) => {
+                let message = format!(
+                    "delivery to {}/{} failed for the output of source offset {}: {error}",
+                    msg.topic(),
+                    msg.partition(),
+                    ack.offset()
+                );
+                tracing::error!(%error, topic = msg.topic(), source_offset = ack.offset(), "Delivery failed.");
+                self.failure.lock().get_or_insert(message);
+                ack.fail();
+            }
+        }
+    }
+}
+
+/// The pipeline's idempotent producer.
+pub struct KafkaSink {
+    producer: ThreadedProducer<SinkContext>,
+}
+
+impl fmt::Debug for KafkaSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaSink").finish_non_exhaustive()
+    }
+}
+
+/// How long a send waits between retries while the producer's local queue is full.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(2);
+
+impl KafkaSink {
+    pub fn new(settings: &SinkSettings) -> Result<Self, KafkaError> {
+        let config = client_config(
+            &[
+                ("bootstrap.servers", &settings.brokers),
+                ("enable.idempotence", "true"),
+                ("linger.ms", "5"),
+                // Bound the local queue so a slow broker turns into backpressure, not memory.
+                ("queue.buffering.max.kbytes", "65536"),
+                ("queue.buffering.max.messages", "100000"),
+            ],
+            &settings.properties,
+        );
+        let producer = config
+            .create_with_context(SinkContext {
+                failure: Mutex::new(None),
+            })
+            .map_err(|e| KafkaError::Config(e.to_string()))?;
+        Ok(Self { producer })
+    }
+
+    /// Hands `record` to the producer for `topic` (`partition`: `None` lets the partitioner hash
+    /// the key). Blocks while the local queue is full: that is the backpressure. On success the
+    /// broker's acknowledgement, or a final delivery failure, settles one unit of `ack`; on error
+    /// `ack` is untouched.
+    pub fn send(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        record: &Record,
+        ack: &Arc<InputAck>,
+    ) -> Result<(), KafkaError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (name, value) in &record.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: value.as_deref(),
+            });
+        }
+        let mut r: BaseRecord<'_, [u8], [u8], Box<Arc<InputAck>>> =
+            BaseRecord::with_opaque_to(topic, Box::new(Arc::clone(ack))).headers(headers);
+        if let Some(k) = &record.key {
+            r = r.key(k.as_slice());
+        }
+        if let Some(v) = &record.value {
+            r = r.payload(v.as_slice());
+        }
+        if let Some(p) = partition {
+            r = r.partition(p);
+        }
+        if let Some(t) = record.timestamp {
+            r = r.timestamp(t);
+        }
+        ack.add_pending(1);
+        loop {
+            match self.producer.send(r) {
+                Ok(()) => return Ok(()),
+                Err((RdError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    r = back;
+                    std::thread::sleep(QUEUE_FULL_BACKOFF);
+                }
+                Err((error, _)) => {
+                    // The opaque came back with the record and was dropped: undo the pending unit.
+                    ack.ack();
+                    return Err(KafkaError::broker(
+                        format!("cannot produce to {topic}"),
+                        error,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The first delivery that failed for good, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.producer.context().failure.lock().clone()
+    }
+
+    /// Messages handed over but not yet acknowledged.
+    pub fn in_flight(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+
+    /// Waits up to `timeout` for every handed-over message to be acknowledged.
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer
+            .flush(timeout)
+            .map_err(|e| KafkaError::broker("flush did not complete", e))
+    }
+
+    /// Number of partitions of `topic` according to the cluster, for start-up checks.
+    pub fn partition_count(&self, topic: &str, timeout: Duration) -> Result<usize, KafkaError> {
+        crate::source::partition_count(self.producer.client(), topic, timeout)
+    }
+}

@@ -1,0 +1,290 @@
+//! The consumer-group side: records in, commits out, assignment changes to the engine.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use weir_core::Record;
+
+use crate::{KafkaError, client_config};
+
+/// A topic partition, with the topic name shared rather than copied per record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: Arc<str>,
+    pub partition: i32,
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.topic, self.partition)
+    }
+}
+
+/// Where a group without committed offsets starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    Earliest,
+    Latest,
+}
+
+/// What the consumer needs to join its group.
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    pub brokers: String,
+    pub group: String,
+    pub topics: Vec<String>,
+    pub start: StartFrom,
+    /// Raw librdkafka consumer properties; they override Weir's defaults.
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Told about every change of the partitions this member owns. Both methods run on the thread
+/// that calls [`KafkaSource::poll`].
+pub trait PartitionHandler: Send + Sync + 'static {
+    /// These partitions are now this member's.
+    fn assigned(&self, partitions: &[TopicPartition]);
+
+    /// These partitions are being taken away. Stop working on them (finish or abandon in-flight
+    /// work) and return, per partition, the offset that is safe to commit; the source commits it
+    /// before the partitions are released.
+    fn revoking(&self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)>;
+}
+
+struct SourceContext {
+    handler: Arc<dyn PartitionHandler>,
+    topics: Mutex<HashMap<String, Arc<str>>>,
+}
+
+impl SourceContext {
+    fn intern(&self, topic: &str) -> Arc<str> {
+        let mut t = self.topics.lock();
+        if let Some(a) = t.get(topic) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = topic.into();
+        t.insert(topic.to_owned(), Arc::clone(&a));
+        a
+    }
+
+    fn partitions(&self, tpl: &TopicPartitionList) -> Vec<TopicPartition> {
+        tpl.elements()
+            .iter()
+            .map(|e| TopicPartition {
+                topic: self.intern(e.topic()),
+                partition: e.partition(),
+            })
+            .collect()
+    }
+}
+
+impl ClientContext for SourceContext {}
+
+impl ConsumerContext for SourceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let parts = self.partitions(tpl);
+                tracing::info!(partitions = %list(&parts), "Partitions revoked; draining.");
+                let offsets = self.handler.revoking(&parts);
+                if let Err(error) = commit(consumer, &offsets, CommitMode::Sync) {
+                    // The next owner re-reads from the last successful commit: duplicates, no loss.
+                    tracing::warn!(%error, "Commit on revoke failed.");
+                }
+            }
+            Rebalance::Assign(_) => {}
+            Rebalance::Error(error) => tracing::error!(%error, "Rebalance failed."),
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let parts = self.partitions(tpl);
+            tracing::info!(partitions = %list(&parts), "Partitions assigned.");
+            self.handler.assigned(&parts);
+        }
+    }
+
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
+        if let Err(error) = result {
+            tracing::warn!(%error, "Offset commit failed; it is retried with the next commit.");
+        }
+    }
+}
+
+fn list(parts: &[TopicPartition]) -> String {
+    parts
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn commit(
+    consumer: &BaseConsumer<SourceContext>,
+    offsets: &[(TopicPartition, i64)],
+    mode: CommitMode,
+) -> Result<(), KafkaError> {
+    if offsets.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (tp, offset) in offsets {
+        tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*offset))
+            .map_err(|e| KafkaError::broker("cannot build the commit list", e))?;
+    }
+    consumer
+        .commit(&tpl, mode)
+        .map_err(|e| KafkaError::broker("offset commit failed", e))
+}
+
+/// A member of the pipeline's consumer group.
+pub struct KafkaSource {
+    consumer: BaseConsumer<SourceContext>,
+}
+
+impl fmt::Debug for KafkaSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaSource").finish_non_exhaustive()
+    }
+}
+
+impl KafkaSource {
+    /// Creates the consumer and subscribes to the topics. Offsets are committed only by
+    /// [`Self::commit`] and on revoke, never automatically.
+    pub fn new(
+        settings: &SourceSettings,
+        handler: Arc<dyn PartitionHandler>,
+    ) -> Result<Self, KafkaError> {
+        let start = match settings.start {
+            StartFrom::Earliest => "earliest",
+            StartFrom::Latest => "latest",
+        };
+        let config = client_config(
+            &[
+                ("bootstrap.servers", &settings.brokers),
+                ("group.id", &settings.group),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("auto.offset.reset", start),
+                ("enable.partition.eof", "false"),
+                // Bound what librdkafka prefetches, so memory stays bounded with many partitions.
+                ("queued.max.messages.kbytes", "32768"),
+            ],
+            &settings.properties,
+        );
+        let context = SourceContext {
+            handler,
+            topics: Mutex::default(),
+        };
+        let consumer: BaseConsumer<SourceContext> = config
+            .create_with_context(context)
+            .map_err(|e| KafkaError::Config(e.to_string()))?;
+        let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| KafkaError::broker("cannot subscribe", e))?;
+        Ok(Self { consumer })
+    }
+
+    /// Waits up to `timeout` for the next record. Rebalance callbacks run inside this call.
+    pub fn poll(&self, timeout: Duration) -> Result<Option<(TopicPartition, Record)>, KafkaError> {
+        let Some(msg) = self.consumer.poll(timeout) else {
+            return Ok(None);
+        };
+        let msg = msg.map_err(|e| KafkaError::broker("consume failed", e))?;
+        let tp = TopicPartition {
+            topic: self.consumer.context().intern(msg.topic()),
+            partition: msg.partition(),
+        };
+        let headers = msg
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let record = Record {
+            offset: msg.offset(),
+            timestamp: msg.timestamp().to_millis(),
+            key: msg.key().map(<[u8]>::to_vec),
+            value: msg.payload().map(<[u8]>::to_vec),
+            headers,
+        };
+        Ok(Some((tp, record)))
+    }
+
+    /// Stops fetching `partitions` until resumed.
+    pub fn pause(&self, partitions: &[TopicPartition]) -> Result<(), KafkaError> {
+        let tpl = tpl(partitions)?;
+        self.consumer
+            .pause(&tpl)
+            .map_err(|e| KafkaError::broker("pause failed", e))
+    }
+
+    /// Resumes fetching `partitions`.
+    pub fn resume(&self, partitions: &[TopicPartition]) -> Result<(), KafkaError> {
+        let tpl = tpl(partitions)?;
+        self.consumer
+            .resume(&tpl)
+            .map_err(|e| KafkaError::broker("resume failed", e))
+    }
+
+    /// Commits `offsets` (the next offset to read, per partition). Asynchronous unless `sync`.
+    pub fn commit(&self, offsets: &[(TopicPartition, i64)], sync: bool) -> Result<(), KafkaError> {
+        let mode = if sync {
+            CommitMode::Sync
+        } else {
+            CommitMode::Async
+        };
+        commit(&self.consumer, offsets, mode)
+    }
+
+    /// Number of partitions of `topic` according to the cluster, for start-up checks.
+    pub fn partition_count(&self, topic: &str, timeout: Duration) -> Result<usize, KafkaError> {
+        partition_count(self.consumer.client(), topic, timeout)
+    }
+
+    /// Leaves the group: revokes (through the handler) and closes.
+    pub fn close(self) {
+        drop(self.consumer);
+    }
+}
+
+pub(crate) fn partition_count<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<usize, KafkaError> {
+    let md = client
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| KafkaError::broker(format!("cannot read metadata of topic {topic}"), e))?;
+    match md.topics().iter().find(|t| t.name() == topic) {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => Ok(t.partitions().len()),
+        Some(t) => Err(KafkaError::Topic(format!(
+            "topic {topic} is not usable: {}",
+            t.error()
+                .map(|e| format!("{:?}", rdkafka::types::RDKafkaRespErr::from(e)))
+                .unwrap_or_else(|| "it has no partitions".into())
+        ))),
+        None => Err(KafkaError::Topic(format!("topic {topic} does not exist"))),
+    }
+}
+
+fn tpl(partitions: &[TopicPartition]) -> Result<TopicPartitionList, KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    for tp in partitions {
+        tpl.add_partition(&tp.topic, tp.partition);
+    }
+    Ok(tpl)
+}

@@ -1,0 +1,6 @@
+//! Host bindings generated from `sdk/wit`.
+
+wasmtime::component::bindgen!({
+    path: "../../sdk/wit",
+    world: "weir:stage/enricher",
+});

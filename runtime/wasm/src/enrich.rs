@@ -1,0 +1,395 @@
+//! Enrich stages: a module resolved once, and per-lane instances that isolate failing records.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Store, Trap};
+use weir_core::{Failure, FailureKind, Record, Stage, StageOutcome};
+use weir_wire::{BatchWriter, EntryRef, FORMAT_VERSION};
+
+use crate::bindings::{Enricher, EnricherPre};
+use crate::host::{CompiledModule, EPOCH_TICK, WasmHost};
+use crate::state::{GuestMetrics, MemoryLimitExceeded, StoreState};
+use crate::{CONTRACT_VERSION, WasmError};
+
+/// The interface an enrich module must export.
+fn enrich_export() -> String {
+    format!("weir:stage/enrich@{CONTRACT_VERSION}")
+}
+
+/// Resource limits of one stage's instances.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest linear memory, in bytes.
+    pub memory: u64,
+    /// Wall-clock budget of one stage call (one batch).
+    pub timeout: Duration,
+    /// Replace the instance by a fresh one after this many records (guests that leak).
+    pub recycle_after: Option<u64>,
+}
+
+/// An enrich stage's module, compiled, checked against the contract and pre-instantiated. Shared
+/// by every lane; each lane makes its own [`EnrichInstance`].
+pub struct EnrichModule {
+    host: WasmHost,
+    stage: Arc<str>,
+    module: CompiledModule,
+    pre: EnricherPre<StoreState>,
+    config: String,
+    limits: Limits,
+    metrics: Arc<GuestMetrics>,
+}
+
+impl std::fmt::Debug for EnrichModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrichModule")
+            .field("stage", &self.stage)
+            .field("module", &self.module)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnrichModule {
+    /// Resolves `module` as the enrich stage `stage`: checks it exports the enricher world of
+    /// this contract version, needs nothing the runtime does not grant, speaks this batch
+    /// format and accepts `config` (JSON). Fails with the reason otherwise.
+    pub fn new(
+        host: &WasmHost,
+        stage: &str,
+        module: CompiledModule,
+        config: String,
+        limits: Limits,
+    ) -> Result<Arc<Self>, WasmError> {
+        check_contract(host, &module)?;
+        let engine = host.engine();
+        let mut linker = Linker::<StoreState>::new(engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        Enricher::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&module.component)
+            .map_err(|e| WasmError::Imports {
+                path: module.path.clone(),
+                message: format!("{e:#}"),
+            })?;
+        let pre = EnricherPre::new(pre).map_err(|e| WasmError::WrongWorld {
+            path: module.path.clone(),
+            world: "enricher",
+            expected: enrich_export(),
+            exports: format!("{e:#}"),
+        })?;
+        let this = Arc::new(Self {
+            host: host.clone(),
+            stage: stage.into(),
+            module,
+            pre,
+            config,
+            limits,
+            metrics: Arc::default(),
+        });
+        // Instantiating once proves the module starts, speaks our format and takes its config.
+        this.instantiate()?;
+        Ok(this)
+    }
+
+    /// The stage's name.
+    pub fn stage(&self) -> &str {
+        &self.stage
+    }
+
+    /// SHA-256 of the module file: its version.
+    pub fn sha256(&self) -> &str {
+        self.module.sha256()
+    }
+
+    /// What the module reported through the host metrics import, across all instances.
+    pub fn guest_metrics(&self) -> &Arc<GuestMetrics> {
+        &self.metrics
+    }
+
+    /// A new instance for one lane.
+    pub fn instance(self: &Arc<Self>) -> Result<EnrichInstance, WasmError> {
+        let live = self.instantiate()?;
+        Ok(EnrichInstance {
+            module: Arc::clone(self),
+            live: Some(live),
+            since_recycle: 0,
+            buf: Vec::new(),
+        })
+    }
+
+    fn instantiate(&self) -> Result<Live, WasmError> {
+        let memory = usize::try_from(self.limits.memory).unwrap_or(usize::MAX);
+        let mut store = Store::new(
+            self.host.engine(),
+            StoreState::new(Arc::clone(&self.stage), memory, Arc::clone(&self.metrics)),
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(self.deadline_ticks());
+        store.epoch_deadline_trap();
+        let fail = |what: &str, e: wasmtime::Error| WasmError::Instantiate {
+            stage: self.stage.to_string(),
+            message: format!("{what}: {e:#}"),
+        };
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| fail("instantiation failed", e))?;
+        let api = bindings.weir_stage_enrich();
+        let format = api
+            .call_batch_format(&mut store)
+            .map_err(|e| fail("batch-format() failed", e))?;
+        if format != FORMAT_VERSION {
+            return Err(WasmError::BatchFormat {
+                path: self.module.path.clone(),
+                found: format,
+                expected: FORMAT_VERSION,
+            });
+        }
+        store.set_epoch_deadline(self.deadline_ticks());
+        match api.call_init(&mut store, &self.config) {
+            Ok(Ok(())) => Ok(Live { store, bindings }),
+            Ok(Err(e)) => Err(WasmError::Init {
+                stage: self.stage.to_string(),
+                code: e.code,
+                message: e.message,
+            }),
+            Err(e) => Err(fail("init() failed", e)),
+        }
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        let tick = EPOCH_TICK.as_micros().max(1);
+        // One tick more than the budget: the clock may tick right after the deadline is set.
+        u64::try_from(self.limits.timeout.as_micros().div_ceil(tick))
+            .unwrap_or(u64::MAX / 2)
+            .saturating_add(1)
+    }
+}
+
+fn check_contract(host: &WasmHost, module: &CompiledModule) -> Result<(), WasmError> {
+    let expected = enrich_export();
+    let ty = module.component.component_type();
+    let exports: Vec<String> = ty
+        .exports(host.engine())
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    if exports.iter().any(|e| *e == expected) {
+        return Ok(());
+    }
+    let path = module.path.clone();
+    for name in ty
+        .exports(host.engine())
+        .map(|(n, _)| n)
+        .chain(ty.imports(host.engine()).map(|(n, _)| n))
+    {
+        if let Some(version) = name
+            .strip_prefix("weir:stage/")
+            .and_then(|rest| rest.split_once('@'))
+            .map(|(_, v)| v)
+            .filter(|v| *v != CONTRACT_VERSION)
+        {
+            return Err(WasmError::ContractVersion {
+                path,
+                found: version.to_owned(),
+                expected: CONTRACT_VERSION,
+            });
+        }
+    }
+    Err(WasmError::WrongWorld {
+        path,
+        world: "enricher",
+        expected,
+        exports: if exports.is_empty() {
+            "nothing".into()
+        } else {
+            exports.join(", ")
+        },
+    })
+}
+
+struct Live {
+    store: Store<StoreState>,
+    bindings: Enricher,
+}
+
+/// One lane's instance of an enrich stage.
+///
+/// A call that traps, times out, exhausts memory or answers garbage poisons the instance: it is
+/// dropped, a fresh one takes its place, and the batch is re-run record by record so that only
+/// the records that fail on their own are reported as failed.
+pub struct EnrichInstance {
+    module: Arc<EnrichModule>,
+    live: Option<Live>,
+    since_recycle: u64,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for EnrichInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrichInstance")
+            .field("stage", &self.module.stage)
+            .field("since_recycle", &self.since_recycle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnrichInstance {
+    /// The module this instance runs.
+    pub fn module(&self) -> &Arc<EnrichModule> {
+        &self.module
+    }
+
+    fn live(&mut self) -> Result<&mut Live, Failure> {
+        let limit = self.module.limits.recycle_after;
+        if limit.is_some_and(|n| self.since_recycle >= n) {
+            self.live = None;
+        }
+        if self.live.is_none() {
+            self.since_recycle = 0;
+            let live = self
+                .module
+                .instantiate()
+                .map_err(|e| Failure::new(FailureKind::Trap, e.to_string()))?;
+            self.live = Some(live);
+        }
+        Ok(self.live.as_mut().expect("instance was just created"))
+    }
+
+    /// One call to the guest with `records`; `Err` means the whole call failed.
+    fn call(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        records: &[Record],
+    ) -> Result<Vec<StageOutcome>, Failure> {
+        let mut w = BatchWriter::with_buffer(std::mem::take(&mut self.buf), topic, partition);
+        for r in records {
+            w.push_record(r);
+        }
+        let batch = w.finish();
+        let ticks = self.module.deadline_ticks();
+        let limits = self.module.limits;
+        let live = self.live()?;
+        {
+            let s = live.store.data_mut();
+            s.call.partition = partition;
+            s.call.first_offset = records.first().map_or(-1, |r| r.offset);
+            s.call.last_offset = records.last().map_or(-1, |r| r.offset);
+            s.panic = None;
+        }
+        live.store.set_epoch_deadline(ticks);
+        let result = live
+            .bindings
+            .weir_stage_enrich()
+            .call_process(&mut live.store, &batch)
+            .map_err(|error| classify(&error, live.store.data_mut().panic.take(), &limits));
+        self.buf = batch;
+        self.since_recycle += records.len() as u64;
+        let out = result?;
+        let invalid = |message: String| Failure::new(FailureKind::InvalidOutput, message);
+        let entries = weir_wire::read_result(&out)
+            .map_err(|e| invalid(format!("the module's result does not decode: {e}")))?;
+        if entries.len() != records.len() {
+            return Err(invalid(format!(
+                "the module answered {} entries for {} records",
+                entries.len(),
+                records.len()
+            )));
+        }
+        entries
+            .into_iter()
+            .map(|entry| match entry {
+                EntryRef::Ok(outs) => outs
+                    .iter()
+                    .map(|o| {
+                        let headers = o
+                            .headers()
+                            .map(|h| h.map(|h| (h.name.to_owned(), h.value.map(<[u8]>::to_vec))))
+                            .collect::<Result<_, _>>()
+                            .map_err(|e| invalid(format!("bad output header: {e}")))?;
+                        Ok(Record {
+                            offset: -1,
+                            timestamp: o.timestamp,
+                            key: o.key.map(<[u8]>::to_vec),
+                            value: o.value.map(<[u8]>::to_vec),
+                            headers,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Ok),
+                EntryRef::Err { code, message } => Ok(Err(Failure::stage_error(code, message))),
+            })
+            .collect()
+    }
+}
+
+fn classify(error: &wasmtime::Error, panic: Option<String>, limits: &Limits) -> Failure {
+    if let Some(m) = error.downcast_ref::<MemoryLimitExceeded>() {
+        return Failure::new(FailureKind::Memory, m.to_string());
+    }
+    if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
+        return Failure::new(
+            FailureKind::Timeout,
+            format!(
+                "the stage call exceeded its time limit of {}",
+                humantime_ms(limits.timeout)
+            ),
+        );
+    }
+    let trap = match error.downcast_ref::<Trap>() {
+        Some(t) => t.to_string(),
+        None => format!("{error:#}"),
+    };
+    let message = match panic {
+        Some(p) => format!("guest panicked: {p} ({trap})"),
+        None => trap,
+    };
+    Failure::new(FailureKind::Trap, message)
+}
+
+fn humantime_ms(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+impl Stage for EnrichInstance {
+    fn process(&mut self, topic: &str, partition: i32, records: &[Record]) -> Vec<StageOutcome> {
+        if records.is_empty() {
+            return Vec::new();
+        }
+        match self.call(topic, partition, records) {
+            Ok(outcomes) => outcomes,
+            Err(failure) if records.len() == 1 => {
+                self.live = None;
+                vec![Err(failure)]
+            }
+            Err(failure) => {
+                self.live = None;
+                tracing::debug!(
+                    stage = &*self.module.stage,
+                    partition,
+                    records = records.len(),
+                    %failure,
+                    "Batch failed; isolating the failing records."
+                );
+                records
+                    .iter()
+                    .map(|r| match self.call(topic, partition, std::slice::from_ref(r)) {
+                        Ok(mut one) => one.pop().expect("one entry per record was checked"),
+                        Err(f) => {
+                            self.live = None;
+                            Err(f)
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The one shared wasm engine, its epoch clock and its compiled-module cache.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+use crate::WasmError;
+
+/// How often the epoch advances: the granularity of stage time limits.
+pub const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// A module compiled by the engine, with the SHA-256 of its bytes: the module's version.
+#[derive(Clone)]
+pub struct CompiledModule {
+    pub(crate) component: Component,
+    pub(crate) sha256: Arc<str>,
+    pub(crate) path: PathBuf,
+}
+
+impl std::fmt::Debug for CompiledModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledModule")
+            .field("sha256", &self.sha256)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl CompiledModule {
+    /// SHA-256 of the module file, hex.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+}
+
+struct Inner {
+    engine: Engine,
+    /// Compiled components by content hash: a module named by several stages, or reloaded
+    /// unchanged, is compiled once.
+    compiled: Mutex<HashMap<String, Component>>,
+    /// Where precompiled artefacts are kept across restarts; `None` disables the disk cache.
+    cache_dir: Option<PathBuf>,
+    /// Distinguishes artefacts of engines with other settings or versions.
+    compat: String,
+    stop_clock: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_clock.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The shared wasm engine. Cheap to clone.
+#[derive(Clone)]
+pub struct WasmHost {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for WasmHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmHost")
+            .field("cache_dir", &self.inner.cache_dir)
+            .finish()
+    }
+}
+
+impl WasmHost {
+    /// Creates the engine and starts its epoch clock. `cache_dir` keeps compiled modules across
+    /// restarts (a module is compiled once per content hash and engine version).
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, WasmError> {
+        let mut config = Config::new();
+        config
+            // Synchronous calls only: makes every component call about 3x cheaper.
+            .concurrency_support(false)
+            .epoch_interruption(true)
+            .wasm_component_model(true)
+            .max_wasm_stack(1 << 20);
+        let engine = Engine::new(&config).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+
+        let mut h = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let compat = format!("{:016x}", h.finish());
+
+        let stop_clock = Arc::new(AtomicBool::new(false));
+        let clock_engine = engine.weak();
+        let stop = Arc::clone(&stop_clock);
+        thread::Builder::new()
+            .name("weir-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    thread::sleep(EPOCH_TICK);
+                    match clock_engine.upgrade() {
+                        Some(engine) => engine.increment_epoch(),
+                        None => break,
+                    }
+                }
+            })
+            .map_err(|e| WasmError::Engine(format!("cannot start the epoch clock: {e}")))?;
+
+        if let Some(dir) = &cache_dir
+            && let Err(error) = std::fs::create_dir_all(dir)
+        {
+            tracing::warn!(%error, dir = %dir.display(), "Module cache unavailable; compiling every start.");
+        }
+
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                compiled: Mutex::default(),
+                cache_dir,
+                compat,
+                stop_clock,
+            }),
+        })
+    }
+
+    /// The default on-disk cache: `$WEIR_CACHE_DIR`, else `$XDG_CACHE_HOME/weir`, else
+    /// `$HOME/.cache/weir`.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        let env = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        env("WEIR_CACHE_DIR")
+            .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("weir")))
+            .or_else(|| env("HOME").map(|d| d.join(".cache").join("weir")))
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Reads and compiles the module at `path`, from the in-memory or on-disk cache when its
+    /// content was compiled before.
+    pub fn compile_file(&self, path: &Path) -> Result<CompiledModule, WasmError> {
+        let bytes = std::fs::read(path).map_err(|source| WasmError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.compile(path, &bytes)
+    }
+
+    /// Compiles module `bytes` (read from `path`, used in messages).
+    pub fn compile(&self, path: &Path, bytes: &[u8]) -> Result<CompiledModule, WasmError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let cached = self.inner.compiled.lock().get(&sha256).cloned();
+        let component = match cached {
+            Some(c) => c,
+            None => {
+                let c = self.load_or_compile(path, bytes, &sha256)?;
+                self.inner
+                    .compiled
+                    .lock()
+                    .insert(sha256.clone(), c.clone());
+                c
+            }
+        };
+        Ok(CompiledModule {
+            component,
+            sha256: sha256.into(),
+            path: path.to_owned(),
+        })
+    }
+
+    fn load_or_compile(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        sha256: &str,
+    ) -> Result<Component, WasmError> {
+        let engine = self.engine();
+        let artefact = self
+            .inner
+            .cache_dir
+            .as_ref()
+            .map(|d| d.join(format!("{sha256}-{}.cwasm", self.inner.compat)));
+        if let Some(file) = &artefact
+            && file.is_file()
+        {
+            // SAFETY: the artefact was written by `precompile_component` of an engine with the
+            // same compatibility hash (it is in the file name) into Weir's own cache directory,
+            // which is trusted like the binary itself.
+            match unsafe { Component::deserialize_file(engine, file) } {
+                Ok(c) => return Ok(c),
+                Err(error) => tracing::warn!(
+                    error = %format!("{error:#}"),
+                    file = %file.display(),
+                    "Cached module unusable; compiling again."
+                ),
+            }
+        }
+        let compile_err = |e: wasmtime::Error| WasmError::Compile {
+            path: path.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let Some(file) = artefact else {
+            return Component::new(engine, bytes).map_err(compile_err);
+        };
+        let serialized = engine.precompile_component(bytes).map_err(compile_err)?;
+        if let Err(error) = write_atomically(&file, &serialized) {
+            tracing::warn!(%error, file = %file.display(), "Cannot cache the compiled module.");
+        }
+        // SAFETY: `serialized` was produced just now by this engine.
+        unsafe { Component::deserialize(engine, &serialized) }.map_err(compile_err)
+    }
+}
+
+fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, file)
+}
