@@ -1,1 +1,16 @@
-//! The weir binary: run, validate and test Weir pipelines.
+//! The Weir runtime: the engine behind the `weir` binary.
+//!
+//! - [`loader`]: a pipeline's stages compiled, checked against the contract and ready to
+//!   instantiate per lane.
+//! - [`chain`]: a lane's stages in order; one batch in, for each input record its outputs and
+//!   dead letters.
+//! - [`engine`]: the consumer loop, lanes, commits, rebalances and shutdown.
+//! - [`testing`]: `weir test`, a pipeline's `[[test]]` cases without Kafka.
+
+pub mod chain;
+pub mod engine;
+mod lane;
+pub mod loader;
+pub mod testing;
+
+pub use lane::Stats;

@@ -1,0 +1,232 @@
+//! A lane's chain of stages: one batch in, for every input record what it becomes.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use weir_core::{Failure, Record, Stage};
+
+/// How a stage's output records are spread over the output topic's partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partitioning {
+    /// To the partition number the source record came from: keeps source order per partition.
+    Source,
+    /// Hashed from the record key by the producer.
+    Key,
+}
+
+/// What every lane needs to know about one stage.
+#[derive(Debug)]
+pub struct StageInfo {
+    pub name: Arc<str>,
+    /// The module's SHA-256: its version.
+    pub module_sha256: Arc<str>,
+    /// Where the stage's results are published, if anywhere.
+    pub output: Option<Arc<str>>,
+    pub partitioning: Partitioning,
+}
+
+/// What becomes of an input record: outputs to publish and records to dead-letter.
+#[derive(Debug)]
+pub enum Emit {
+    /// `record` is a result of stage `stage`, to publish to that stage's output topic (or, in
+    /// test mode, to check against expectations).
+    Output { stage: usize, record: Record },
+    /// `record` entered stage `stage` and failed there.
+    DeadLetter {
+        stage: usize,
+        record: Record,
+        failure: Failure,
+    },
+}
+
+/// One lane's instances of the pipeline's stages, in order.
+pub struct Chain {
+    infos: Arc<[StageInfo]>,
+    stages: Vec<Box<dyn Stage>>,
+    /// Emit every stage's results, even of stages without an output topic (for `weir test`).
+    emit_all: bool,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("stages", &self.infos)
+            .field("emit_all", &self.emit_all)
+            .finish()
+    }
+}
+
+impl Chain {
+    pub fn new(infos: Arc<[StageInfo]>, stages: Vec<Box<dyn Stage>>, emit_all: bool) -> Self {
+        assert_eq!(infos.len(), stages.len(), "one instance per stage");
+        Self {
+            infos,
+            stages,
+            emit_all,
+        }
+    }
+
+    pub fn infos(&self) -> &Arc<[StageInfo]> {
+        &self.infos
+    }
+
+    /// Runs `batch` (records of `topic` / `partition`) through every stage. Returns, for every
+    /// input record in order, its emits in the order they were produced. Output records carry
+    /// the source offset of their input and inherit its timestamp unless the stage set one.
+    pub fn run(&mut self, topic: &str, partition: i32, batch: &[Record]) -> Vec<Vec<Emit>> {
+        let mut emits: Vec<Vec<Emit>> = batch.iter().map(|_| Vec::new()).collect();
+        let mut inputs: Cow<'_, [Record]> = Cow::Borrowed(batch);
+        let mut origins: Vec<usize> = (0..batch.len()).collect();
+        let last = self.stages.len() - 1;
+        for (si, stage) in self.stages.iter_mut().enumerate() {
+            if inputs.is_empty() {
+                break;
+            }
+            let publish = self.emit_all || self.infos[si].output.is_some();
+            let outcomes = stage.process(topic, partition, &inputs);
+            debug_assert_eq!(outcomes.len(), inputs.len());
+            let mut next = Vec::with_capacity(inputs.len());
+            let mut next_origins = Vec::with_capacity(inputs.len());
+            for ((input, &origin), outcome) in inputs.iter().zip(&origins).zip(outcomes) {
+                match outcome {
+                    Ok(outputs) => {
+                        for mut out in outputs {
+                            out.offset = input.offset;
+                            out.timestamp = out.timestamp.or(input.timestamp);
+                            if si == last {
+                                if publish {
+                                    emits[origin].push(Emit::Output {
+                                        stage: si,
+                                        record: out,
+                                    });
+                                }
+                                continue;
+                            }
+                            if publish {
+                                emits[origin].push(Emit::Output {
+                                    stage: si,
+                                    record: out.clone(),
+                                });
+                            }
+                            next.push(out);
+                            next_origins.push(origin);
+                        }
+                    }
+                    Err(failure) => emits[origin].push(Emit::DeadLetter {
+                        stage: si,
+                        record: input.clone(),
+                        failure,
+                    }),
+                }
+            }
+            inputs = Cow::Owned(next);
+            origins = next_origins;
+        }
+        emits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_core::{FailureKind, StageOutcome};
+
+    /// Doubles records, fails those whose value is "bad".
+    struct Double;
+    impl Stage for Double {
+        fn process(&mut self, _: &str, _: i32, records: &[Record]) -> Vec<StageOutcome> {
+            records
+                .iter()
+                .map(|r| {
+                    if r.value.as_deref() == Some(b"bad") {
+                        return Err(Failure::new(FailureKind::Trap, "boom"));
+                    }
+                    let mut a = r.clone();
+                    a.timestamp = None;
+                    let mut b = r.clone();
+                    b.timestamp = Some(7);
+                    Ok(vec![a, b])
+                })
+                .collect()
+        }
+    }
+
+    /// Drops records whose value is "drop".
+    struct DropSome;
+    impl Stage for DropSome {
+        fn process(&mut self, _: &str, _: i32, records: &[Record]) -> Vec<StageOutcome> {
+            records
+                .iter()
+                .map(|r| {
+                    Ok(if r.value.as_deref() == Some(b"drop") {
+                        vec![]
+                    } else {
+                        vec![r.clone()]
+                    })
+                })
+                .collect()
+        }
+    }
+
+    fn info(name: &str, output: Option<&str>) -> StageInfo {
+        StageInfo {
+            name: name.into(),
+            module_sha256: "00".into(),
+            output: output.map(Into::into),
+            partitioning: Partitioning::Source,
+        }
+    }
+
+    fn rec(offset: i64, value: &str) -> Record {
+        Record {
+            offset,
+            timestamp: Some(1000 + offset),
+            value: Some(value.as_bytes().to_vec()),
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn emits_follow_their_origin_through_the_chain() {
+        let infos: Arc<[StageInfo]> = vec![info("double", Some("mid")), info("drop", Some("out"))].into();
+        let mut chain = Chain::new(infos, vec![Box::new(Double), Box::new(DropSome)], false);
+        let batch = [rec(10, "a"), rec(11, "bad"), rec(12, "drop")];
+        let emits = chain.run("t", 0, &batch);
+        assert_eq!(emits.len(), 3);
+
+        // "a": two intermediate outputs, two final outputs, offsets and timestamps filled in.
+        let stages: Vec<_> = emits[0]
+            .iter()
+            .map(|e| match e {
+                Emit::Output { stage, record } => (*stage, record.offset, record.timestamp),
+                Emit::DeadLetter { .. } => panic!("unexpected dead letter"),
+            })
+            .collect();
+        assert_eq!(stages, [(0, 10, Some(1010)), (0, 10, Some(7)), (1, 10, Some(1010)), (1, 10, Some(7))]);
+
+        // "bad": dead-lettered by the first stage with the record as it entered.
+        match &emits[1][..] {
+            [Emit::DeadLetter { stage: 0, record, failure }] => {
+                assert_eq!(record, &batch[1]);
+                assert_eq!(failure.kind, FailureKind::Trap);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+
+        // "drop": published by stage 0, filtered out by stage 1.
+        assert!(emits[2].iter().all(|e| matches!(e, Emit::Output { stage: 0, .. })));
+        assert_eq!(emits[2].len(), 2);
+    }
+
+    #[test]
+    fn intermediate_results_are_published_only_with_an_output_or_in_test_mode() {
+        let infos: Arc<[StageInfo]> = vec![info("double", None), info("drop", Some("out"))].into();
+        let mut chain = Chain::new(Arc::clone(&infos), vec![Box::new(Double), Box::new(DropSome)], false);
+        let emits = chain.run("t", 0, &[rec(0, "a")]);
+        assert!(emits[0].iter().all(|e| matches!(e, Emit::Output { stage: 1, .. })));
+
+        let mut chain = Chain::new(infos, vec![Box::new(Double), Box::new(DropSome)], true);
+        let emits = chain.run("t", 0, &[rec(0, "a")]);
+        assert_eq!(emits[0].iter().filter(|e| matches!(e, Emit::Output { stage: 0, .. })).count(), 2);
+    }
+}

@@ -1,0 +1,370 @@
+//! The running pipeline: consumer loop, lanes, commits, rebalances and shutdown.
+//!
+//! ```text
+//! consumer ──> lane per partition ──> stage chain ──> producer ──> topics + dead letters
+//!    ^          (bounded queue;          (wasm)         (idempotent)
+//!    │           full: pause)                               │ delivery reports
+//!    └──── commit = end of the acknowledged prefix <────────┘
+//! ```
+//! The consumer runs on the caller's thread; it hands records to per-partition lanes through
+//! bounded queues and pauses a partition whose lane is full. Rebalance callbacks run inside
+//! [`KafkaSource::poll`] on the same thread: on revoke, the affected lanes stop after their
+//! current batch, their outputs are awaited, and the safe offsets are committed before the
+//! partitions are released.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::TrySendError;
+use parking_lot::Mutex;
+use weir_config::Pipeline;
+use weir_core::Record;
+use weir_kafka::{
+    KafkaError, KafkaSink, KafkaSource, PartitionHandler, SinkSettings, SourceSettings, StartFrom,
+    TopicPartition,
+};
+
+use crate::chain::Partitioning;
+use crate::lane::{Lane, Shared, Stats};
+use crate::loader::LoadedPipeline;
+
+/// Why a pipeline stopped other than by request.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    /// Delivery or processing failed in a way that forbids going on; offsets were committed only
+    /// up to the last fully delivered record.
+    #[error("pipeline stopped: {0}")]
+    Fatal(String),
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    pub records_in: u64,
+    pub records_out: u64,
+    pub dead_letters: u64,
+}
+
+/// How long start-up waits for topic metadata.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+/// How often progress is logged.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// Runs `pipeline` until `shutdown` is set or a fatal error occurs.
+pub fn run(
+    pipeline: &Pipeline,
+    loaded: LoadedPipeline,
+    brokers: &str,
+    shutdown: Arc<AtomicBool>,
+) -> Result<Summary, EngineError> {
+    let sink = Arc::new(KafkaSink::new(&SinkSettings {
+        brokers: brokers.to_owned(),
+        properties: pipeline.sink.kafka.clone(),
+    })?);
+    check_topics(pipeline, &loaded, &sink)?;
+
+    let stats = Arc::new(Stats::default());
+    let shared = Arc::new(Shared {
+        pipeline: pipeline.name.as_str().into(),
+        dead_letter: pipeline.dead_letter.topic.as_str().into(),
+        batch_size: pipeline.source.batch_size,
+        sink: Arc::clone(&sink),
+        stats: Arc::clone(&stats),
+        fatal: Mutex::new(None),
+    });
+    let manager = Arc::new(Manager {
+        loaded,
+        shared: Arc::clone(&shared),
+        capacity: pipeline.source.queue_capacity,
+        drain_timeout: pipeline.source.drain_timeout,
+        lanes: Mutex::default(),
+    });
+    let source = KafkaSource::new(
+        &SourceSettings {
+            brokers: brokers.to_owned(),
+            group: pipeline.source.group.clone(),
+            topics: pipeline.source.topics.clone(),
+            start: match pipeline.source.start {
+                weir_config::StartFrom::Earliest => StartFrom::Earliest,
+                weir_config::StartFrom::Latest => StartFrom::Latest,
+            },
+            properties: pipeline.source.kafka.clone(),
+        },
+        Arc::clone(&manager) as Arc<dyn PartitionHandler>,
+    )?;
+    tracing::info!(
+        pipeline = %pipeline.name,
+        group = %pipeline.source.group,
+        topics = %pipeline.source.topics.join(","),
+        "Pipeline running."
+    );
+
+    let started = Instant::now();
+    let mut last_commit = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut any_paused = false;
+    let failure = loop {
+        if shutdown.load(Ordering::Relaxed) {
+            break None;
+        }
+        if let Some(f) = shared.fatal.lock().clone().or_else(|| sink.failure()) {
+            break Some(f);
+        }
+        let wait = Duration::from_millis(if any_paused { 5 } else { 100 });
+        match source.poll(wait) {
+            Ok(Some((tp, record))) => {
+                if let Some(tp) = manager.dispatch(tp, record) {
+                    source.pause(std::slice::from_ref(&tp))?;
+                    any_paused = true;
+                }
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "Consumer error; retrying."),
+        }
+        if any_paused {
+            let (resume, still_paused) = manager.flush_stashes();
+            if !resume.is_empty() {
+                source.resume(&resume)?;
+            }
+            any_paused = still_paused;
+        }
+        if last_commit.elapsed() >= pipeline.source.commit_interval {
+            let offsets = manager.committable();
+            if !offsets.is_empty()
+                && let Err(error) = source.commit(&offsets, false)
+            {
+                tracing::warn!(%error, "Commit failed; retried at the next interval.");
+            }
+            last_commit = Instant::now();
+        }
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            log_progress(&stats, started);
+            last_progress = Instant::now();
+        }
+    };
+
+    // Drain: stop every lane, wait for outputs, commit what is safe, leave the group.
+    tracing::info!("Shutting down; draining lanes.");
+    let offsets = manager.drain_all();
+    if let Err(error) = source.commit(&offsets, true) {
+        tracing::warn!(%error, "Final commit failed; the next owner re-reads from the last commit.");
+    }
+    source.close();
+    if let Err(error) = sink.flush(pipeline.source.drain_timeout) {
+        tracing::warn!(%error, "Not every output was acknowledged before exit.");
+    }
+    let summary = stats.summary();
+    tracing::info!(
+        records_in = summary.records_in,
+        records_out = summary.records_out,
+        dead_letters = summary.dead_letters,
+        seconds = started.elapsed().as_secs_f64(),
+        "Pipeline stopped."
+    );
+    match failure {
+        Some(f) => Err(EngineError::Fatal(f)),
+        None => Ok(summary),
+    }
+}
+
+impl Stats {
+    fn summary(&self) -> Summary {
+        Summary {
+            records_in: self.records_in.load(Ordering::Relaxed),
+            records_out: self.records_out.load(Ordering::Relaxed),
+            dead_letters: self.dead_letters.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn log_progress(stats: &Stats, started: Instant) {
+    let s = stats.summary();
+    let secs = started.elapsed().as_secs_f64().max(f64::EPSILON);
+    tracing::info!(
+        records_in = s.records_in,
+        records_out = s.records_out,
+        dead_letters = s.dead_letters,
+        records_per_sec = (s.records_in as f64 / secs).round(),
+        "Progress."
+    );
+}
+
+/// Fails fast when a topic the pipeline writes to is missing, or too small for source
+/// partitioning.
+fn check_topics(
+    pipeline: &Pipeline,
+    loaded: &LoadedPipeline,
+    sink: &KafkaSink,
+) -> Result<(), KafkaError> {
+    let mut source_partitions = 0;
+    for t in &pipeline.source.topics {
+        source_partitions = source_partitions.max(sink.partition_count(t, METADATA_TIMEOUT)?);
+    }
+    sink.partition_count(&pipeline.dead_letter.topic, METADATA_TIMEOUT)?;
+    for info in loaded.infos().iter() {
+        let Some(topic) = &info.output else { continue };
+        let n = sink.partition_count(topic, METADATA_TIMEOUT)?;
+        if info.partitioning == Partitioning::Source && n < source_partitions {
+            return Err(KafkaError::Topic(format!(
+                "stage {} publishes to {topic} with partitioning = \"source\", but {topic} has {n} \
+                 partitions and the source has {source_partitions}: give {topic} at least \
+                 {source_partitions} partitions or set partitioning = \"key\"",
+                info.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Owns the lanes; the consumer's [`PartitionHandler`].
+struct Manager {
+    loaded: LoadedPipeline,
+    shared: Arc<Shared>,
+    capacity: usize,
+    drain_timeout: Duration,
+    lanes: Mutex<BTreeMap<TopicPartition, Lane>>,
+}
+
+impl Manager {
+    /// Hands `record` to its lane. Returns the partition when it must be paused because its
+    /// lane is full (the record is kept, in order, until there is room).
+    fn dispatch(&self, tp: TopicPartition, record: Record) -> Option<TopicPartition> {
+        let mut lanes = self.lanes.lock();
+        let Some(lane) = lanes.get_mut(&tp) else {
+            // Fetched before a revoke: the partition's next owner reads it again.
+            return None;
+        };
+        if !lane.stash.is_empty() {
+            lane.stash.push_back(record);
+            return None;
+        }
+        match lane.tx.try_send(record) {
+            Ok(()) => None,
+            Err(TrySendError::Full(record)) => {
+                lane.stash.push_back(record);
+                tracing::debug!(partition = %tp, "Lane full; partition paused.");
+                Some(tp)
+            }
+            // The lane died on a fatal error; the main loop stops.
+            Err(TrySendError::Disconnected(_)) => None,
+        }
+    }
+
+    /// Moves stashed records into lanes with room. Returns the partitions whose stash emptied
+    /// (to resume) and whether any partition is still paused.
+    fn flush_stashes(&self) -> (Vec<TopicPartition>, bool) {
+        let mut lanes = self.lanes.lock();
+        let mut resume = Vec::new();
+        let mut still_paused = false;
+        for (tp, lane) in lanes.iter_mut() {
+            if lane.stash.is_empty() {
+                continue;
+            }
+            while let Some(r) = lane.stash.pop_front() {
+                if let Err(e) = lane.tx.try_send(r) {
+                    match e {
+                        TrySendError::Full(r) => lane.stash.push_front(r),
+                        TrySendError::Disconnected(_) => lane.stash.clear(),
+                    }
+                    break;
+                }
+            }
+            if lane.stash.is_empty() {
+                resume.push(tp.clone());
+            } else {
+                still_paused = true;
+            }
+        }
+        (resume, still_paused)
+    }
+
+    /// Offsets that advanced since the last call, for a periodic commit.
+    fn committable(&self) -> Vec<(TopicPartition, i64)> {
+        let mut lanes = self.lanes.lock();
+        let mut changed = false;
+        let mut offsets = Vec::with_capacity(lanes.len());
+        for (tp, lane) in lanes.iter_mut() {
+            if let Some(o) = lane.tracker.committable() {
+                changed |= lane.committed != Some(o);
+                lane.committed = Some(o);
+                offsets.push((tp.clone(), o));
+            }
+        }
+        if changed { offsets } else { Vec::new() }
+    }
+
+    fn drain_all(&self) -> Vec<(TopicPartition, i64)> {
+        let lanes = std::mem::take(&mut *self.lanes.lock());
+        self.drain(lanes.into_iter().collect())
+    }
+
+    /// Stops `lanes` after their current batch (queued records are abandoned: they were never
+    /// committed), waits up to the drain timeout for their outputs to be acknowledged, and
+    /// returns the offsets safe to commit.
+    fn drain(&self, lanes: Vec<(TopicPartition, Lane)>) -> Vec<(TopicPartition, i64)> {
+        let deadline = Instant::now() + self.drain_timeout;
+        let mut waiting = Vec::with_capacity(lanes.len());
+        for (tp, lane) in lanes {
+            lane.stop.store(true, Ordering::Release);
+            drop(lane.tx);
+            waiting.push((tp, lane.thread, lane.tracker));
+        }
+        let poll = Duration::from_millis(2);
+        while Instant::now() < deadline
+            && waiting
+                .iter()
+                .any(|(_, t, tracker)| !t.is_finished() || tracker.in_flight() > 0)
+        {
+            std::thread::sleep(poll);
+        }
+        let mut offsets = Vec::new();
+        for (tp, thread, tracker) in waiting {
+            if !thread.is_finished() || tracker.in_flight() > 0 {
+                tracing::warn!(
+                    partition = %tp,
+                    in_flight = tracker.in_flight(),
+                    "Lane did not drain in time; its unacknowledged records will be re-read."
+                );
+            }
+            if let Some(o) = tracker.committable() {
+                offsets.push((tp, o));
+            }
+        }
+        offsets
+    }
+}
+
+impl PartitionHandler for Manager {
+    fn assigned(&self, partitions: &[TopicPartition]) {
+        let mut lanes = self.lanes.lock();
+        for tp in partitions {
+            match self.loaded.chain(false) {
+                Ok(chain) => {
+                    let lane = Lane::start(tp.clone(), chain, Arc::clone(&self.shared), self.capacity);
+                    if let Some(old) = lanes.insert(tp.clone(), lane) {
+                        // Assigned twice without a revoke in between: retire the old lane.
+                        old.stop.store(true, Ordering::Release);
+                    }
+                }
+                Err(e) => self
+                    .shared
+                    .set_fatal(format!("cannot start a lane for {tp}: {e}")),
+            }
+        }
+    }
+
+    fn revoking(&self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)> {
+        let taken: Vec<_> = {
+            let mut lanes = self.lanes.lock();
+            partitions
+                .iter()
+                .filter_map(|tp| lanes.remove(tp).map(|l| (tp.clone(), l)))
+                .collect()
+        };
+        self.drain(taken)
+    }
+}

@@ -1,0 +1,201 @@
+//! The `weir` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use weir::loader::LoadedPipeline;
+use weir_config::Pipeline;
+use weir_telemetry::LogFormat;
+use weir_wasm::WasmHost;
+
+/// Weir: a WebAssembly-extensible stream processor for Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about, long_about = None)]
+struct Cli {
+    /// Log format: `auto` is JSON when stderr is not a terminal.
+    #[arg(long, global = true, value_enum, default_value_t = LogArg::Auto)]
+    log_format: LogArg,
+    /// Directory of compiled modules kept across restarts [default: $WEIR_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/weir, else ~/.cache/weir].
+    #[arg(long, global = true, env = "WEIR_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Do not cache compiled modules on disk.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogArg {
+    Auto,
+    Json,
+    Human,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline until SIGINT or SIGTERM.
+    Run {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// Kafka bootstrap servers, overriding the file's `source.brokers`.
+        #[arg(long, env = "WEIR_BROKERS")]
+        brokers: Option<String>,
+    },
+    /// Check pipeline files: every configuration error at once, then every module.
+    Validate {
+        /// Pipeline files.
+        #[arg(required = true)]
+        pipelines: Vec<PathBuf>,
+        /// Check the configuration only, not the modules it names.
+        #[arg(long)]
+        config_only: bool,
+    },
+    /// Run a pipeline's `[[test]]` cases through its stages, without Kafka.
+    Test {
+        /// Pipeline files.
+        #[arg(required = true)]
+        pipelines: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = match cli.log_format {
+        LogArg::Auto => LogFormat::Auto,
+        LogArg::Json => LogFormat::Json,
+        LogArg::Human => LogFormat::Human,
+    };
+    let _telemetry = match weir_telemetry::init(format) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cache = if cli.no_cache {
+        None
+    } else {
+        cli.cache_dir.or_else(WasmHost::default_cache_dir)
+    };
+    let result = match cli.command {
+        Command::Run { pipeline, brokers } => run(&pipeline, brokers, cache),
+        Command::Validate {
+            pipelines,
+            config_only,
+        } => validate(&pipelines, config_only, cache),
+        Command::Test { pipelines } => test(&pipelines, cache),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads and validates a pipeline file, printing every configuration error.
+fn load_config(path: &Path) -> Option<Pipeline> {
+    match weir_config::load(path).and_then(|p| p.check_modules().map(|()| p)) {
+        Ok(p) => Some(p),
+        Err(errors) => {
+            eprintln!("{errors}");
+            None
+        }
+    }
+}
+
+fn load_modules(host: &WasmHost, pipeline: &Pipeline) -> Option<LoadedPipeline> {
+    match LoadedPipeline::load(host, pipeline) {
+        Ok(l) => Some(l),
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{}: {e}", pipeline.path.display());
+            }
+            None
+        }
+    }
+}
+
+fn run(path: &Path, brokers: Option<String>, cache: Option<PathBuf>) -> Result<ExitCode> {
+    let Some(pipeline) = load_config(path) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let host = WasmHost::new(cache)?;
+    let Some(loaded) = load_modules(&host, &pipeline) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let brokers = brokers.unwrap_or_else(|| pipeline.source.brokers.clone());
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&shutdown))
+            .context("cannot install signal handlers")?;
+    }
+    weir::engine::run(&pipeline, loaded, &brokers, shutdown)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(paths: &[PathBuf], config_only: bool, cache: Option<PathBuf>) -> Result<ExitCode> {
+    let host = if config_only {
+        None
+    } else {
+        Some(WasmHost::new(cache)?)
+    };
+    let mut ok = true;
+    for path in paths {
+        let Some(pipeline) = load_config(path) else {
+            ok = false;
+            continue;
+        };
+        if let Some(host) = &host
+            && load_modules(host, &pipeline).is_none()
+        {
+            ok = false;
+            continue;
+        }
+        println!("{}: ok", path.display());
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn test(paths: &[PathBuf], cache: Option<PathBuf>) -> Result<ExitCode> {
+    let host = WasmHost::new(cache)?;
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for path in paths {
+        let Some(pipeline) = load_config(path) else {
+            failed += 1;
+            continue;
+        };
+        let Some(loaded) = load_modules(&host, &pipeline) else {
+            failed += 1;
+            continue;
+        };
+        if pipeline.tests.is_empty() {
+            println!("{}: no [[test]] cases", path.display());
+        }
+        for report in weir::testing::run_cases(&pipeline, &loaded) {
+            if report.failures.is_empty() {
+                passed += 1;
+                println!("ok    {} :: {}", path.display(), report.name);
+            } else {
+                failed += 1;
+                println!("FAIL  {} :: {}", path.display(), report.name);
+                for f in &report.failures {
+                    println!("      {f}");
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
