@@ -1,1 +1,129 @@
 //! The Rust SDK for Weir stages.
+//!
+//! A Weir *stage* is a WebAssembly component that the Weir runtime runs between a Kafka source
+//! and a Kafka sink. An enrich stage sees each record once, in offset order, and turns it into
+//! zero or more records: a map, a filter or a flat-map. With this SDK it is one plain function
+//! over an owned [`Record`]:
+//!
+//! ```
+//! use weir_sdk::{Error, Record};
+//!
+//! fn enrich(mut record: Record) -> Result<Record, Error> {
+//!     let upper = record.value_str()?.to_uppercase();
+//!     record.set_value(upper);
+//!     Ok(record)
+//! }
+//!
+//! weir_sdk::enricher!(enrich);
+//! # fn main() {}
+//! ```
+//!
+//! A stage that needs configuration or state implements [`Enricher`] and is exported with
+//! `enricher!(type MyStage)`. Returning an [`Error`] sends that record to the dead-letter topic;
+//! a panic traps the instance (the host reports it and isolates the record that caused it).
+//!
+//! Build with `cargo build --release --target wasm32-wasip2` (a `cdylib` crate); test natively
+//! with the helpers in [`testing`], which run a stage through the same batch encoding as the host.
+//!
+//! The SDK implements the contract `weir:stage@0.1.0` ([`CONTRACT`]), world `enricher`, and batch
+//! encoding format 1 ([`BATCH_FORMAT`]).
+
+// The bindings name the SDK by its crate name, both here and in a stage's crate.
+extern crate self as weir_sdk;
+
+mod config;
+mod error;
+mod host;
+pub mod log;
+pub mod metrics;
+mod record;
+mod stage;
+pub mod testing;
+
+#[doc(hidden)]
+#[path = "export.rs"]
+pub mod __private;
+
+pub use config::Config;
+pub use error::Error;
+pub use record::Record;
+pub use stage::{Enricher, IntoOutputs};
+
+/// The WIT package (and version) of the stage contract this SDK implements.
+pub const CONTRACT: &str = "weir:stage@0.1.0";
+
+/// The batch encoding format this SDK reads and writes (reported by `batch-format`).
+pub const BATCH_FORMAT: u32 = weir_wire::FORMAT_VERSION;
+
+/// Exports a stage as the component's `weir:stage/enrich` implementation. Use it once per crate.
+///
+/// - `enricher!(f)`: `f` is a function (or closure) `FnMut(Record) -> Result<O, Error>`, where
+///   `O` is [`Record`] (map), `Option<Record>` (filter) or `Vec<Record>` (flat-map). It takes no
+///   configuration: a non-empty `config` is refused (`bad-config`).
+/// - `enricher!(type T)`: `T` implements [`Enricher`], built once from the stage's configuration.
+///
+/// On `wasm32` the macro generates the component's exports; on other targets it only checks its
+/// argument, so a stage's crate builds and tests natively.
+///
+/// ```
+/// use weir_sdk::{Error, Record};
+///
+/// fn drop_empty(record: Record) -> Result<Option<Record>, Error> {
+///     Ok(record.value().is_some_and(|v| !v.is_empty()).then_some(record))
+/// }
+///
+/// weir_sdk::enricher!(drop_empty);
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! enricher {
+    (type $ty:ty) => {
+        const _: () = $crate::__private::assert_enricher::<$ty>();
+        $crate::__enricher_export!(|config| $crate::__private::init_type::<$ty>(config));
+    };
+    ($f:expr) => {
+        const _: () = $crate::__private::assert_enrich_fn(&$f);
+        $crate::__enricher_export!(|config| $crate::__private::init_fn(config, $f));
+    };
+}
+
+/// The wasm half of [`enricher!`]: implements the contract's `Guest` trait and exports it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __enricher_export {
+    ($init:expr) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct WeirStage;
+
+            impl $crate::__private::Guest for WeirStage {
+                fn batch_format() -> u32 {
+                    $crate::BATCH_FORMAT
+                }
+
+                fn init(
+                    config: ::std::string::String,
+                ) -> ::std::result::Result<(), $crate::__private::StageError> {
+                    let init: fn(::std::string::String) -> ::std::result::Result<(), $crate::Error> = $init;
+                    init(config).map_err($crate::__private::stage_error)
+                }
+
+                fn process(batch: ::std::vec::Vec<u8>) -> ::std::vec::Vec<u8> {
+                    $crate::__private::process(&batch)
+                }
+            }
+
+            $crate::__private::bindings::export!(WeirStage with_types_in $crate::__private::bindings);
+        };
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    /// The version the SDK claims is the version of the WIT it generates bindings from.
+    #[test]
+    fn contract_matches_the_wit() {
+        let wit = include_str!("../../wit/stage.wit");
+        assert!(wit.contains(&format!("package {};", super::CONTRACT)));
+    }
+}
