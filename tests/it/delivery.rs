@@ -1,0 +1,122 @@
+//! Nothing is lost: not when the runtime is killed mid-stream, not when partitions move between
+//! two runtimes of one group. Duplicates are allowed (at-least-once), gaps are not.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::harness::{
+    Rec, Weir, create_topic, module, produce, source_table, unique, write_pipeline,
+};
+use crate::tail::Tail;
+
+/// An identity pipeline from `input` to `output`.
+fn identity_pipeline(input: &str, output: &str, dlq: &str, group: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    write_pipeline(&format!(
+        r#"name = "delivery"
+{source}
+[[stage]]
+name = "identity"
+module = "{module}"
+output = "{output}"
+
+[dead_letter]
+topic = "{dlq}"
+"#,
+        source = source_table(&[input], group),
+        module = module("identity").display(),
+    ))
+}
+
+/// Records `first..first+n` spread over `partitions`; each value is a unique id.
+fn numbered(first: usize, n: usize, partitions: i32) -> Vec<Rec> {
+    (first..first + n)
+        .map(|i| Rec::new(i as i32 % partitions, &format!("k{i}"), format!("id-{i}")))
+        .collect()
+}
+
+fn ids(records: &[Rec]) -> BTreeSet<String> {
+    records.iter().map(Rec::value_str).collect()
+}
+
+fn missing(want: usize, got: &BTreeSet<String>) -> Vec<usize> {
+    (0..want).filter(|i| !got.contains(&format!("id-{i}"))).take(20).collect()
+}
+
+#[test]
+fn kill_9_mid_stream_then_restart_loses_nothing() {
+    const N: usize = 100_000;
+    let (input, output, dlq) = (unique("in"), unique("out"), unique("dlq"));
+    create_topic(&input, 3);
+    create_topic(&output, 3);
+    create_topic(&dlq, 1);
+    let (_dir, pipeline) = identity_pipeline(&input, &output, &dlq, &unique("group"));
+    produce(&input, &numbered(0, N, 3));
+
+    let tail = Tail::start(&output);
+    let first = Weir::run(&pipeline);
+    tail.wait_until("a fifth of the output", Duration::from_secs(120), |r| r.len() >= N / 5);
+    first.kill9();
+    let at_kill = tail.len();
+    assert!(at_kill < N, "the kill came too late to test anything ({at_kill} records out)");
+
+    let second = Weir::run(&pipeline);
+    tail.wait_until("every input id in the output", Duration::from_secs(180), |r| {
+        r.len() >= N && ids(r).len() == N
+    });
+    second.terminate();
+    let out = tail.snapshot();
+    let got = ids(&out);
+    assert_eq!(got.len(), N, "missing ids, first few: {:?}", missing(N, &got));
+    eprintln!(
+        "kill -9 after {at_kill} outputs: {} outputs for {N} inputs ({} duplicates)",
+        out.len(),
+        out.len() - N
+    );
+}
+
+#[test]
+fn a_rebalance_between_two_runtimes_loses_nothing() {
+    const HALF: usize = 20_000;
+    let (input, output, dlq) = (unique("in"), unique("out"), unique("dlq"));
+    create_topic(&input, 4);
+    create_topic(&output, 4);
+    create_topic(&dlq, 1);
+    let (_dir, pipeline) = identity_pipeline(&input, &output, &dlq, &unique("group"));
+    produce(&input, &numbered(0, HALF, 4));
+
+    let tail = Tail::start(&output);
+    let a = Weir::run(&pipeline);
+    tail.wait_until("some output from the first runtime", Duration::from_secs(120), |r| {
+        r.len() >= 2_000
+    });
+    // A second member joins: partitions are revoked from the first and spread over both.
+    let b = Weir::run(&pipeline);
+    b.wait_assigned();
+    produce(&input, &numbered(HALF, HALF, 4));
+    tail.wait_until("the first half", Duration::from_secs(120), |r| {
+        ids(r).len() >= HALF + HALF / 2
+    });
+    // The first member leaves cleanly: the second takes every partition.
+    a.terminate();
+    tail.wait_until("every input id in the output", Duration::from_secs(180), |r| {
+        ids(r).len() == 2 * HALF
+    });
+    assert!(
+        b.logged("Partitions assigned"),
+        "the second runtime took part in the group"
+    );
+    let b_log = b.terminate();
+    assert!(
+        b_log.iter().filter(|l| l.contains("Partitions assigned")).count() >= 2,
+        "the second runtime was assigned partitions when it joined and again when the first left"
+    );
+    let out = tail.snapshot();
+    let got = ids(&out);
+    assert_eq!(got.len(), 2 * HALF, "missing ids, first few: {:?}", missing(2 * HALF, &got));
+    eprintln!(
+        "rebalance: {} outputs for {} inputs ({} duplicates)",
+        out.len(),
+        2 * HALF,
+        out.len() - 2 * HALF
+    );
+}

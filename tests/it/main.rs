@@ -1,0 +1,10 @@
+//! Weir's integration tests: one binary, a module per area, against a real Kafka-compatible
+//! broker (see `harness`).
+
+mod harness;
+mod tail;
+
+mod cli;
+mod delivery;
+mod flow;
+mod misbehaving;
