@@ -44,6 +44,7 @@ fn missing(want: usize, got: &BTreeSet<String>) -> Vec<usize> {
 
 #[test]
 fn kill_9_mid_stream_then_restart_loses_nothing() {
+    let _broker = crate::harness::exclusive();
     const N: usize = 100_000;
     let (input, output, dlq) = (unique("in"), unique("out"), unique("dlq"));
     create_topic(&input, 3);
@@ -76,6 +77,7 @@ fn kill_9_mid_stream_then_restart_loses_nothing() {
 
 #[test]
 fn a_rebalance_between_two_runtimes_loses_nothing() {
+    let _broker = crate::harness::exclusive();
     const HALF: usize = 20_000;
     let (input, output, dlq) = (unique("in"), unique("out"), unique("dlq"));
     create_topic(&input, 4);

@@ -26,6 +26,7 @@ fn seq_of(r: &Rec) -> u64 {
 
 #[test]
 fn records_flow_with_keys_headers_and_order_kept_and_a_clean_stop_commits() {
+    let _broker = crate::harness::exclusive();
     let (input, output, dlq) = (unique("clicks"), unique("enriched"), unique("dlq"));
     create_topic(&input, 3);
     create_topic(&output, 3);

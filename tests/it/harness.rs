@@ -56,7 +56,18 @@ pub fn broker() -> &'static Broker {
             bootstrap: b,
             _child: None,
         },
-        _ => start_tansu(),
+        // The death signal of `die_with_parent` follows the thread that spawned the child, so
+        // the broker is spawned from a thread that lives as long as the test process.
+        _ => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                tx.send(start_tansu()).unwrap();
+                loop {
+                    std::thread::park();
+                }
+            });
+            rx.recv().expect("the broker thread failed")
+        }
     })
 }
 
@@ -93,9 +104,17 @@ fn start_tansu() -> Broker {
     let mut cmd = Command::new(tansu_binary());
     cmd.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
         .args(["--storage-engine", "memory://tansu/"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stdin(Stdio::null());
+    // The broker's log is kept for post-mortems: target/tansu-<pid>.log.
+    let log = repo().join(format!("target/tansu-{}.log", std::process::id()));
+    match std::fs::File::create(&log) {
+        Ok(f) => {
+            cmd.stdout(f.try_clone().unwrap()).stderr(f);
+        }
+        Err(_) => {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+    }
     die_with_parent(&mut cmd);
     let child = cmd.spawn().expect("cannot start tansu");
     let bootstrap = format!("127.0.0.1:{port}");
@@ -110,7 +129,8 @@ fn start_tansu() -> Broker {
     }
 }
 
-/// Makes the child die with the test process, even when that is killed.
+/// Makes the child die with the thread that spawns it (and so with the test process, even when
+/// that is killed).
 fn die_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
@@ -120,6 +140,14 @@ fn die_with_parent(cmd: &mut Command) {
             Ok(())
         });
     }
+}
+
+/// Serialises the tests that drive the broker hard (several weir processes, producers and
+/// readers each): on a 2-core machine they would otherwise slow each other into their timeouts.
+/// Hold the guard for the whole test.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A name unique in this test run, for topics and groups.
@@ -260,6 +288,18 @@ fn reader(topic: &str) -> BaseConsumer {
     consumer
 }
 
+/// The next record, skipping librdkafka's transient errors (a broker connection dropping and
+/// coming back is reported as an error, then retried by the client).
+fn next(consumer: &BaseConsumer, timeout: Duration) -> Option<Rec> {
+    match consumer.poll(timeout)? {
+        Ok(m) => Some(to_rec(&m)),
+        Err(e) => {
+            eprintln!("test reader: {e} (retrying)");
+            None
+        }
+    }
+}
+
 fn to_rec(m: &rdkafka::message::BorrowedMessage<'_>) -> Rec {
     Rec {
         partition: m.partition(),
@@ -282,8 +322,8 @@ fn to_rec(m: &rdkafka::message::BorrowedMessage<'_>) -> Rec {
 pub fn follow(topic: &str, stop: &std::sync::atomic::AtomicBool, mut each: impl FnMut(Rec)) {
     let consumer = reader(topic);
     while !stop.load(Ordering::Relaxed) {
-        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-            each(to_rec(&m.expect("consume error")));
+        if let Some(r) = next(&consumer, Duration::from_millis(100)) {
+            each(r);
         }
     }
 }
@@ -295,10 +335,9 @@ pub fn consume(topic: &str, expected: usize, timeout: Duration) -> Vec<Rec> {
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     while out.len() < expected && Instant::now() < deadline {
-        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        out.push(to_rec(&m.expect("consume error")));
+        if let Some(r) = next(&consumer, Duration::from_millis(100)) {
+            out.push(r);
+        }
     }
     out
 }
@@ -311,8 +350,8 @@ pub fn consume_all(topic: &str, quiet: Duration, timeout: Duration) -> Vec<Rec> 
     let mut last = Instant::now();
     let mut out = Vec::new();
     while last.elapsed() < quiet && Instant::now() < deadline {
-        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-            out.push(to_rec(&m.expect("consume error")));
+        if let Some(r) = next(&consumer, Duration::from_millis(100)) {
+            out.push(r);
             last = Instant::now();
         }
     }

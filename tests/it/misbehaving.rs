@@ -12,6 +12,7 @@ use crate::harness::{
 
 #[test]
 fn each_failure_dead_letters_exactly_its_record_and_the_rest_flow() {
+    let _broker = crate::harness::exclusive();
     let (input, output, dlq) = (unique("in"), unique("out"), unique("dlq"));
     create_topic(&input, 1);
     create_topic(&output, 1);
