@@ -38,7 +38,10 @@ struct Args {
 fn click(i: usize) -> (Vec<u8>, Kind) {
     const SECTIONS: [&str; 4] = ["products", "cart", "search", "account"];
     if i % 200 == 7 {
-        return (format!("<html>not a click {i}</html>").into_bytes(), Kind::Malformed);
+        return (
+            format!("<html>not a click {i}</html>").into_bytes(),
+            Kind::Malformed,
+        );
     }
     let (ua, kind) = if i % 50 == 3 {
         ("Googlebot/2.1", Kind::Bot)
@@ -82,8 +85,9 @@ fn main() -> Result<()> {
             Kind::Bot => {}
         }
         let key = format!("u{}", i % 997);
-        let mut r: BaseRecord<'_, [u8], [u8]> =
-            BaseRecord::to(&args.input).key(key.as_bytes()).payload(&value);
+        let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&args.input)
+            .key(key.as_bytes())
+            .payload(&value);
         loop {
             match producer.send(r) {
                 Ok(()) => break,
@@ -136,16 +140,24 @@ fn main() -> Result<()> {
                 h("weir.error.kind"),
                 h("weir.error.code")
             );
-            let e = reasons.entry(reason).or_insert((0, h("weir.error.message")));
+            let e = reasons
+                .entry(reason)
+                .or_insert((0, h("weir.error.message")));
             e.0 += 1;
         }
     }
 
-    println!("\n{n_out} enriched clicks in {} (expected {expected_out}); for example:", args.output);
+    println!(
+        "\n{n_out} enriched clicks in {} (expected {expected_out}); for example:",
+        args.output
+    );
     for s in &samples {
         println!("  {s}");
     }
-    println!("\n{n_dead} dead letters in {} (expected {expected_dead}):", args.dead_letter);
+    println!(
+        "\n{n_dead} dead letters in {} (expected {expected_dead}):",
+        args.dead_letter
+    );
     for (reason, (n, message)) in &reasons {
         println!("  {n:>6} × {reason}\n         e.g. {message}");
     }
@@ -166,7 +178,10 @@ fn main() -> Result<()> {
 fn reader(brokers: &str, topic: &str) -> Result<BaseConsumer> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", format!("weir-demo-reader-{}", std::process::id()))
+        .set(
+            "group.id",
+            format!("weir-demo-reader-{}", std::process::id()),
+        )
         .set("enable.auto.commit", "false")
         .create()?;
     let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;

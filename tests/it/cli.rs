@@ -28,7 +28,10 @@ fn every_example_pipeline_validates_and_passes_its_tests() {
     let (ok, stdout, stderr) = weir_cli(&args);
     assert!(ok, "weir test failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
-    assert!(!stdout.contains("0 passed"), "the examples have test cases: {stdout}");
+    assert!(
+        !stdout.contains("0 passed"),
+        "the examples have test cases: {stdout}"
+    );
 }
 
 fn pipeline_with(module_name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
@@ -96,7 +99,10 @@ topic = "dlq"
     ));
     let (ok, _, stderr) = weir_cli(&["validate", p.to_str().unwrap()]);
     assert!(!ok);
-    assert!(stderr.contains("stage enrich refused its configuration"), "{stderr}");
+    assert!(
+        stderr.contains("stage enrich refused its configuration"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -105,9 +111,15 @@ fn a_file_that_is_not_wasm_is_refused_with_its_path() {
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"not wasm at all").unwrap();
     let text = std::fs::read_to_string(&p).unwrap();
-    let text = text.replace(&module("identity").display().to_string(), &junk.display().to_string());
+    let text = text.replace(
+        &module("identity").display().to_string(),
+        &junk.display().to_string(),
+    );
     std::fs::write(&p, text).unwrap();
     let (ok, _, stderr) = weir_cli(&["validate", p.to_str().unwrap()]);
     assert!(!ok);
-    assert!(stderr.contains("is not a valid WebAssembly component"), "{stderr}");
+    assert!(
+        stderr.contains("is not a valid WebAssembly component"),
+        "{stderr}"
+    );
 }

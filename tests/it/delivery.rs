@@ -10,7 +10,12 @@ use crate::harness::{
 use crate::tail::Tail;
 
 /// An identity pipeline from `input` to `output`.
-fn identity_pipeline(input: &str, output: &str, dlq: &str, group: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+fn identity_pipeline(
+    input: &str,
+    output: &str,
+    dlq: &str,
+    group: &str,
+) -> (tempfile::TempDir, std::path::PathBuf) {
     write_pipeline(&format!(
         r#"name = "delivery"
 {source}
@@ -39,7 +44,10 @@ fn ids(records: &[Rec]) -> BTreeSet<String> {
 }
 
 fn missing(want: usize, got: &BTreeSet<String>) -> Vec<usize> {
-    (0..want).filter(|i| !got.contains(&format!("id-{i}"))).take(20).collect()
+    (0..want)
+        .filter(|i| !got.contains(&format!("id-{i}")))
+        .take(20)
+        .collect()
 }
 
 #[test]
@@ -55,19 +63,31 @@ fn kill_9_mid_stream_then_restart_loses_nothing() {
 
     let tail = Tail::start(&output);
     let first = Weir::run(&pipeline);
-    tail.wait_until("a fifth of the output", Duration::from_secs(120), |r| r.len() >= N / 5);
+    tail.wait_until("a fifth of the output", Duration::from_secs(120), |r| {
+        r.len() >= N / 5
+    });
     first.kill9();
     let at_kill = tail.len();
-    assert!(at_kill < N, "the kill came too late to test anything ({at_kill} records out)");
+    assert!(
+        at_kill < N,
+        "the kill came too late to test anything ({at_kill} records out)"
+    );
 
     let second = Weir::run(&pipeline);
-    tail.wait_until("every input id in the output", Duration::from_secs(180), |r| {
-        r.len() >= N && ids(r).len() == N
-    });
+    tail.wait_until(
+        "every input id in the output",
+        Duration::from_secs(180),
+        |r| r.len() >= N && ids(r).len() == N,
+    );
     second.terminate();
     let out = tail.snapshot();
     let got = ids(&out);
-    assert_eq!(got.len(), N, "missing ids, first few: {:?}", missing(N, &got));
+    assert_eq!(
+        got.len(),
+        N,
+        "missing ids, first few: {:?}",
+        missing(N, &got)
+    );
     eprintln!(
         "kill -9 after {at_kill} outputs: {} outputs for {N} inputs ({} duplicates)",
         out.len(),
@@ -88,9 +108,11 @@ fn a_rebalance_between_two_runtimes_loses_nothing() {
 
     let tail = Tail::start(&output);
     let a = Weir::run(&pipeline);
-    tail.wait_until("some output from the first runtime", Duration::from_secs(120), |r| {
-        r.len() >= 2_000
-    });
+    tail.wait_until(
+        "some output from the first runtime",
+        Duration::from_secs(120),
+        |r| r.len() >= 2_000,
+    );
     // A second member joins: partitions are revoked from the first and spread over both.
     let b = Weir::run(&pipeline);
     b.wait_assigned();
@@ -100,21 +122,32 @@ fn a_rebalance_between_two_runtimes_loses_nothing() {
     });
     // The first member leaves cleanly: the second takes every partition.
     a.terminate();
-    tail.wait_until("every input id in the output", Duration::from_secs(180), |r| {
-        ids(r).len() == 2 * HALF
-    });
+    tail.wait_until(
+        "every input id in the output",
+        Duration::from_secs(180),
+        |r| ids(r).len() == 2 * HALF,
+    );
     assert!(
         b.logged("Partitions assigned"),
         "the second runtime took part in the group"
     );
     let b_log = b.terminate();
     assert!(
-        b_log.iter().filter(|l| l.contains("Partitions assigned")).count() >= 2,
+        b_log
+            .iter()
+            .filter(|l| l.contains("Partitions assigned"))
+            .count()
+            >= 2,
         "the second runtime was assigned partitions when it joined and again when the first left"
     );
     let out = tail.snapshot();
     let got = ids(&out);
-    assert_eq!(got.len(), 2 * HALF, "missing ids, first few: {:?}", missing(2 * HALF, &got));
+    assert_eq!(
+        got.len(),
+        2 * HALF,
+        "missing ids, first few: {:?}",
+        missing(2 * HALF, &got)
+    );
     eprintln!(
         "rebalance: {} outputs for {} inputs ({} duplicates)",
         out.len(),

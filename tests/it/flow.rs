@@ -47,7 +47,9 @@ topic = "{dlq}"
         module = module("json_enrich").display(),
     ));
 
-    let first: Vec<Rec> = (0..3).flat_map(|p| (0..50).map(move |i| click(p, i))).collect();
+    let first: Vec<Rec> = (0..3)
+        .flat_map(|p| (0..50).map(move |i| click(p, i)))
+        .collect();
     produce(&input, &first);
     let weir = Weir::run(&pipeline);
     let out = consume(&output, first.len(), Duration::from_secs(60));
@@ -57,10 +59,17 @@ topic = "{dlq}"
 
     for (partition, recs) in by_partition(&out) {
         let seqs: Vec<u64> = recs.iter().map(|r| seq_of(r)).collect();
-        assert_eq!(seqs, (0..50).collect::<Vec<_>>(), "order of partition {partition}");
+        assert_eq!(
+            seqs,
+            (0..50).collect::<Vec<_>>(),
+            "order of partition {partition}"
+        );
         for r in recs {
             let seq = seq_of(r);
-            assert_eq!(r.key.as_deref(), Some(format!("user-{partition}-{seq}").as_bytes()));
+            assert_eq!(
+                r.key.as_deref(),
+                Some(format!("user-{partition}-{seq}").as_bytes())
+            );
             assert_eq!(r.header_str("trace"), Some(format!("t-{partition}-{seq}")));
             let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
             assert_eq!(v["domain"], "shop.example", "enriched: {v}");
@@ -69,7 +78,9 @@ topic = "{dlq}"
     }
 
     // A restart resumes after the committed offsets: new records only, no repeats.
-    let second: Vec<Rec> = (0..3).flat_map(|p| (50..80).map(move |i| click(p, i))).collect();
+    let second: Vec<Rec> = (0..3)
+        .flat_map(|p| (50..80).map(move |i| click(p, i)))
+        .collect();
     produce(&input, &second);
     let weir = Weir::run(&pipeline);
     let total = first.len() + second.len();
@@ -77,10 +88,18 @@ topic = "{dlq}"
     assert_eq!(out.len(), total);
     weir.terminate();
     let out = consume_all(&output, Duration::from_secs(2), Duration::from_secs(30));
-    assert_eq!(out.len(), total, "a clean stop committed everything: nothing is repeated");
+    assert_eq!(
+        out.len(),
+        total,
+        "a clean stop committed everything: nothing is repeated"
+    );
     for (partition, recs) in by_partition(&out) {
         let seqs: Vec<u64> = recs.iter().map(|r| seq_of(r)).collect();
-        assert_eq!(seqs, (0..80).collect::<Vec<_>>(), "order of partition {partition}");
+        assert_eq!(
+            seqs,
+            (0..80).collect::<Vec<_>>(),
+            "order of partition {partition}"
+        );
     }
     assert!(consume_all(&dlq, Duration::from_secs(1), Duration::from_secs(10)).is_empty());
 }

@@ -23,7 +23,10 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// A built example module, from `pipelines/modules/` (`make wasm` puts them there).
@@ -102,9 +105,15 @@ fn start_tansu() -> Broker {
     let port = free_port();
     let url = format!("tcp://127.0.0.1:{port}");
     let mut cmd = Command::new(tansu_binary());
-    cmd.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-        .args(["--storage-engine", "memory://tansu/"])
-        .stdin(Stdio::null());
+    cmd.args([
+        "broker",
+        "--listener-url",
+        &url,
+        "--advertised-listener-url",
+        &url,
+    ])
+    .args(["--storage-engine", "memory://tansu/"])
+    .stdin(Stdio::null());
     // The broker's log is kept for post-mortems: target/tansu-<pid>.log.
     let log = repo().join(format!("target/tansu-{}.log", std::process::id()));
     match std::fs::File::create(&log) {
@@ -120,7 +129,10 @@ fn start_tansu() -> Broker {
     let bootstrap = format!("127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(&bootstrap).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not listen on {bootstrap}");
+        assert!(
+            Instant::now() < deadline,
+            "tansu did not listen on {bootstrap}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Broker {
@@ -210,7 +222,8 @@ impl Rec {
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.into(), Some(value.as_bytes().to_vec())));
+        self.headers
+            .push((name.into(), Some(value.as_bytes().to_vec())));
         self
     }
 
@@ -241,8 +254,9 @@ pub fn produce(topic: &str, records: &[Rec]) {
                 value: v.as_deref(),
             });
         }
-        let mut br: BaseRecord<'_, [u8], [u8]> =
-            BaseRecord::to(topic).partition(r.partition).headers(headers);
+        let mut br: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
+            .partition(r.partition)
+            .headers(headers);
         if let Some(k) = &r.key {
             br = br.key(k);
         }
@@ -469,7 +483,11 @@ impl Weir {
             if let Some(status) = self.child.try_wait().unwrap() {
                 std::thread::sleep(Duration::from_millis(100)); // let the log reader finish
                 let log = self.log.lock().unwrap().clone();
-                assert!(status.success(), "weir exited with {status}; log:\n{}", log.join("\n"));
+                assert!(
+                    status.success(),
+                    "weir exited with {status}; log:\n{}",
+                    log.join("\n")
+                );
                 return log;
             }
             assert!(Instant::now() < deadline, "weir did not stop after SIGTERM");
@@ -489,7 +507,10 @@ impl Drop for Weir {
 pub fn weir_cli(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(Weir::weir_bin())
         .args(args)
-        .env("WEIR_CACHE_DIR", std::env::temp_dir().join("weir-test-cache"))
+        .env(
+            "WEIR_CACHE_DIR",
+            std::env::temp_dir().join("weir-test-cache"),
+        )
         .output()
         .unwrap();
     (

@@ -93,12 +93,21 @@ topic = "{dlq}"
 
     assert_eq!(dead.len(), expected_dead.len());
     for d in &dead {
-        let offset: i64 = d.header_str(headers::SOURCE_OFFSET).unwrap().parse().unwrap();
+        let offset: i64 = d
+            .header_str(headers::SOURCE_OFFSET)
+            .unwrap()
+            .parse()
+            .unwrap();
         let (stage, kind, code) = expected_dead[&offset];
         let h = |name| d.header_str(name).unwrap_or_default();
         assert_eq!(h(headers::PIPELINE), "misbehaving");
         assert_eq!(h(headers::STAGE), stage, "offset {offset}");
-        assert_eq!(h(headers::ERROR_KIND), kind, "offset {offset}: {}", h(headers::ERROR_MESSAGE));
+        assert_eq!(
+            h(headers::ERROR_KIND),
+            kind,
+            "offset {offset}: {}",
+            h(headers::ERROR_MESSAGE)
+        );
         assert_eq!(h(headers::ERROR_CODE), code, "offset {offset}");
         assert!(!h(headers::ERROR_MESSAGE).is_empty());
         assert_eq!(h(headers::MODULE_SHA256).len(), 64);
@@ -115,7 +124,9 @@ topic = "{dlq}"
         .find(|d| d.header_str(headers::ERROR_KIND).as_deref() == Some("trap"))
         .unwrap();
     assert!(
-        trap.header_str(headers::ERROR_MESSAGE).unwrap().contains("panicked"),
+        trap.header_str(headers::ERROR_MESSAGE)
+            .unwrap()
+            .contains("panicked"),
         "a guest panic is reported with its message: {:?}",
         trap.header_str(headers::ERROR_MESSAGE)
     );

@@ -122,7 +122,8 @@ impl PartitionTracker {
     pub fn committable(&self) -> Option<i64> {
         let mut inner = self.inner.lock();
         while let Some(front) = inner.pending.front() {
-            let (offset, failed, complete) = (front.offset, front.has_failed(), front.is_complete());
+            let (offset, failed, complete) =
+                (front.offset, front.has_failed(), front.is_complete());
             if failed {
                 inner.failed_at.get_or_insert(offset);
                 break;
@@ -147,9 +148,13 @@ impl PartitionTracker {
     pub fn failed_at(&self) -> Option<i64> {
         self.committable();
         let inner = self.inner.lock();
-        inner
-            .failed_at
-            .or_else(|| inner.pending.iter().find(|a| a.has_failed()).map(|a| a.offset))
+        inner.failed_at.or_else(|| {
+            inner
+                .pending
+                .iter()
+                .find(|a| a.has_failed())
+                .map(|a| a.offset)
+        })
     }
 }
 

@@ -18,10 +18,7 @@ use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
 
-fn client_config(
-    defaults: &[(&str, &str)],
-    overrides: &BTreeMap<String, String>,
-) -> ClientConfig {
+fn client_config(defaults: &[(&str, &str)], overrides: &BTreeMap<String, String>) -> ClientConfig {
     let mut c = ClientConfig::new();
     for (k, v) in defaults {
         c.set(*k, *v);

@@ -274,7 +274,7 @@ pub(crate) fn partition_count<C: ClientContext>(
         Some(t) => Err(KafkaError::Topic(format!(
             "topic {topic} is not usable: {}",
             t.error()
-                .map(|e| format!("{:?}", rdkafka::types::RDKafkaRespErr::from(e)))
+                .map(|e| rdkafka::types::RDKafkaErrorCode::from(e).to_string())
                 .unwrap_or_else(|| "it has no partitions".into())
         ))),
         None => Err(KafkaError::Topic(format!("topic {topic} does not exist"))),

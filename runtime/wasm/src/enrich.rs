@@ -177,7 +177,7 @@ fn check_contract(host: &WasmHost, module: &CompiledModule) -> Result<(), WasmEr
         .exports(host.engine())
         .map(|(name, _)| name.to_owned())
         .collect();
-    if exports.iter().any(|e| *e == expected) {
+    if exports.contains(&expected) {
         return Ok(());
     }
     let path = module.path.clone();
@@ -381,13 +381,15 @@ impl Stage for EnrichInstance {
                 );
                 records
                     .iter()
-                    .map(|r| match self.call(topic, partition, std::slice::from_ref(r)) {
-                        Ok(mut one) => one.pop().expect("one entry per record was checked"),
-                        Err(f) => {
-                            self.live = None;
-                            Err(f)
-                        }
-                    })
+                    .map(
+                        |r| match self.call(topic, partition, std::slice::from_ref(r)) {
+                            Ok(mut one) => one.pop().expect("one entry per record was checked"),
+                            Err(f) => {
+                                self.live = None;
+                                Err(f)
+                            }
+                        },
+                    )
                     .collect()
             }
         }

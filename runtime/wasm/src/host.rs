@@ -127,7 +127,11 @@ impl WasmHost {
     /// The default on-disk cache: `$WEIR_CACHE_DIR`, else `$XDG_CACHE_HOME/weir`, else
     /// `$HOME/.cache/weir`.
     pub fn default_cache_dir() -> Option<PathBuf> {
-        let env = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let env = |k| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         env("WEIR_CACHE_DIR")
             .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("weir")))
             .or_else(|| env("HOME").map(|d| d.join(".cache").join("weir")))
@@ -155,10 +159,7 @@ impl WasmHost {
             Some(c) => c,
             None => {
                 let c = self.load_or_compile(path, bytes, &sha256)?;
-                self.inner
-                    .compiled
-                    .lock()
-                    .insert(sha256.clone(), c.clone());
+                self.inner.compiled.lock().insert(sha256.clone(), c.clone());
                 c
             }
         };

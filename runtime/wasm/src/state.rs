@@ -212,13 +212,19 @@ impl host::Host for StoreState {
 
     fn counter_add(&mut self, name: String, delta: u64) {
         if !self.metrics.counter_add(name, delta) {
-            tracing::debug!(stage = &*self.stage, "Guest counter refused (bad name or too many metrics).");
+            tracing::debug!(
+                stage = &*self.stage,
+                "Guest counter refused (bad name or too many metrics)."
+            );
         }
     }
 
     fn histogram_record(&mut self, name: String, value: f64) {
         if !self.metrics.histogram_record(name, value) {
-            tracing::debug!(stage = &*self.stage, "Guest histogram refused (bad name, value or too many metrics).");
+            tracing::debug!(
+                stage = &*self.stage,
+                "Guest histogram refused (bad name, value or too many metrics)."
+            );
         }
     }
 }
@@ -239,7 +245,10 @@ mod tests {
             m.counter_add(format!("c{i}"), 1);
         }
         assert!(!m.counter_add("one_too_many".into(), 1));
-        assert!(m.counter_add("hits".into(), 1), "existing names keep working");
+        assert!(
+            m.counter_add("hits".into(), 1),
+            "existing names keep working"
+        );
         assert!(!m.histogram_record("lat".into(), f64::NAN));
         assert!(m.histogram_record("lat".into(), 1.5));
         assert_eq!(

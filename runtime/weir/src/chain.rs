@@ -188,7 +188,8 @@ mod tests {
 
     #[test]
     fn emits_follow_their_origin_through_the_chain() {
-        let infos: Arc<[StageInfo]> = vec![info("double", Some("mid")), info("drop", Some("out"))].into();
+        let infos: Arc<[StageInfo]> =
+            vec![info("double", Some("mid")), info("drop", Some("out"))].into();
         let mut chain = Chain::new(infos, vec![Box::new(Double), Box::new(DropSome)], false);
         let batch = [rec(10, "a"), rec(11, "bad"), rec(12, "drop")];
         let emits = chain.run("t", 0, &batch);
@@ -202,11 +203,25 @@ mod tests {
                 Emit::DeadLetter { .. } => panic!("unexpected dead letter"),
             })
             .collect();
-        assert_eq!(stages, [(0, 10, Some(1010)), (0, 10, Some(7)), (1, 10, Some(1010)), (1, 10, Some(7))]);
+        assert_eq!(
+            stages,
+            [
+                (0, 10, Some(1010)),
+                (0, 10, Some(7)),
+                (1, 10, Some(1010)),
+                (1, 10, Some(7))
+            ]
+        );
 
         // "bad": dead-lettered by the first stage with the record as it entered.
         match &emits[1][..] {
-            [Emit::DeadLetter { stage: 0, record, failure }] => {
+            [
+                Emit::DeadLetter {
+                    stage: 0,
+                    record,
+                    failure,
+                },
+            ] => {
                 assert_eq!(record, &batch[1]);
                 assert_eq!(failure.kind, FailureKind::Trap);
             }
@@ -214,19 +229,37 @@ mod tests {
         }
 
         // "drop": published by stage 0, filtered out by stage 1.
-        assert!(emits[2].iter().all(|e| matches!(e, Emit::Output { stage: 0, .. })));
+        assert!(
+            emits[2]
+                .iter()
+                .all(|e| matches!(e, Emit::Output { stage: 0, .. }))
+        );
         assert_eq!(emits[2].len(), 2);
     }
 
     #[test]
     fn intermediate_results_are_published_only_with_an_output_or_in_test_mode() {
         let infos: Arc<[StageInfo]> = vec![info("double", None), info("drop", Some("out"))].into();
-        let mut chain = Chain::new(Arc::clone(&infos), vec![Box::new(Double), Box::new(DropSome)], false);
+        let mut chain = Chain::new(
+            Arc::clone(&infos),
+            vec![Box::new(Double), Box::new(DropSome)],
+            false,
+        );
         let emits = chain.run("t", 0, &[rec(0, "a")]);
-        assert!(emits[0].iter().all(|e| matches!(e, Emit::Output { stage: 1, .. })));
+        assert!(
+            emits[0]
+                .iter()
+                .all(|e| matches!(e, Emit::Output { stage: 1, .. }))
+        );
 
         let mut chain = Chain::new(infos, vec![Box::new(Double), Box::new(DropSome)], true);
         let emits = chain.run("t", 0, &[rec(0, "a")]);
-        assert_eq!(emits[0].iter().filter(|e| matches!(e, Emit::Output { stage: 0, .. })).count(), 2);
+        assert_eq!(
+            emits[0]
+                .iter()
+                .filter(|e| matches!(e, Emit::Output { stage: 0, .. }))
+                .count(),
+            2
+        );
     }
 }

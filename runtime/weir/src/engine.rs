@@ -344,7 +344,8 @@ impl PartitionHandler for Manager {
         for tp in partitions {
             match self.loaded.chain(false) {
                 Ok(chain) => {
-                    let lane = Lane::start(tp.clone(), chain, Arc::clone(&self.shared), self.capacity);
+                    let lane =
+                        Lane::start(tp.clone(), chain, Arc::clone(&self.shared), self.capacity);
                     if let Some(old) = lanes.insert(tp.clone(), lane) {
                         // Assigned twice without a revoke in between: retire the old lane.
                         old.stop.store(true, Ordering::Release);

@@ -126,14 +126,20 @@ impl Worker {
             match emit {
                 Emit::Output { stage, record } => {
                     let info = &infos[stage];
-                    let topic = info.output.as_deref().expect("published stages have an output");
+                    let topic = info
+                        .output
+                        .as_deref()
+                        .expect("published stages have an output");
                     let partition = match info.partitioning {
                         Partitioning::Source => Some(self.tp.partition),
                         Partitioning::Key => None,
                     };
                     match self.shared.sink.send(topic, partition, &record, &ack) {
                         Ok(()) => {
-                            self.shared.stats.records_out.fetch_add(1, Ordering::Relaxed);
+                            self.shared
+                                .stats
+                                .records_out
+                                .fetch_add(1, Ordering::Relaxed);
                         }
                         Err(error) => {
                             // The broker will not take this output (too large, say): the input
@@ -176,13 +182,11 @@ impl Worker {
         self.shared
             .sink
             .send(&self.shared.dead_letter, None, &letter, ack)
-            .map_err(|e| {
-                format!(
-                    "cannot dead-letter {}@{}: {e}",
-                    self.tp, letter.offset
-                )
-            })?;
-        self.shared.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+            .map_err(|e| format!("cannot dead-letter {}@{}: {e}", self.tp, letter.offset))?;
+        self.shared
+            .stats
+            .dead_letters
+            .fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }

@@ -74,7 +74,10 @@ impl LoadedPipeline {
         let stages = self
             .modules
             .iter()
-            .map(|m| m.instance().map(|i| Box::new(i) as Box<dyn weir_core::Stage>))
+            .map(|m| {
+                m.instance()
+                    .map(|i| Box::new(i) as Box<dyn weir_core::Stage>)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Chain::new(Arc::clone(&self.infos), stages, emit_all))
     }

@@ -161,7 +161,11 @@ fn validate(paths: &[PathBuf], config_only: bool, cache: Option<PathBuf>) -> Res
         }
         println!("{}: ok", path.display());
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn test(paths: &[PathBuf], cache: Option<PathBuf>) -> Result<ExitCode> {

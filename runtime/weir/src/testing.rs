@@ -59,8 +59,16 @@ fn run_case(pipeline: &Pipeline, loaded: &LoadedPipeline, case: &TestCase) -> Ca
                 .collect(),
         })
         .collect();
-    let topic = pipeline.source.topics.first().map_or("test", String::as_str);
-    let mut per_stage: Vec<StageResult> = pipeline.stages.iter().map(|_| StageResult::default()).collect();
+    let topic = pipeline
+        .source
+        .topics
+        .first()
+        .map_or("test", String::as_str);
+    let mut per_stage: Vec<StageResult> = pipeline
+        .stages
+        .iter()
+        .map(|_| StageResult::default())
+        .collect();
     for emit in chain.run(topic, 0, &records).into_iter().flatten() {
         match emit {
             Emit::Output { stage, record } => per_stage[stage].outputs.push(record),
@@ -96,16 +104,20 @@ fn check(e: &Expectation, got: &StageResult) -> Option<String> {
     if let Some(kind) = &e.error
         && !got.errors.iter().any(|(k, c, _)| k == kind || c == kind)
     {
-        problems.push(format!("expected an error `{kind}`, got {}", describe_errors(&got.errors)));
+        problems.push(format!(
+            "expected an error `{kind}`, got {}",
+            describe_errors(&got.errors)
+        ));
     }
     let wants_record = e.value.is_some() || e.value_contains.is_some() || e.key.is_some();
     if wants_record {
         let matches = |r: &Record| {
             let value = r.value.as_deref().map(String::from_utf8_lossy);
             let key = r.key.as_deref().map(String::from_utf8_lossy);
-            e.value.as_deref().is_none_or(|v| value.as_deref() == Some(v))
-                && e
-                    .value_contains
+            e.value
+                .as_deref()
+                .is_none_or(|v| value.as_deref() == Some(v))
+                && e.value_contains
                     .as_deref()
                     .is_none_or(|v| value.as_deref().is_some_and(|x| x.contains(v)))
                 && e.key.as_deref().is_none_or(|k| key.as_deref() == Some(k))

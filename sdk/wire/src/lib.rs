@@ -116,7 +116,10 @@ fn put_u32(buf: &mut Vec<u8>, v: u32) {
 
 fn put_len(buf: &mut Vec<u8>, len: usize) {
     let len = u32::try_from(len).ok().filter(|&l| l != ABSENT_LEN);
-    put_u32(buf, len.expect("a field of 4 GiB or more cannot be encoded"));
+    put_u32(
+        buf,
+        len.expect("a field of 4 GiB or more cannot be encoded"),
+    );
 }
 
 fn put_bytes(buf: &mut Vec<u8>, v: Option<&[u8]>) {
@@ -274,17 +277,19 @@ impl ResultWriter {
         value: Option<&[u8]>,
         headers: impl IntoIterator<Item = Header<'h>>,
     ) {
-        let open = self
-            .open
-            .as_mut()
-            .expect("output() must follow begin_ok()");
+        let open = self.open.as_mut().expect("output() must follow begin_ok()");
         open.1 += 1;
         put_record_body(&mut self.buf, timestamp, key, value, headers);
     }
 
     /// Appends an owned output record.
     pub fn output_record(&mut self, r: &Record) {
-        self.output(r.timestamp, r.key.as_deref(), r.value.as_deref(), r.header_refs());
+        self.output(
+            r.timestamp,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            r.header_refs(),
+        );
     }
 
     /// Appends the failed entry of the next input.
@@ -395,13 +400,22 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    fn record_body(&mut self) -> Result<(Option<i64>, Option<&'a [u8]>, Option<&'a [u8]>, Headers<'a>), DecodeError> {
-        let timestamp = self.timestamp()?;
-        let key = self.bytes()?;
-        let value = self.bytes()?;
-        let headers = self.headers()?;
-        Ok((timestamp, key, value, headers))
+    fn record_body(&mut self) -> Result<Body<'a>, DecodeError> {
+        Ok(Body {
+            timestamp: self.timestamp()?,
+            key: self.bytes()?,
+            value: self.bytes()?,
+            headers: self.headers()?,
+        })
     }
+}
+
+/// The fields every record shares, inputs and outputs alike.
+struct Body<'a> {
+    timestamp: Option<i64>,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    headers: Headers<'a>,
 }
 
 /// The headers of a record, read lazily from the buffer (already validated).
@@ -518,7 +532,12 @@ impl<'a> Iterator for Records<'a> {
         self.left -= 1;
         let r = (|| {
             let offset = self.cur.i64()?;
-            let (timestamp, key, value, headers) = self.cur.record_body()?;
+            let Body {
+                timestamp,
+                key,
+                value,
+                headers,
+            } = self.cur.record_body()?;
             Ok(RecordRef {
                 offset,
                 timestamp,
@@ -571,7 +590,12 @@ pub fn read_result(buf: &[u8]) -> Result<Vec<EntryRef<'_>>, DecodeError> {
                 let n = c.u32()? as usize;
                 let mut outs = Vec::with_capacity(n.min((buf.len() - c.at) / 20));
                 for _ in 0..n {
-                    let (timestamp, key, value, headers) = c.record_body()?;
+                    let Body {
+                        timestamp,
+                        key,
+                        value,
+                        headers,
+                    } = c.record_body()?;
                     outs.push(OutputRef {
                         timestamp,
                         key,
