@@ -6,7 +6,7 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Store, Trap};
 use weir_core::{Failure, FailureKind, Record, Stage, StageOutcome};
-use weir_wire::{BatchWriter, EntryRef, FORMAT_VERSION};
+use weir_wire::{BatchWriter, Entry, FORMAT_VERSION};
 
 use crate::bindings::{Enricher, EnricherPre};
 use crate::host::{CompiledModule, EPOCH_TICK, WasmHost};
@@ -291,7 +291,7 @@ impl EnrichInstance {
         self.since_recycle += records.len() as u64;
         let out = result?;
         let invalid = |message: String| Failure::new(FailureKind::InvalidOutput, message);
-        let entries = weir_wire::read_result(&out)
+        let entries = weir_wire::decode_result(&out)
             .map_err(|e| invalid(format!("the module's result does not decode: {e}")))?;
         if entries.len() != records.len() {
             return Err(invalid(format!(
@@ -300,30 +300,13 @@ impl EnrichInstance {
                 records.len()
             )));
         }
-        entries
+        Ok(entries
             .into_iter()
             .map(|entry| match entry {
-                EntryRef::Ok(outs) => outs
-                    .iter()
-                    .map(|o| {
-                        let headers = o
-                            .headers()
-                            .map(|h| h.map(|h| (h.name.to_owned(), h.value.map(<[u8]>::to_vec))))
-                            .collect::<Result<_, _>>()
-                            .map_err(|e| invalid(format!("bad output header: {e}")))?;
-                        Ok(Record {
-                            offset: -1,
-                            timestamp: o.timestamp,
-                            key: o.key.map(<[u8]>::to_vec),
-                            value: o.value.map(<[u8]>::to_vec),
-                            headers,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Ok),
-                EntryRef::Err { code, message } => Ok(Err(Failure::stage_error(code, message))),
+                Entry::Ok(outputs) => Ok(outputs),
+                Entry::Err { code, message } => Err(Failure::stage_error(code, message)),
             })
-            .collect()
+            .collect())
     }
 }
 

@@ -133,7 +133,8 @@ fn process_batch<O: IntoOutputs>(
 ) -> Vec<u8> {
     let reader =
         BatchReader::new(batch).unwrap_or_else(|e| panic!("weir-sdk: undecodable batch: {e}"));
-    let mut out = ResultWriter::new();
+    // Outputs are usually about the size of their inputs.
+    let mut out = ResultWriter::with_capacity(batch.len() + batch.len() / 4);
     for record in reader.records() {
         let record = record.unwrap_or_else(|e| panic!("weir-sdk: undecodable record: {e}"));
         CURRENT_OFFSET.set(Some(record.offset));

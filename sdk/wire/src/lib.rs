@@ -243,7 +243,12 @@ impl Default for ResultWriter {
 
 impl ResultWriter {
     pub fn new() -> Self {
-        let mut buf = Vec::new();
+        Self::with_capacity(0)
+    }
+
+    /// Starts a result with room for `bytes` bytes (a good guess saves regrowing the buffer).
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(bytes.max(8));
         put_u32(&mut buf, FORMAT_VERSION);
         put_u32(&mut buf, 0);
         Self {
@@ -576,6 +581,63 @@ pub enum EntryRef<'a> {
     Err { code: &'a str, message: &'a str },
 }
 
+/// One entry of a batch result, owned: what the host keeps of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// The input's outputs (offset `-1`: the host fills in the source offset).
+    Ok(Vec<Record>),
+    /// The stage refused the input.
+    Err { code: String, message: String },
+}
+
+/// Reads a whole batch result into owned records in one pass (the host's path: it needs owned
+/// records to hand on, so it copies once, straight from the buffer).
+pub fn decode_result(buf: &[u8]) -> Result<Vec<Entry>, DecodeError> {
+    let mut c = Cursor { buf, at: 0 };
+    c.version()?;
+    let count = c.u32()? as usize;
+    let mut entries = Vec::with_capacity(count.min(buf.len() / 5));
+    for _ in 0..count {
+        let at = c.at;
+        entries.push(match c.u8()? {
+            TAG_OK => {
+                let n = c.u32()? as usize;
+                let mut outs = Vec::with_capacity(n.min((buf.len() - c.at) / 20));
+                for _ in 0..n {
+                    let timestamp = c.timestamp()?;
+                    let key = c.bytes()?.map(<[u8]>::to_vec);
+                    let value = c.bytes()?.map(<[u8]>::to_vec);
+                    let h = c.u32()? as usize;
+                    let mut headers = Vec::with_capacity(h.min((buf.len() - c.at) / 8));
+                    for _ in 0..h {
+                        let name = c.str()?.to_owned();
+                        headers.push((name, c.bytes()?.map(<[u8]>::to_vec)));
+                    }
+                    outs.push(Record {
+                        offset: -1,
+                        timestamp,
+                        key,
+                        value,
+                        headers,
+                    });
+                }
+                Entry::Ok(outs)
+            }
+            TAG_ERR => Entry::Err {
+                code: c.str()?.to_owned(),
+                message: c.str()?.to_owned(),
+            },
+            tag => return Err(DecodeError::Tag { tag, at }),
+        });
+    }
+    if c.at != buf.len() {
+        return Err(DecodeError::Trailing {
+            extra: buf.len() - c.at,
+        });
+    }
+    Ok(entries)
+}
+
 /// Reads a whole batch result, validating all of it up front.
 pub fn read_result(buf: &[u8]) -> Result<Vec<EntryRef<'_>>, DecodeError> {
     let mut c = Cursor { buf, at: 0 };
@@ -713,6 +775,40 @@ mod tests {
             }
         }
 
+        /// The host's owned decoding agrees with the borrowed one.
+        #[test]
+        fn owned_and_borrowed_decoding_agree(entries in proptest::collection::vec(arb_entry(), 0..8)) {
+            let mut w = ResultWriter::new();
+            for e in &entries {
+                match e {
+                    Entry::Ok(outs) => { w.begin_ok(); for o in outs { w.output_record(o); } }
+                    Entry::Err(c, m) => w.error(c, m),
+                }
+            }
+            let buf = w.finish();
+            let owned = decode_result(&buf).unwrap();
+            let borrowed = read_result(&buf).unwrap();
+            prop_assert_eq!(owned.len(), borrowed.len());
+            for (o, b) in owned.iter().zip(&borrowed) {
+                match (o, b) {
+                    (super::Entry::Ok(o), EntryRef::Ok(b)) => {
+                        prop_assert_eq!(o.len(), b.len());
+                        for (o, b) in o.iter().zip(b) {
+                            prop_assert_eq!(o.timestamp, b.timestamp);
+                            prop_assert_eq!(o.key.as_deref(), b.key);
+                            prop_assert_eq!(o.value.as_deref(), b.value);
+                            prop_assert_eq!(o.headers.len(), b.headers().count());
+                        }
+                    }
+                    (super::Entry::Err { code, message }, EntryRef::Err { code: c, message: m }) => {
+                        prop_assert_eq!(code.as_str(), *c);
+                        prop_assert_eq!(message.as_str(), *m);
+                    }
+                    _ => prop_assert!(false, "entry kind differs"),
+                }
+            }
+        }
+
         /// Any prefix of a valid result, and any garbage, is rejected without panicking.
         #[test]
         fn truncated_or_garbage_results_are_errors(entries in proptest::collection::vec(arb_entry(), 1..8), cut in any::<prop::sample::Index>(), junk in proptest::collection::vec(any::<u8>(), 0..64)) {
@@ -726,6 +822,8 @@ mod tests {
             let buf = w.finish();
             let cut = cut.index(buf.len());
             prop_assert!(read_result(&buf[..cut]).is_err());
+            prop_assert!(decode_result(&buf[..cut]).is_err());
+            let _ = decode_result(&junk);
             let _ = read_result(&junk);
             let mut extra = buf.clone();
             extra.push(0);
