@@ -40,12 +40,15 @@ echo "==> weir validate + weir test"
 "$weir" validate pipelines/clickstream.toml
 "$weir" test pipelines/clickstream.toml
 
+echo "==> producing $count sample clicks (a backlog, so the run below shows weir's own pace)"
+"$demo" --brokers "$brokers" --count "$count" --phase produce
+
 echo "==> weir run pipelines/clickstream.toml (log: $state/weir.log)"
 "$weir" --log-format human run pipelines/clickstream.toml --brokers "$brokers" >"$state/weir.log" 2>&1 &
 weir_pid=$!
 
-echo "==> producing $count sample clicks and reading the results"
-"$demo" --brokers "$brokers" --count "$count"
+echo "==> reading what came out"
+"$demo" --brokers "$brokers" --count "$count" --phase report
 
 echo "==> stopping weir (SIGTERM: drain, commit, leave the group)"
 kill -TERM "$weir_pid"

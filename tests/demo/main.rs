@@ -32,6 +32,16 @@ struct Args {
     /// How long to wait for the pipeline's results.
     #[arg(long, default_value = "120")]
     timeout_secs: u64,
+    /// `produce` the clicks, `report` what the pipeline made of them, or `both`.
+    #[arg(long, value_enum, default_value_t = Phase::Both)]
+    phase: Phase,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Phase {
+    Produce,
+    Report,
+    Both,
 }
 
 /// What a click is: a normal one, a bot (the filter drops it), or garbage (dead-lettered).
@@ -67,23 +77,36 @@ enum Kind {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let mut expected_out = 0;
-    let mut expected_dead = 0;
+    let kinds: Vec<Kind> = (0..args.count).map(|i| click(i).1).collect();
+    let expected_out = kinds.iter().filter(|k| **k == Kind::Normal).count();
+    let expected_dead = kinds.iter().filter(|k| **k == Kind::Malformed).count();
+    if args.phase != Phase::Report {
+        let started = Instant::now();
+        produce(&args)?;
+        println!(
+            "produced {} clicks to {} in {:.2}s ({expected_out} normal, {} bots for the filter, \
+             {expected_dead} malformed)",
+            args.count,
+            args.input,
+            started.elapsed().as_secs_f64(),
+            args.count - expected_out - expected_dead
+        );
+    }
+    if args.phase != Phase::Produce {
+        report(&args, expected_out, expected_dead)?;
+    }
+    Ok(())
+}
 
+fn produce(args: &Args) -> Result<()> {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", &args.brokers)
         .set("enable.idempotence", "true")
         .set("linger.ms", "10")
         .create()
         .context("cannot create the producer")?;
-    let started = Instant::now();
     for i in 0..args.count {
-        let (value, kind) = click(i);
-        match kind {
-            Kind::Normal => expected_out += 1,
-            Kind::Malformed => expected_dead += 1,
-            Kind::Bot => {}
-        }
+        let (value, _) = click(i);
         let key = format!("u{}", i % 997);
         let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&args.input)
             .key(key.as_bytes())
@@ -99,15 +122,11 @@ fn main() -> Result<()> {
         }
     }
     producer.flush(Duration::from_secs(60))?;
-    println!(
-        "produced {} clicks to {} in {:.2}s ({expected_out} normal, {} bots for the filter, \
-         {expected_dead} malformed)",
-        args.count,
-        args.input,
-        started.elapsed().as_secs_f64(),
-        args.count - expected_out - expected_dead
-    );
+    Ok(())
+}
 
+/// Reads the output and dead-letter topics until every expected record arrived.
+fn report(args: &Args, expected_out: usize, expected_dead: usize) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(args.timeout_secs);
     let out = reader(&args.brokers, &args.output)?;
     let dead = reader(&args.brokers, &args.dead_letter)?;
@@ -116,8 +135,10 @@ fn main() -> Result<()> {
     let mut reasons: BTreeMap<String, (usize, String)> = BTreeMap::new();
     let (mut first, mut last) = (None, Instant::now());
     while (n_out < expected_out || n_dead < expected_dead) && Instant::now() < deadline {
-        if let Some(m) = out.poll(Duration::from_millis(20)) {
+        let mut idle = true;
+        while let Some(m) = out.poll(Duration::ZERO) {
             let m = m?;
+            idle = false;
             n_out += 1;
             first.get_or_insert_with(Instant::now);
             last = Instant::now();
@@ -125,8 +146,9 @@ fn main() -> Result<()> {
                 samples.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
             }
         }
-        if let Some(m) = dead.poll(Duration::from_millis(1)) {
+        while let Some(m) = dead.poll(Duration::ZERO) {
             let m = m?;
+            idle = false;
             n_dead += 1;
             let h = |name: &str| -> String {
                 m.headers()
@@ -144,6 +166,9 @@ fn main() -> Result<()> {
                 .entry(reason)
                 .or_insert((0, h("weir.error.message")));
             e.0 += 1;
+        }
+        if idle {
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
