@@ -124,7 +124,7 @@ mod wasm {
 
 #[cfg(test)]
 mod tests {
-    use weir_wire::{BatchWriter, EntryRef, FORMAT_VERSION, read_result};
+    use weir_wire::{BatchWriter, Entry, FORMAT_VERSION, decode_result};
 
     use super::*;
 
@@ -147,10 +147,10 @@ mod tests {
         init_fn(String::new(), upper).unwrap();
         let result = process(&batch(&[b"a", &[0xff]]));
         assert_eq!(result[..4], FORMAT_VERSION.to_le_bytes());
-        match &read_result(&result).unwrap()[..] {
-            [EntryRef::Ok(a), EntryRef::Err { code, .. }] => {
-                assert_eq!(a[0].value, Some(&b"A"[..]));
-                assert_eq!(*code, "bad-utf8");
+        match &decode_result(&result).unwrap()[..] {
+            [Entry::Ok(a), Entry::Err { code, .. }] => {
+                assert_eq!(a[0].value.as_deref(), Some(&b"A"[..]));
+                assert_eq!(code, "bad-utf8");
             }
             other => panic!("{other:?}"),
         }

@@ -20,7 +20,7 @@
 
 use std::fmt;
 
-use weir_wire::{BatchWriter, EntryRef};
+use weir_wire::{BatchWriter, Entry};
 
 use crate::stage::{BatchStage, FnStage, TypeStage};
 use crate::{Config, Enricher, Error, IntoOutputs, Record};
@@ -66,7 +66,7 @@ impl Harness {
         }
         let result = self.process_raw(&batch.finish());
         let entries =
-            weir_wire::read_result(&result).expect("the stage wrote an undecodable result");
+            weir_wire::decode_result(&result).expect("the stage wrote an undecodable result");
         assert_eq!(
             entries.len(),
             records.len(),
@@ -78,23 +78,15 @@ impl Harness {
             .into_iter()
             .zip(&records)
             .map(|(entry, input)| match entry {
-                EntryRef::Ok(outputs) => Ok(outputs
-                    .iter()
-                    .map(|o| {
-                        Record::from(weir_wire::Record {
-                            offset: input.offset(),
-                            timestamp: o.timestamp.or(input.timestamp()),
-                            key: o.key.map(<[u8]>::to_vec),
-                            value: o.value.map(<[u8]>::to_vec),
-                            headers: o
-                                .headers()
-                                .map(|h| h.expect("headers were validated"))
-                                .map(|h| (h.name.to_owned(), h.value.map(<[u8]>::to_vec)))
-                                .collect(),
-                        })
+                Entry::Ok(outputs) => Ok(outputs
+                    .into_iter()
+                    .map(|mut o| {
+                        o.offset = input.offset();
+                        o.timestamp = o.timestamp.or(input.timestamp());
+                        Record::from(o)
                     })
                     .collect()),
-                EntryRef::Err { code, message } => Err(Error::new(code, message)),
+                Entry::Err { code, message } => Err(Error::new(code, message)),
             })
             .collect()
     }

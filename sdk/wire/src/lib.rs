@@ -1,8 +1,9 @@
 //! The Weir batch encoding (format 1), specified in `sdk/wit/BATCH.md`.
 //!
 //! Records cross the host/guest boundary as one flat buffer per batch. This crate is the reference
-//! implementation used by both the runtime and the Rust SDK: writers that append into one `Vec<u8>`
-//! and readers that borrow from the buffer without copying.
+//! implementation used by both the runtime and the Rust SDK: writers that append into one
+//! `Vec<u8>`, a batch reader that borrows from the buffer without copying (the guest's side), and
+//! a result decoder that copies straight into owned records (the host's side).
 //!
 //! ```
 //! use weir_wire::{BatchReader, BatchWriter, Header};
@@ -556,31 +557,6 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
-/// An output record borrowed from a batch result.
-#[derive(Debug, Clone)]
-pub struct OutputRef<'a> {
-    /// `None` keeps the input's timestamp.
-    pub timestamp: Option<i64>,
-    pub key: Option<&'a [u8]>,
-    pub value: Option<&'a [u8]>,
-    headers: Headers<'a>,
-}
-
-impl<'a> OutputRef<'a> {
-    pub fn headers(&self) -> Headers<'a> {
-        self.headers.clone()
-    }
-}
-
-/// One entry of a batch result: the fate of one input record.
-#[derive(Debug, Clone)]
-pub enum EntryRef<'a> {
-    /// The input produced these outputs (none: filtered out).
-    Ok(Vec<OutputRef<'a>>),
-    /// The stage refused the input.
-    Err { code: &'a str, message: &'a str },
-}
-
 /// One entry of a batch result, owned: what the host keeps of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
@@ -626,50 +602,6 @@ pub fn decode_result(buf: &[u8]) -> Result<Vec<Entry>, DecodeError> {
             TAG_ERR => Entry::Err {
                 code: c.str()?.to_owned(),
                 message: c.str()?.to_owned(),
-            },
-            tag => return Err(DecodeError::Tag { tag, at }),
-        });
-    }
-    if c.at != buf.len() {
-        return Err(DecodeError::Trailing {
-            extra: buf.len() - c.at,
-        });
-    }
-    Ok(entries)
-}
-
-/// Reads a whole batch result, validating all of it up front.
-pub fn read_result(buf: &[u8]) -> Result<Vec<EntryRef<'_>>, DecodeError> {
-    let mut c = Cursor { buf, at: 0 };
-    c.version()?;
-    let count = c.u32()? as usize;
-    // Every entry takes at least 5 bytes: do not trust a huge declared count for the allocation.
-    let mut entries = Vec::with_capacity(count.min(buf.len() / 5));
-    for _ in 0..count {
-        let at = c.at;
-        entries.push(match c.u8()? {
-            TAG_OK => {
-                let n = c.u32()? as usize;
-                let mut outs = Vec::with_capacity(n.min((buf.len() - c.at) / 20));
-                for _ in 0..n {
-                    let Body {
-                        timestamp,
-                        key,
-                        value,
-                        headers,
-                    } = c.record_body()?;
-                    outs.push(OutputRef {
-                        timestamp,
-                        key,
-                        value,
-                        headers,
-                    });
-                }
-                EntryRef::Ok(outs)
-            }
-            TAG_ERR => EntryRef::Err {
-                code: c.str()?,
-                message: c.str()?,
             },
             tag => return Err(DecodeError::Tag { tag, at }),
         });
@@ -752,59 +684,25 @@ mod tests {
                 }
             }
             let buf = w.finish();
-            let back = read_result(&buf).unwrap();
+            let back = decode_result(&buf).unwrap();
             prop_assert_eq!(back.len(), entries.len());
             for (got, want) in back.iter().zip(&entries) {
                 match (got, want) {
-                    (EntryRef::Ok(g), Entry::Ok(w)) => {
+                    (super::Entry::Ok(g), Entry::Ok(w)) => {
                         prop_assert_eq!(g.len(), w.len());
                         for (g, w) in g.iter().zip(w) {
+                            prop_assert_eq!(g.offset, -1);
                             prop_assert_eq!(g.timestamp, w.timestamp);
-                            prop_assert_eq!(g.key, w.key.as_deref());
-                            prop_assert_eq!(g.value, w.value.as_deref());
-                            let hs: Vec<_> = g.headers().map(|h| h.unwrap()).map(|h| (h.name.to_owned(), h.value.map(<[u8]>::to_vec))).collect();
-                            prop_assert_eq!(&hs, &w.headers);
+                            prop_assert_eq!(&g.key, &w.key);
+                            prop_assert_eq!(&g.value, &w.value);
+                            prop_assert_eq!(&g.headers, &w.headers);
                         }
                     }
-                    (EntryRef::Err { code, message }, Entry::Err(c, m)) => {
-                        prop_assert_eq!(*code, c.as_str());
-                        prop_assert_eq!(*message, m.as_str());
+                    (super::Entry::Err { code, message }, Entry::Err(c, m)) => {
+                        prop_assert_eq!(code, c);
+                        prop_assert_eq!(message, m);
                     }
                     _ => prop_assert!(false, "entry kind changed"),
-                }
-            }
-        }
-
-        /// The host's owned decoding agrees with the borrowed one.
-        #[test]
-        fn owned_and_borrowed_decoding_agree(entries in proptest::collection::vec(arb_entry(), 0..8)) {
-            let mut w = ResultWriter::new();
-            for e in &entries {
-                match e {
-                    Entry::Ok(outs) => { w.begin_ok(); for o in outs { w.output_record(o); } }
-                    Entry::Err(c, m) => w.error(c, m),
-                }
-            }
-            let buf = w.finish();
-            let owned = decode_result(&buf).unwrap();
-            let borrowed = read_result(&buf).unwrap();
-            prop_assert_eq!(owned.len(), borrowed.len());
-            for (o, b) in owned.iter().zip(&borrowed) {
-                match (o, b) {
-                    (super::Entry::Ok(o), EntryRef::Ok(b)) => {
-                        prop_assert_eq!(o.len(), b.len());
-                        for (o, b) in o.iter().zip(b) {
-                            prop_assert_eq!(o.timestamp, b.timestamp);
-                            prop_assert_eq!(o.key.as_deref(), b.key);
-                            prop_assert_eq!(o.value.as_deref(), b.value);
-                            prop_assert_eq!(o.headers.len(), b.headers().count());
-                        }
-                    }
-                    (super::Entry::Err { code, message }, EntryRef::Err { code: c, message: m }) => {
-                        prop_assert_eq!(code.as_str(), *c);
-                        prop_assert_eq!(message.as_str(), *m);
-                    }
-                    _ => prop_assert!(false, "entry kind differs"),
                 }
             }
         }
@@ -821,13 +719,11 @@ mod tests {
             }
             let buf = w.finish();
             let cut = cut.index(buf.len());
-            prop_assert!(read_result(&buf[..cut]).is_err());
             prop_assert!(decode_result(&buf[..cut]).is_err());
             let _ = decode_result(&junk);
-            let _ = read_result(&junk);
-            let mut extra = buf.clone();
+                        let mut extra = buf.clone();
             extra.push(0);
-            let is_trailing = matches!(read_result(&extra), Err(DecodeError::Trailing { extra: 1 }));
+            let is_trailing = matches!(decode_result(&extra), Err(DecodeError::Trailing { extra: 1 }));
             prop_assert!(is_trailing);
         }
     }

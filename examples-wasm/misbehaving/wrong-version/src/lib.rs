@@ -51,21 +51,25 @@ mod component {
 
 #[cfg(test)]
 mod tests {
-    use weir_wire::{BatchWriter, EntryRef, Header, read_result};
+    use weir_wire::{BatchWriter, Entry, Header, decode_result};
 
     #[test]
     fn returns_each_record_unchanged() {
         let mut batch = BatchWriter::new("t", 0);
         batch.push(3, Some(9), Some(b"k"), Some(b"v"), [Header::new("h", None)]);
         let result = super::identity(&batch.finish()).unwrap();
-        let entries = read_result(&result).unwrap();
-        let [EntryRef::Ok(outputs)] = &entries[..] else {
+        let entries = decode_result(&result).unwrap();
+        let [Entry::Ok(outputs)] = &entries[..] else {
             panic!("{entries:?}")
         };
         assert_eq!(
-            (outputs[0].key, outputs[0].value, outputs[0].timestamp),
+            (
+                outputs[0].key.as_deref(),
+                outputs[0].value.as_deref(),
+                outputs[0].timestamp
+            ),
             (Some(&b"k"[..]), Some(&b"v"[..]), Some(9))
         );
-        assert_eq!(outputs[0].headers().count(), 1);
+        assert_eq!(outputs[0].headers, [("h".to_owned(), None)]);
     }
 }
