@@ -383,7 +383,8 @@ pub fn write_pipeline(toml: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-/// The `[source]` table of a test pipeline: fast group joins on Tansu.
+/// The `[source]` table of a test pipeline: fast group joins on Tansu, and short fetch waits
+/// (Tansu holds a fetch for `fetch.wait.max.ms` even when it has data).
 pub fn source_table(topics: &[&str], group: &str) -> String {
     format!(
         r#"[source]
@@ -393,7 +394,7 @@ group = "{group}"
 batch_size = 64
 commit_interval = "200ms"
 drain_timeout = "10s"
-kafka = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }}
+kafka = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "fetch.wait.max.ms" = "50" }}
 "#,
         brokers = broker().bootstrap,
         topics = topics
@@ -456,6 +457,28 @@ impl Weir {
                 Instant::now() < deadline,
                 "weir did not log {needle:?} within {timeout:?}; log:\n{}",
                 self.log.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `n` log lines contain `needle`.
+    pub fn wait_for_logs(&self, needle: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let count = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(needle))
+                .count();
+            if count >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "weir logged {needle:?} {count} times, not {n}, within {timeout:?}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -4,6 +4,7 @@
 mod harness;
 mod tail;
 
+mod backpressure;
 mod cli;
 mod delivery;
 mod flow;

@@ -118,7 +118,11 @@ pub fn run(
         match source.poll(wait) {
             Ok(Some((tp, record))) => {
                 if let Some(tp) = manager.dispatch(tp, record) {
-                    source.pause(std::slice::from_ref(&tp))?;
+                    // Should pausing fail, the stash keeps growing only by what the client has
+                    // already fetched; the next full check pauses again.
+                    if let Err(error) = source.pause(std::slice::from_ref(&tp)) {
+                        tracing::warn!(%error, partition = %tp, "Pause failed.");
+                    }
                     any_paused = true;
                 }
             }
@@ -128,7 +132,10 @@ pub fn run(
         if any_paused {
             let (resume, still_paused) = manager.flush_stashes();
             if !resume.is_empty() {
-                source.resume(&resume)?;
+                match source.resume(&resume) {
+                    Ok(()) => manager.resumed(&resume),
+                    Err(error) => tracing::warn!(%error, "Resume failed; retrying."),
+                }
             }
             any_paused = still_paused;
         }
@@ -246,6 +253,7 @@ impl Manager {
             Ok(()) => None,
             Err(TrySendError::Full(record)) => {
                 lane.stash.push_back(record);
+                lane.paused = true;
                 tracing::debug!(partition = %tp, "Lane full; partition paused.");
                 Some(tp)
             }
@@ -254,16 +262,12 @@ impl Manager {
         }
     }
 
-    /// Moves stashed records into lanes with room. Returns the partitions whose stash emptied
-    /// (to resume) and whether any partition is still paused.
+    /// Moves stashed records into lanes with room. Returns the paused partitions ready to resume
+    /// (stash empty, queue at most half full) and whether any partition is still paused.
     fn flush_stashes(&self) -> (Vec<TopicPartition>, bool) {
         let mut lanes = self.lanes.lock();
         let mut resume = Vec::new();
-        let mut still_paused = false;
-        for (tp, lane) in lanes.iter_mut() {
-            if lane.stash.is_empty() {
-                continue;
-            }
+        for (tp, lane) in lanes.iter_mut().filter(|(_, l)| l.paused) {
             while let Some(r) = lane.stash.pop_front() {
                 if let Err(e) = lane.tx.try_send(r) {
                     match e {
@@ -273,13 +277,24 @@ impl Manager {
                     break;
                 }
             }
-            if lane.stash.is_empty() {
+            // Resume at the low-water mark, not as soon as there is room: the lane still has
+            // half a queue of work while the consumer fetches again, so a fetch round trip does
+            // not idle it, and each pause lets at least half a queue through.
+            if lane.stash.is_empty() && lane.tx.len() <= self.capacity / 2 {
                 resume.push(tp.clone());
-            } else {
-                still_paused = true;
             }
         }
-        (resume, still_paused)
+        (resume, lanes.values().any(|l| l.paused))
+    }
+
+    /// The consumer resumed these partitions.
+    fn resumed(&self, partitions: &[TopicPartition]) {
+        let mut lanes = self.lanes.lock();
+        for tp in partitions {
+            if let Some(lane) = lanes.get_mut(tp) {
+                lane.paused = false;
+            }
+        }
     }
 
     /// Offsets that advanced since the last call, for a periodic commit.

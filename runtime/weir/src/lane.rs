@@ -45,6 +45,8 @@ pub(crate) struct Lane {
     pub thread: JoinHandle<()>,
     /// Records the consumer delivered while the lane's queue was full, in order.
     pub stash: std::collections::VecDeque<Record>,
+    /// Whether the partition is paused (until the stash is empty and resuming succeeded).
+    pub paused: bool,
     /// The last offset committed for this lane.
     pub committed: Option<i64>,
 }
@@ -72,6 +74,7 @@ impl Lane {
             tracker,
             thread,
             stash: Default::default(),
+            paused: false,
             committed: None,
         }
     }
