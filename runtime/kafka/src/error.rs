@@ -6,12 +6,12 @@ pub enum KafkaError {
     /// The client could not be created: a bad property or value in the pipeline's `kafka` tables.
     #[error("invalid Kafka client configuration: {0}")]
     Config(String),
-    /// The broker or the network failed; retrying later may help.
-    #[error("{context}: {source}")]
+    /// The broker or the network failed; retrying later may help. The cause is part of the
+    /// message (not a `source`), so that logs and error chains print it exactly once.
+    #[error("{context}: {cause}")]
     Broker {
         context: String,
-        #[source]
-        source: rdkafka::error::KafkaError,
+        cause: rdkafka::error::KafkaError,
     },
     /// A topic the pipeline writes to is missing or too small.
     #[error("{0}")]
@@ -19,10 +19,10 @@ pub enum KafkaError {
 }
 
 impl KafkaError {
-    pub(crate) fn broker(context: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
+    pub(crate) fn broker(context: impl Into<String>, cause: rdkafka::error::KafkaError) -> Self {
         Self::Broker {
             context: context.into(),
-            source,
+            cause,
         }
     }
 }
