@@ -70,16 +70,18 @@ fn clicks(n: usize) -> Vec<Record> {
             Record {
                 offset: i as i64,
                 timestamp: Some(ts),
-                key: Some(user.into_bytes()),
-                value: Some(value.into_bytes()),
-                headers: vec![("traceparent".to_owned(), Some(trace.into_bytes()))],
+                key: Some(user.into()),
+                value: Some(value.into()),
+                headers: [weir_core::Header::new("traceparent", Some(trace.as_bytes()))]
+                    .into_iter()
+                    .collect(),
             }
         })
         .collect()
 }
 
 /// The native baseline: the per-record work the guest does, without the boundary. The guest's SDK
-/// hands the stage an owned copy of the record (key and headers cloned), the stage replaces the
+/// hands the stage an owned record (key and headers shared, not copied), the stage replaces the
 /// value by `enrich_value`'s, and the output record goes back with the input's timestamp.
 fn enrich_native(records: &[Record]) -> Vec<Result<Vec<Record>, weir_sdk::Error>> {
     records
@@ -90,7 +92,7 @@ fn enrich_native(records: &[Record]) -> Vec<Result<Vec<Record>, weir_sdk::Error>
                     offset: -1,
                     timestamp: r.timestamp,
                     key: r.key.clone(),
-                    value: Some(value),
+                    value: Some(value.into()),
                     headers: r.headers.clone(),
                 }]
             })

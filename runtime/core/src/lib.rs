@@ -15,3 +15,4 @@ pub use stage::{Stage, StageOutcome};
 /// The record type that flows through a pipeline: the same owned record the batch encoding reads
 /// and writes. `offset` is the source offset a record derives from.
 pub use weir_wire::Record;
+pub use weir_wire::{Bytes, Header, Headers};

@@ -97,19 +97,19 @@ impl KafkaSink {
         ack: &Arc<InputAck>,
     ) -> Result<(), KafkaError> {
         let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (name, value) in &record.headers {
+        for h in record.headers.iter() {
             headers = headers.insert(Header {
-                key: name,
-                value: value.as_deref(),
+                key: h.name,
+                value: h.value,
             });
         }
         let mut r: BaseRecord<'_, [u8], [u8], Box<Arc<InputAck>>> =
             BaseRecord::with_opaque_to(topic, Box::new(Arc::clone(ack))).headers(headers);
         if let Some(k) = &record.key {
-            r = r.key(k.as_slice());
+            r = r.key(&k[..]);
         }
         if let Some(v) = &record.value {
-            r = r.payload(v.as_slice());
+            r = r.payload(&v[..]);
         }
         if let Some(p) = partition {
             r = r.partition(p);

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use weir_core::Record;
+use weir_core::{Bytes, Header, Record};
 
 use crate::{KafkaError, client_config};
 
@@ -208,17 +208,13 @@ impl KafkaSource {
         };
         let headers = msg
             .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
+            .map(|hs| hs.iter().map(|h| Header::new(h.key, h.value)).collect())
             .unwrap_or_default();
         let record = Record {
             offset: msg.offset(),
             timestamp: msg.timestamp().to_millis(),
-            key: msg.key().map(<[u8]>::to_vec),
-            value: msg.payload().map(<[u8]>::to_vec),
+            key: msg.key().map(Bytes::copy_from_slice),
+            value: msg.payload().map(Bytes::copy_from_slice),
             headers,
         };
         Ok(Some((tp, record)))

@@ -291,7 +291,7 @@ impl EnrichInstance {
         self.since_recycle += records.len() as u64;
         let out = result?;
         let invalid = |message: String| Failure::new(FailureKind::InvalidOutput, message);
-        let entries = weir_wire::decode_result(&out)
+        let entries = weir_wire::decode_result(out.into())
             .map_err(|e| invalid(format!("the module's result does not decode: {e}")))?;
         if entries.len() != records.len() {
             return Err(invalid(format!(

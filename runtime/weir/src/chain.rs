@@ -181,7 +181,7 @@ mod tests {
         Record {
             offset,
             timestamp: Some(1000 + offset),
-            value: Some(value.as_bytes().to_vec()),
+            value: Some(weir_core::Bytes::copy_from_slice(value.as_bytes())),
             ..Record::default()
         }
     }

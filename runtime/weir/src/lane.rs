@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
-use weir_core::{Failure, FailureKind, InputAck, PartitionTracker, Record, headers};
+use weir_core::{Failure, FailureKind, Header, InputAck, PartitionTracker, Record, headers};
 use weir_kafka::{KafkaSink, TopicPartition};
 
 use crate::chain::{Chain, Emit, Partitioning, StageInfo};
@@ -203,22 +203,24 @@ pub(crate) fn dead_letter_record(
     mut record: Record,
     failure: &Failure,
 ) -> Record {
-    let offset = record.offset.to_string();
-    let mut add = |name: &str, value: &str| {
-        record
-            .headers
-            .push((name.to_owned(), Some(value.as_bytes().to_vec())));
-    };
-    add(headers::PIPELINE, pipeline);
-    add(headers::STAGE, &stage.name);
-    add(headers::MODULE_SHA256, &stage.module_sha256);
-    add(headers::ERROR_KIND, failure.kind.as_str());
-    if !failure.code.is_empty() {
-        add(headers::ERROR_CODE, &failure.code);
-    }
-    add(headers::ERROR_MESSAGE, &failure.message);
-    add(headers::SOURCE_TOPIC, &source.topic);
-    add(headers::SOURCE_PARTITION, &source.partition.to_string());
-    add(headers::SOURCE_OFFSET, &offset);
+    let (partition, offset) = (source.partition.to_string(), record.offset.to_string());
+    let provenance = [
+        (headers::PIPELINE, pipeline),
+        (headers::STAGE, &stage.name),
+        (headers::MODULE_SHA256, &stage.module_sha256),
+        (headers::ERROR_KIND, failure.kind.as_str()),
+        (headers::ERROR_CODE, &failure.code),
+        (headers::ERROR_MESSAGE, &failure.message),
+        (headers::SOURCE_TOPIC, &source.topic),
+        (headers::SOURCE_PARTITION, &partition),
+        (headers::SOURCE_OFFSET, &offset),
+    ];
+    record.headers.extend(
+        provenance
+            .iter()
+            // The code is a stage error's own; other kinds have none.
+            .filter(|(name, value)| *name != headers::ERROR_CODE || !value.is_empty())
+            .map(|(name, value)| Header::new(name, Some(value.as_bytes()))),
+    );
     record
 }

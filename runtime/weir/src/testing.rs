@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use weir_config::{Expectation, Pipeline, TestCase};
-use weir_core::Record;
+use weir_core::{Bytes, Header, Record};
 
 use crate::chain::Emit;
 use crate::loader::LoadedPipeline;
@@ -50,12 +50,12 @@ fn run_case(pipeline: &Pipeline, loaded: &LoadedPipeline, case: &TestCase) -> Ca
         .map(|(r, offset)| Record {
             offset,
             timestamp: r.timestamp,
-            key: r.key.as_ref().map(|k| k.as_bytes().to_vec()),
-            value: Some(r.value.as_bytes().to_vec()),
+            key: r.key.as_ref().map(|k| Bytes::copy_from_slice(k.as_bytes())),
+            value: Some(Bytes::copy_from_slice(r.value.as_bytes())),
             headers: r
                 .headers
                 .iter()
-                .map(|(k, v)| (k.clone(), Some(v.as_bytes().to_vec())))
+                .map(|(k, v)| Header::new(k, Some(v.as_bytes())))
                 .collect(),
         })
         .collect();

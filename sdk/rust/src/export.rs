@@ -53,7 +53,7 @@ where
 }
 
 /// `process`: runs the batch through the stage `init` set.
-pub fn process(batch: &[u8]) -> Vec<u8> {
+pub fn process(batch: Vec<u8>) -> Vec<u8> {
     STAGE.with_borrow_mut(|stage| {
         stage
             .as_mut()
@@ -145,9 +145,9 @@ mod tests {
     #[test]
     fn the_glue_speaks_the_batch_format() {
         init_fn(String::new(), upper).unwrap();
-        let result = process(&batch(&[b"a", &[0xff]]));
+        let result = process(batch(&[b"a", &[0xff]]));
         assert_eq!(result[..4], FORMAT_VERSION.to_le_bytes());
-        match &decode_result(&result).unwrap()[..] {
+        match &decode_result(result.into()).unwrap()[..] {
             [Entry::Ok(a), Entry::Err { code, .. }] => {
                 assert_eq!(a[0].value.as_deref(), Some(&b"A"[..]));
                 assert_eq!(code, "bad-utf8");
@@ -186,6 +186,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "process called before init")]
     fn process_needs_init() {
-        process(&batch(&[]));
+        process(batch(&[]));
     }
 }

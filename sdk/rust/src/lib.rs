@@ -48,6 +48,7 @@ pub use config::Config;
 pub use error::Error;
 pub use record::Record;
 pub use stage::{Enricher, IntoOutputs};
+pub use weir_wire::{Bytes, Header, Headers};
 
 /// The WIT package (and version) of the stage contract this SDK implements.
 pub const CONTRACT: &str = "weir:stage@0.1.0";
@@ -109,7 +110,7 @@ macro_rules! __enricher_export {
                 }
 
                 fn process(batch: ::std::vec::Vec<u8>) -> ::std::vec::Vec<u8> {
-                    $crate::__private::process(&batch)
+                    $crate::__private::process(batch)
                 }
             }
 

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use weir_wire::{Header, Headers};
+
 use crate::Error;
 
 /// A Kafka record as a stage sees it: owned, so a stage can change it in place and return it.
@@ -27,7 +29,7 @@ impl Record {
     /// A record with this value, no key, no headers and no timestamp (on output: the input's).
     pub fn new(value: impl Into<Vec<u8>>) -> Self {
         Self(weir_wire::Record {
-            value: Some(value.into()),
+            value: Some(value.into().into()),
             ..Default::default()
         })
     }
@@ -60,7 +62,7 @@ impl Record {
 
     /// Sets the key.
     pub fn set_key(&mut self, key: impl Into<Vec<u8>>) {
-        self.0.key = Some(key.into());
+        self.0.key = Some(key.into().into());
     }
 
     /// Returns the record with this key.
@@ -71,7 +73,7 @@ impl Record {
 
     /// Takes the key out, leaving a null key.
     pub fn take_key(&mut self) -> Option<Vec<u8>> {
-        self.0.key.take()
+        self.0.key.take().map(Vec::from)
     }
 
     /// The value; `None` is a null Kafka value (a tombstone).
@@ -100,7 +102,7 @@ impl Record {
 
     /// Sets the value.
     pub fn set_value(&mut self, value: impl Into<Vec<u8>>) {
-        self.0.value = Some(value.into());
+        self.0.value = Some(value.into().into());
     }
 
     /// Sets the value to `value` serialised as JSON.
@@ -118,7 +120,7 @@ impl Record {
 
     /// Takes the value out, leaving a null value.
     pub fn take_value(&mut self) -> Option<Vec<u8>> {
-        self.0.value.take()
+        self.0.value.take().map(Vec::from)
     }
 
     /// The value of the first header called `name`; `None` if there is none or its value is null.
@@ -134,20 +136,23 @@ impl Record {
     /// Sets header `name` to `value`: replaces the first header of that name in place and drops
     /// any others of that name, or appends one.
     pub fn set_header(&mut self, name: &str, value: impl Into<Vec<u8>>) {
-        let mut value = Some(value.into());
-        self.0.headers.retain_mut(|(n, v)| {
-            if n != name {
-                true
-            } else if let Some(new) = value.take() {
-                *v = Some(new);
-                true
+        let value = value.into();
+        let mut placed = false;
+        let mut headers = Headers::new();
+        headers.extend(self.0.headers.iter().filter_map(|h| {
+            if h.name != name {
+                Some(h)
+            } else if !placed {
+                placed = true;
+                Some(Header::new(name, Some(&value)))
             } else {
-                false
+                None
             }
-        });
-        if let Some(value) = value {
-            self.0.headers.push((name.to_owned(), Some(value)));
+        }));
+        if !placed {
+            headers.push(name, Some(&value));
         }
+        self.0.headers = headers;
     }
 
     /// Returns the record with header `name` set to `value` (see [`Record::set_header`]).
@@ -158,16 +163,16 @@ impl Record {
 
     /// Removes every header called `name`.
     pub fn remove_header(&mut self, name: &str) {
-        self.0.headers.retain(|(n, _)| n != name);
+        self.0.headers.retain(|h| h.name != name);
     }
 
-    /// All headers in order, as (name, value) pairs; Kafka allows repeated names and null values.
-    pub fn headers(&self) -> &[(String, Option<Vec<u8>>)] {
+    /// All headers in order (`headers().iter()`); Kafka allows repeated names and null values.
+    pub fn headers(&self) -> &Headers {
         &self.0.headers
     }
 
     /// The headers, for changes the helpers above do not cover.
-    pub fn headers_mut(&mut self) -> &mut Vec<(String, Option<Vec<u8>>)> {
+    pub fn headers_mut(&mut self) -> &mut Headers {
         &mut self.0.headers
     }
 
@@ -196,21 +201,21 @@ impl fmt::Debug for Record {
             .0
             .headers
             .iter()
-            .map(|(n, v)| (n, v.as_deref().map(Bytes)))
+            .map(|h| (h.name, h.value.map(Text)))
             .collect();
         f.debug_struct("Record")
             .field("offset", &self.0.offset)
             .field("timestamp", &self.0.timestamp)
-            .field("key", &self.key().map(Bytes))
-            .field("value", &self.value().map(Bytes))
+            .field("key", &self.key().map(Text))
+            .field("value", &self.value().map(Text))
             .field("headers", &headers)
             .finish()
     }
 }
 
-struct Bytes<'a>(&'a [u8]);
+struct Text<'a>(&'a [u8]);
 
-impl fmt::Debug for Bytes<'_> {
+impl fmt::Debug for Text<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match std::str::from_utf8(self.0) {
             Ok(s) => fmt::Debug::fmt(s, f),
@@ -227,13 +232,13 @@ mod tests {
     fn set_header_replaces_the_first_and_drops_the_rest() {
         let mut r = Record::new("v");
         r.headers_mut().extend([
-            ("a".to_owned(), Some(b"1".to_vec())),
-            ("b".to_owned(), None),
-            ("a".to_owned(), Some(b"2".to_vec())),
+            Header::new("a", Some(b"1")),
+            Header::new("b", None),
+            Header::new("a", Some(b"2")),
         ]);
         r.set_header("a", "3");
         r.set_header("c", "4");
-        let names: Vec<_> = r.headers().iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<_> = r.headers().iter().map(|h| h.name).collect();
         assert_eq!(names, ["a", "b", "c"]);
         assert_eq!(r.header("a"), Some(&b"3"[..]));
         assert_eq!(r.header("b"), None);

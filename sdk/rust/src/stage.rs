@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 
-use weir_wire::{BatchReader, ResultWriter};
+use weir_wire::ResultWriter;
 
 use crate::{Config, Error, Record};
 
@@ -87,14 +87,14 @@ impl IntoOutputs for Vec<Record> {
 
 /// A stage behind the export glue: one encoded batch in, one encoded batch result out.
 pub(crate) trait BatchStage {
-    fn process_batch(&mut self, batch: &[u8]) -> Vec<u8>;
+    fn process_batch(&mut self, batch: Vec<u8>) -> Vec<u8>;
 }
 
 /// An [`Enricher`] type as a [`BatchStage`].
 pub(crate) struct TypeStage<E>(pub(crate) E);
 
 impl<E: Enricher> BatchStage for TypeStage<E> {
-    fn process_batch(&mut self, batch: &[u8]) -> Vec<u8> {
+    fn process_batch(&mut self, batch: Vec<u8>) -> Vec<u8> {
         process_batch(batch, |r| self.0.process(r))
     }
 }
@@ -107,7 +107,7 @@ where
     F: FnMut(Record) -> Result<O, Error>,
     O: IntoOutputs,
 {
-    fn process_batch(&mut self, batch: &[u8]) -> Vec<u8> {
+    fn process_batch(&mut self, batch: Vec<u8>) -> Vec<u8> {
         process_batch(batch, &mut self.0)
     }
 }
@@ -128,17 +128,17 @@ pub(crate) fn current_offset() -> Option<i64> {
 /// A batch that does not decode is a host bug, not a record's fault: it panics, which traps the
 /// instance, and the host reports the message.
 fn process_batch<O: IntoOutputs>(
-    batch: &[u8],
+    batch: Vec<u8>,
     mut f: impl FnMut(Record) -> Result<O, Error>,
 ) -> Vec<u8> {
-    let reader =
-        BatchReader::new(batch).unwrap_or_else(|e| panic!("weir-sdk: undecodable batch: {e}"));
     // Outputs are usually about the size of their inputs.
     let mut out = ResultWriter::with_capacity(batch.len() + batch.len() / 4);
-    for record in reader.records() {
-        let record = record.unwrap_or_else(|e| panic!("weir-sdk: undecodable record: {e}"));
+    // The records share the batch buffer: nothing is copied out of it until a stage changes it.
+    let batch = weir_wire::decode_batch(batch.into())
+        .unwrap_or_else(|e| panic!("weir-sdk: undecodable batch: {e}"));
+    for record in batch.records {
         CURRENT_OFFSET.set(Some(record.offset));
-        match f(weir_wire::Record::from_ref(&record).into()) {
+        match f(record.into()) {
             Ok(outputs) => {
                 out.begin_ok();
                 outputs.into_outputs(|r| out.output_record(r.as_wire()));
@@ -257,6 +257,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "undecodable batch")]
     fn an_undecodable_batch_panics() {
-        Harness::from_fn(shapes).process_raw(&[9, 0, 0, 0]);
+        Harness::from_fn(shapes).process_raw(vec![9, 0, 0, 0]);
     }
 }

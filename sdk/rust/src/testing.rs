@@ -64,9 +64,9 @@ impl Harness {
         for r in &records {
             batch.push_record(r.as_wire());
         }
-        let result = self.process_raw(&batch.finish());
+        let result = self.process_raw(batch.finish());
         let entries =
-            weir_wire::decode_result(&result).expect("the stage wrote an undecodable result");
+            weir_wire::decode_result(result.into()).expect("the stage wrote an undecodable result");
         assert_eq!(
             entries.len(),
             records.len(),
@@ -92,7 +92,7 @@ impl Harness {
     }
 
     /// Processes an encoded batch and returns the encoded batch result, as the `process` export.
-    pub fn process_raw(&mut self, batch: &[u8]) -> Vec<u8> {
+    pub fn process_raw(&mut self, batch: Vec<u8>) -> Vec<u8> {
         self.stage.process_batch(batch)
     }
 }

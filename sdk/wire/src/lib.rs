@@ -22,6 +22,8 @@
 
 use std::str;
 
+pub use bytes::Bytes;
+
 /// The batch encoding version this crate reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -63,16 +65,19 @@ impl<'a> Header<'a> {
     }
 }
 
-/// An owned record, as the Rust SDK hands it to a stage and takes it back.
+/// An owned record, as the Rust SDK hands it to a stage and the host hands it on.
+///
+/// Key and value are [`Bytes`]: records decoded from a batch share the batch's one buffer instead
+/// of copying their fields out of it, and cloning a record copies no bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
     /// The source offset this record derives from (ignored on output).
     pub offset: i64,
     /// Milliseconds since the Unix epoch; `None` on output keeps the input's timestamp.
     pub timestamp: Option<i64>,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Headers,
 }
 
 impl Record {
@@ -81,30 +86,103 @@ impl Record {
         Self {
             offset: r.offset,
             timestamp: r.timestamp,
-            key: r.key.map(<[u8]>::to_vec),
-            value: r.value.map(<[u8]>::to_vec),
-            headers: r
-                .headers()
-                .map(|h| {
-                    let h = h.expect("headers were validated when the record was read");
-                    (h.name.to_owned(), h.value.map(<[u8]>::to_vec))
-                })
-                .collect(),
+            key: r.key.map(Bytes::copy_from_slice),
+            value: r.value.map(Bytes::copy_from_slice),
+            headers: Headers {
+                count: r.headers.left,
+                raw: Bytes::copy_from_slice(r.headers.cur.buf),
+            },
         }
     }
 
-    /// The first header called `name`, if any.
+    /// The value of the first header called `name`, if it has one.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.as_deref())
+        self.headers.get(name).flatten()
+    }
+}
+
+/// A record's headers, kept in their encoded form (as they sit in a batch) until changed: a record
+/// that passes through a stage with its headers untouched never decodes or copies them one by one.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    count: u32,
+    /// `count` encoded (name, value) pairs; always valid.
+    raw: Bytes,
+}
+
+impl Headers {
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    fn header_refs(&self) -> impl Iterator<Item = Header<'_>> {
-        self.headers
-            .iter()
-            .map(|(n, v)| Header::new(n, v.as_deref()))
+    /// The number of headers.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The headers in order.
+    pub fn iter(&self) -> impl Iterator<Item = Header<'_>> {
+        HeaderIter {
+            cur: Cursor {
+                buf: &self.raw,
+                at: 0,
+            },
+            left: self.count,
+        }
+        .map(|h| h.expect("owned headers are always valid"))
+    }
+
+    /// The value of the first header called `name`: `None` when there is no such header,
+    /// `Some(None)` when it has no value.
+    pub fn get(&self, name: &str) -> Option<Option<&[u8]>> {
+        self.iter().find(|h| h.name == name).map(|h| h.value)
+    }
+
+    /// Appends headers (Kafka allows several of one name).
+    pub fn extend<'h>(&mut self, more: impl IntoIterator<Item = Header<'h>>) {
+        let mut buf = Vec::with_capacity(self.raw.len() + 64);
+        buf.extend_from_slice(&self.raw);
+        for h in more {
+            put_str(&mut buf, h.name);
+            put_bytes(&mut buf, h.value);
+            self.count += 1;
+        }
+        self.raw = buf.into();
+    }
+
+    /// Appends one header.
+    pub fn push(&mut self, name: &str, value: Option<&[u8]>) {
+        self.extend([Header::new(name, value)]);
+    }
+
+    /// Keeps only the headers for which `keep` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Header<'_>) -> bool) {
+        let mut kept = Self::new();
+        kept.extend(self.iter().filter(|h| keep(h)));
+        *self = kept;
+    }
+}
+
+impl<'h> FromIterator<Header<'h>> for Headers {
+    fn from_iter<I: IntoIterator<Item = Header<'h>>>(iter: I) -> Self {
+        let mut h = Self::new();
+        h.extend(iter);
+        h
+    }
+}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(
+                self.iter()
+                    .map(|h| (h.name, h.value.map(|v| v.escape_ascii().to_string()))),
+            )
+            .finish()
     }
 }
 
@@ -163,6 +241,15 @@ fn put_record_body<'h>(
     put_headers(buf, headers);
 }
 
+/// Writes an owned record's body; its headers are copied as one encoded block.
+fn put_owned_body(buf: &mut Vec<u8>, timestamp: Option<i64>, r: &Record) {
+    buf.extend_from_slice(&timestamp.unwrap_or(NO_TIMESTAMP).to_le_bytes());
+    put_bytes(buf, r.key.as_deref());
+    put_bytes(buf, r.value.as_deref());
+    put_u32(buf, r.headers.count);
+    buf.extend_from_slice(&r.headers.raw);
+}
+
 /// Encodes an input batch (host side; the SDK uses it in native tests).
 #[derive(Debug)]
 pub struct BatchWriter {
@@ -202,13 +289,9 @@ impl BatchWriter {
 
     /// Appends an owned record.
     pub fn push_record(&mut self, r: &Record) {
-        self.push(
-            r.offset,
-            r.timestamp,
-            r.key.as_deref(),
-            r.value.as_deref(),
-            r.header_refs(),
-        );
+        self.buf.extend_from_slice(&r.offset.to_le_bytes());
+        put_owned_body(&mut self.buf, r.timestamp, r);
+        self.count += 1;
     }
 
     /// Records appended so far.
@@ -290,12 +373,12 @@ impl ResultWriter {
 
     /// Appends an owned output record.
     pub fn output_record(&mut self, r: &Record) {
-        self.output(
-            r.timestamp,
-            r.key.as_deref(),
-            r.value.as_deref(),
-            r.header_refs(),
-        );
+        let open = self
+            .open
+            .as_mut()
+            .expect("output_record() must follow begin_ok()");
+        open.1 += 1;
+        put_owned_body(&mut self.buf, r.timestamp, r);
     }
 
     /// Appends the failed entry of the next input.
@@ -390,14 +473,14 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skips a header list, validating it, and returns the headers' bytes and count.
-    fn headers(&mut self) -> Result<Headers<'a>, DecodeError> {
+    fn headers(&mut self) -> Result<HeaderIter<'a>, DecodeError> {
         let count = self.u32()?;
         let start = self.at;
         for _ in 0..count {
             self.str()?;
             self.bytes()?;
         }
-        Ok(Headers {
+        Ok(HeaderIter {
             cur: Cursor {
                 buf: &self.buf[start..self.at],
                 at: 0,
@@ -421,17 +504,17 @@ struct Body<'a> {
     timestamp: Option<i64>,
     key: Option<&'a [u8]>,
     value: Option<&'a [u8]>,
-    headers: Headers<'a>,
+    headers: HeaderIter<'a>,
 }
 
 /// The headers of a record, read lazily from the buffer (already validated).
 #[derive(Debug, Clone)]
-pub struct Headers<'a> {
+pub struct HeaderIter<'a> {
     cur: Cursor<'a>,
     left: u32,
 }
 
-impl<'a> Iterator for Headers<'a> {
+impl<'a> Iterator for HeaderIter<'a> {
     type Item = Result<Header<'a>, DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -458,12 +541,12 @@ pub struct RecordRef<'a> {
     pub timestamp: Option<i64>,
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
-    headers: Headers<'a>,
+    headers: HeaderIter<'a>,
 }
 
 impl<'a> RecordRef<'a> {
     /// The record's headers in order.
-    pub fn headers(&self) -> Headers<'a> {
+    pub fn headers(&self) -> HeaderIter<'a> {
         self.headers.clone()
     }
 }
@@ -566,10 +649,33 @@ pub enum Entry {
     Err { code: String, message: String },
 }
 
-/// Reads a whole batch result into owned records in one pass (the host's path: it needs owned
-/// records to hand on, so it copies once, straight from the buffer).
-pub fn decode_result(buf: &[u8]) -> Result<Vec<Entry>, DecodeError> {
-    let mut c = Cursor { buf, at: 0 };
+impl Cursor<'_> {
+    /// Reads a record body whose fields share `whole` (the buffer this cursor reads).
+    fn owned_body(&mut self, whole: &Bytes) -> Result<Record, DecodeError> {
+        let Body {
+            timestamp,
+            key,
+            value,
+            headers,
+        } = self.record_body()?;
+        let share = |s: &[u8]| whole.slice_ref(s);
+        Ok(Record {
+            offset: -1,
+            timestamp,
+            key: key.map(share),
+            value: value.map(share),
+            headers: Headers {
+                count: headers.left,
+                raw: share(headers.cur.buf),
+            },
+        })
+    }
+}
+
+/// Reads a whole batch result into owned records that share `buf` (the host's path: no field is
+/// copied out of the buffer).
+pub fn decode_result(buf: Bytes) -> Result<Vec<Entry>, DecodeError> {
+    let mut c = Cursor { buf: &buf, at: 0 };
     c.version()?;
     let count = c.u32()? as usize;
     let mut entries = Vec::with_capacity(count.min(buf.len() / 5));
@@ -580,22 +686,7 @@ pub fn decode_result(buf: &[u8]) -> Result<Vec<Entry>, DecodeError> {
                 let n = c.u32()? as usize;
                 let mut outs = Vec::with_capacity(n.min((buf.len() - c.at) / 20));
                 for _ in 0..n {
-                    let timestamp = c.timestamp()?;
-                    let key = c.bytes()?.map(<[u8]>::to_vec);
-                    let value = c.bytes()?.map(<[u8]>::to_vec);
-                    let h = c.u32()? as usize;
-                    let mut headers = Vec::with_capacity(h.min((buf.len() - c.at) / 8));
-                    for _ in 0..h {
-                        let name = c.str()?.to_owned();
-                        headers.push((name, c.bytes()?.map(<[u8]>::to_vec)));
-                    }
-                    outs.push(Record {
-                        offset: -1,
-                        timestamp,
-                        key,
-                        value,
-                        headers,
-                    });
+                    outs.push(c.owned_body(&buf)?);
                 }
                 Entry::Ok(outs)
             }
@@ -612,6 +703,40 @@ pub fn decode_result(buf: &[u8]) -> Result<Vec<Entry>, DecodeError> {
         });
     }
     Ok(entries)
+}
+
+/// An input batch decoded into owned records.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub topic: String,
+    pub partition: i32,
+    pub records: Vec<Record>,
+}
+
+/// Reads an input batch into owned records that share `buf` (the guest SDK's path).
+pub fn decode_batch(buf: Bytes) -> Result<Batch, DecodeError> {
+    let mut c = Cursor { buf: &buf, at: 0 };
+    c.version()?;
+    let count = c.u32()? as usize;
+    let topic = c.str()?.to_owned();
+    let partition = c.i32()?;
+    let mut records = Vec::with_capacity(count.min(buf.len() / 24));
+    for _ in 0..count {
+        let offset = c.i64()?;
+        let mut r = c.owned_body(&buf)?;
+        r.offset = offset;
+        records.push(r);
+    }
+    if c.at != buf.len() {
+        return Err(DecodeError::Trailing {
+            extra: buf.len() - c.at,
+        });
+    }
+    Ok(Batch {
+        topic,
+        partition,
+        records,
+    })
 }
 
 #[cfg(test)]
@@ -634,9 +759,12 @@ mod tests {
             .prop_map(|(offset, timestamp, key, value, headers)| Record {
                 offset,
                 timestamp,
-                key,
-                value,
-                headers,
+                key: key.map(Bytes::from),
+                value: value.map(Bytes::from),
+                headers: headers
+                    .iter()
+                    .map(|(n, v): &(String, Option<Vec<u8>>)| Header::new(n, v.as_deref()))
+                    .collect(),
             })
     }
 
@@ -666,7 +794,10 @@ mod tests {
             prop_assert_eq!(b.partition(), partition);
             prop_assert_eq!(b.len(), records.len());
             let back: Vec<Record> = b.records().map(|r| Record::from_ref(&r.unwrap())).collect();
-            prop_assert_eq!(back, records);
+            prop_assert_eq!(&back, &records);
+            let shared = decode_batch(buf.clone().into()).unwrap();
+            prop_assert_eq!((shared.topic.as_str(), shared.partition), (topic.as_str(), partition));
+            prop_assert_eq!(shared.records, records);
         }
 
         #[test]
@@ -684,7 +815,7 @@ mod tests {
                 }
             }
             let buf = w.finish();
-            let back = decode_result(&buf).unwrap();
+            let back = decode_result(buf.into()).unwrap();
             prop_assert_eq!(back.len(), entries.len());
             for (got, want) in back.iter().zip(&entries) {
                 match (got, want) {
@@ -719,11 +850,11 @@ mod tests {
             }
             let buf = w.finish();
             let cut = cut.index(buf.len());
-            prop_assert!(decode_result(&buf[..cut]).is_err());
-            let _ = decode_result(&junk);
+            prop_assert!(decode_result(Bytes::copy_from_slice(&buf[..cut])).is_err());
+            let _ = decode_result(junk.into());
                         let mut extra = buf.clone();
             extra.push(0);
-            let is_trailing = matches!(decode_result(&extra), Err(DecodeError::Trailing { extra: 1 }));
+            let is_trailing = matches!(decode_result(extra.into()), Err(DecodeError::Trailing { extra: 1 }));
             prop_assert!(is_trailing);
         }
     }
@@ -741,6 +872,42 @@ mod tests {
                 .to_string()
                 .contains("format 2 is not supported")
         );
+    }
+
+    #[test]
+    fn headers_are_edited_in_order() {
+        let mut h: Headers = [Header::new("a", Some(b"1")), Header::new("b", None)]
+            .into_iter()
+            .collect();
+        h.push("a", Some(b"2"));
+        assert_eq!(h.len(), 3);
+        assert_eq!(h.get("a"), Some(Some(&b"1"[..])));
+        assert_eq!(h.get("b"), Some(None));
+        assert_eq!(h.get("c"), None);
+        h.retain(|x| x.name != "a");
+        let names: Vec<_> = h.iter().map(|x| x.name).collect();
+        assert_eq!(names, ["b"]);
+    }
+
+    #[test]
+    fn decoded_records_share_the_buffer() {
+        let mut w = BatchWriter::new("t", 0);
+        w.push(
+            0,
+            None,
+            Some(b"key"),
+            Some(b"value"),
+            [Header::new("h", Some(b"v"))],
+        );
+        let buf = Bytes::from(w.finish());
+        let batch = decode_batch(buf.clone()).unwrap();
+        let value = batch.records[0].value.as_ref().unwrap();
+        let inside = buf.as_ptr_range();
+        assert!(
+            inside.contains(&value.as_ptr()),
+            "the value points into the batch buffer"
+        );
+        assert_eq!(batch.records[0].header("h"), Some(&b"v"[..]));
     }
 
     #[test]

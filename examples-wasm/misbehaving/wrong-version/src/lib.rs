@@ -58,7 +58,7 @@ mod tests {
         let mut batch = BatchWriter::new("t", 0);
         batch.push(3, Some(9), Some(b"k"), Some(b"v"), [Header::new("h", None)]);
         let result = super::identity(&batch.finish()).unwrap();
-        let entries = decode_result(&result).unwrap();
+        let entries = decode_result(result.into()).unwrap();
         let [Entry::Ok(outputs)] = &entries[..] else {
             panic!("{entries:?}")
         };
@@ -70,6 +70,11 @@ mod tests {
             ),
             (Some(&b"k"[..]), Some(&b"v"[..]), Some(9))
         );
-        assert_eq!(outputs[0].headers, [("h".to_owned(), None)]);
+        let headers: Vec<_> = outputs[0]
+            .headers
+            .iter()
+            .map(|h| (h.name, h.value))
+            .collect();
+        assert_eq!(headers, [("h", None)]);
     }
 }
