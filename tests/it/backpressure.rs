@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::harness::{
-    Rec, Weir, broker, consume, create_topic, module, produce, unique, write_pipeline,
+    Rec, Weir, broker, consume, create_topic, module, one_stage_pipeline, produce, unique,
+    write_pipeline,
 };
 
 #[test]
@@ -17,9 +18,8 @@ fn a_full_lane_pauses_its_partition_and_resumes_in_order() {
     // A queue of 32 records against a 5,000-record backlog: the consumer outruns the lane.
     // Tansu answers a fetch only after `fetch.wait.max.ms`, and every resume costs a fetch, so
     // the wait is kept short here.
-    let (_dir, pipeline) = write_pipeline(&format!(
-        r#"name = "backpressure"
-[source]
+    let source = format!(
+        r#"[source]
 brokers = "{brokers}"
 topics = ["{input}"]
 group = "{group}"
@@ -27,18 +27,18 @@ batch_size = 16
 queue_capacity = 32
 commit_interval = "200ms"
 kafka = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "fetch.wait.max.ms" = "10" }}
-
-[[stage]]
-name = "identity"
-module = "{module}"
-output = "{output}"
-
-[dead_letter]
-topic = "{dlq}"
 "#,
         brokers = broker().bootstrap,
         group = unique("group"),
-        module = module("identity").display(),
+    );
+    let (_dir, pipeline) = write_pipeline(&one_stage_pipeline(
+        "backpressure",
+        &source,
+        "identity",
+        &module("identity"),
+        "",
+        &output,
+        &dlq,
     ));
     let records: Vec<Rec> = (0..5_000)
         .map(|i| Rec::new(0, "k", format!("{i}")))

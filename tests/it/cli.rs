@@ -1,7 +1,11 @@
 //! The command line without a broker: every example pipeline validates and passes its tests;
 //! modules of the wrong world or contract version are refused at load with a clear reason.
 
-use crate::harness::{module, repo, weir_cli, write_pipeline};
+use crate::harness::{module, one_stage_pipeline, repo, weir_cli, write_pipeline};
+
+/// A source that is never contacted: these tests stop before Kafka.
+const OFFLINE_SOURCE: &str =
+    "[source]\nbrokers = \"127.0.0.1:9\"\ntopics = [\"in\"]\ngroup = \"g\"\n";
 
 fn example_pipelines() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(repo().join("pipelines"))
@@ -35,22 +39,14 @@ fn every_example_pipeline_validates_and_passes_its_tests() {
 }
 
 fn pipeline_with(module_name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-    write_pipeline(&format!(
-        r#"name = "load"
-[source]
-brokers = "127.0.0.1:9"
-topics = ["in"]
-group = "g"
-
-[[stage]]
-name = "s"
-module = "{}"
-output = "out"
-
-[dead_letter]
-topic = "dlq"
-"#,
-        module(module_name).display()
+    write_pipeline(&one_stage_pipeline(
+        "load",
+        OFFLINE_SOURCE,
+        "s",
+        &module(module_name),
+        "",
+        "out",
+        "dlq",
     ))
 }
 
@@ -79,23 +75,14 @@ fn a_module_of_another_world_is_refused_at_load() {
 
 #[test]
 fn a_stage_that_refuses_its_config_is_refused_at_load() {
-    let (_d, p) = write_pipeline(&format!(
-        r#"name = "load"
-[source]
-brokers = "127.0.0.1:9"
-topics = ["in"]
-group = "g"
-
-[[stage]]
-name = "enrich"
-module = "{}"
-config = {{ field = 42 }}
-output = "out"
-
-[dead_letter]
-topic = "dlq"
-"#,
-        module("json_enrich").display()
+    let (_d, p) = write_pipeline(&one_stage_pipeline(
+        "load",
+        OFFLINE_SOURCE,
+        "enrich",
+        &module("json_enrich"),
+        "config = { field = 42 }",
+        "out",
+        "dlq",
     ));
     let (ok, _, stderr) = weir_cli(&["validate", p.to_str().unwrap()]);
     assert!(!ok);

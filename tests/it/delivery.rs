@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::harness::{
-    Rec, Weir, create_topic, module, produce, source_table, unique, write_pipeline,
+    Rec, Weir, create_topic, module, one_stage_pipeline, produce, source_table, unique,
+    write_pipeline,
 };
 use crate::tail::Tail;
 
@@ -16,19 +17,14 @@ fn identity_pipeline(
     dlq: &str,
     group: &str,
 ) -> (tempfile::TempDir, std::path::PathBuf) {
-    write_pipeline(&format!(
-        r#"name = "delivery"
-{source}
-[[stage]]
-name = "identity"
-module = "{module}"
-output = "{output}"
-
-[dead_letter]
-topic = "{dlq}"
-"#,
-        source = source_table(&[input], group),
-        module = module("identity").display(),
+    write_pipeline(&one_stage_pipeline(
+        "delivery",
+        &source_table(&[input], group),
+        "identity",
+        &module("identity"),
+        "",
+        output,
+        dlq,
     ))
 }
 

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::harness::{
-    Rec, Weir, by_partition, consume, consume_all, create_topic, module, produce, source_table,
-    unique, write_pipeline,
+    Rec, Weir, by_partition, consume, consume_all, create_topic, module, one_stage_pipeline,
+    produce, source_table, unique, write_pipeline,
 };
 
 fn click(partition: i32, seq: usize) -> Rec {
@@ -31,20 +31,14 @@ fn records_flow_with_keys_headers_and_order_kept_and_a_clean_stop_commits() {
     create_topic(&input, 3);
     create_topic(&output, 3);
     create_topic(&dlq, 1);
-    let (_dir, pipeline) = write_pipeline(&format!(
-        r#"name = "flow"
-{source}
-[[stage]]
-name = "enrich"
-module = "{module}"
-config = {{ field = "url" }}
-output = "{output}"
-
-[dead_letter]
-topic = "{dlq}"
-"#,
-        source = source_table(&[&input], &unique("group")),
-        module = module("json_enrich").display(),
+    let (_dir, pipeline) = write_pipeline(&one_stage_pipeline(
+        "flow",
+        &source_table(&[&input], &unique("group")),
+        "enrich",
+        &module("json_enrich"),
+        r#"config = { field = "url" }"#,
+        &output,
+        &dlq,
     ));
 
     let first: Vec<Rec> = (0..3)

@@ -383,6 +383,33 @@ pub fn write_pipeline(toml: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// A pipeline of one stage named `stage` running `module` (with `extra` TOML lines in its table,
+/// such as `config = …`) from `source` (a `[source]` table) to `output`, dead-lettering to `dlq`.
+pub fn one_stage_pipeline(
+    name: &str,
+    source: &str,
+    stage: &str,
+    module: &Path,
+    extra: &str,
+    output: &str,
+    dlq: &str,
+) -> String {
+    format!(
+        r#"name = "{name}"
+{source}
+[[stage]]
+name = "{stage}"
+module = "{module}"
+{extra}
+output = "{output}"
+
+[dead_letter]
+topic = "{dlq}"
+"#,
+        module = module.display()
+    )
+}
+
 /// The `[source]` table of a test pipeline: fast group joins on Tansu, and short fetch waits
 /// (Tansu holds a fetch for `fetch.wait.max.ms` even when it has data).
 pub fn source_table(topics: &[&str], group: &str) -> String {
