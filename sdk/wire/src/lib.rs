@@ -144,6 +144,11 @@ impl Headers {
 
     /// Appends headers (Kafka allows several of one name).
     pub fn extend<'h>(&mut self, more: impl IntoIterator<Item = Header<'h>>) {
+        let mut more = more.into_iter().peekable();
+        if more.peek().is_none() {
+            // Most records have no headers: allocate nothing for them.
+            return;
+        }
         let mut buf = Vec::with_capacity(self.raw.len() + 64);
         buf.extend_from_slice(&self.raw);
         for h in more {
