@@ -29,21 +29,6 @@ impl FailureKind {
             Self::InvalidOutput => "invalid-output",
         }
     }
-
-    /// Every kind, in a stable order.
-    pub const ALL: [Self; 5] = [
-        Self::StageError,
-        Self::Trap,
-        Self::Timeout,
-        Self::Memory,
-        Self::InvalidOutput,
-    ];
-
-    /// Whether the failure leaves the wasm instance in an unknown state, so that it must be
-    /// replaced before the next call.
-    pub const fn poisons_instance(self) -> bool {
-        !matches!(self, Self::StageError)
-    }
 }
 
 impl fmt::Display for FailureKind {

@@ -22,16 +22,3 @@ pub const SOURCE_TOPIC: &str = "weir.source.topic";
 pub const SOURCE_PARTITION: &str = "weir.source.partition";
 /// The offset the record was consumed at (decimal).
 pub const SOURCE_OFFSET: &str = "weir.source.offset";
-
-/// Every provenance header, in the order Weir writes them.
-pub const ALL: [&str; 9] = [
-    PIPELINE,
-    STAGE,
-    MODULE_SHA256,
-    ERROR_KIND,
-    ERROR_CODE,
-    ERROR_MESSAGE,
-    SOURCE_TOPIC,
-    SOURCE_PARTITION,
-    SOURCE_OFFSET,
-];

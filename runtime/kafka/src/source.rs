@@ -222,7 +222,7 @@ impl KafkaSource {
 
     /// Stops fetching `partitions` until resumed.
     pub fn pause(&self, partitions: &[TopicPartition]) -> Result<(), KafkaError> {
-        let tpl = tpl(partitions)?;
+        let tpl = tpl(partitions);
         self.consumer
             .pause(&tpl)
             .map_err(|e| KafkaError::broker("pause failed", e))
@@ -230,7 +230,7 @@ impl KafkaSource {
 
     /// Resumes fetching `partitions`.
     pub fn resume(&self, partitions: &[TopicPartition]) -> Result<(), KafkaError> {
-        let tpl = tpl(partitions)?;
+        let tpl = tpl(partitions);
         self.consumer
             .resume(&tpl)
             .map_err(|e| KafkaError::broker("resume failed", e))
@@ -277,10 +277,10 @@ pub(crate) fn partition_count<C: ClientContext>(
     }
 }
 
-fn tpl(partitions: &[TopicPartition]) -> Result<TopicPartitionList, KafkaError> {
+fn tpl(partitions: &[TopicPartition]) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::new();
     for tp in partitions {
         tpl.add_partition(&tp.topic, tp.partition);
     }
-    Ok(tpl)
+    tpl
 }

@@ -124,7 +124,7 @@ impl Worker {
     /// acknowledgement is never settled so its offset is never committed.
     fn deliver(&self, input: &Record, emits: Vec<Emit>) -> Result<(), String> {
         let ack = self.tracker.track(input.offset);
-        let infos = Arc::clone(self.chain.infos());
+        let infos = self.chain.infos();
         for emit in emits {
             match emit {
                 Emit::Output { stage, record } => {
