@@ -37,6 +37,6 @@ install_promtool() {
 command -v promtool >/dev/null 2>&1 || install_promtool
 
 cd "$here"
-promtool --version 2>&1 | head -n 1
+promtool --version 2>&1 | sed -n 1p
 promtool check rules alerts.yml
 promtool test rules alerts_test.yml
