@@ -195,14 +195,29 @@ pub struct Sink {
 /// `[telemetry]`: how the pipeline can be observed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Telemetry {
-    /// `listen`: the address serving `/metrics`, `/healthz`, `/readyz` and the admin API.
-    /// Default `"127.0.0.1:9464"`.
+    /// `listen`: the address serving `/metrics` (OpenMetrics text), `/healthz`, `/readyz` and
+    /// the admin API. Port 0 picks a free port, logged at start. Default `"127.0.0.1:9464"`.
     pub listen: SocketAddr,
-    /// `otlp`: an OpenTelemetry collector to send traces to, such as
-    /// `"http://127.0.0.1:4317"`. Default: no traces are sent.
+    /// `otlp`: an OpenTelemetry collector to send traces to over OTLP/gRPC, such as
+    /// `"http://127.0.0.1:4317"`. Default: no spans are exported (output records still carry a
+    /// `traceparent`).
     pub otlp: Option<String>,
-    /// `sample`: which records are traced.
+    /// `sample`: which records' spans are exported.
     pub sample: Sample,
+    /// `export_queue`: spans waiting for export, at most. When the collector is slower than the
+    /// pipeline, new spans are dropped and counted (`weir_spans_dropped_total`) rather than
+    /// slowing a lane or growing memory. From 16 to 1048576. Default 8192.
+    pub export_queue: usize,
+    /// `export_timeout`: how long one export call to the collector may take before it is
+    /// abandoned and its spans counted as dropped, such as `"5s"`. Default 5s.
+    pub export_timeout: Duration,
+}
+
+impl Telemetry {
+    /// Default of [`Telemetry::export_queue`].
+    pub const DEFAULT_EXPORT_QUEUE: usize = 8192;
+    /// Default of [`Telemetry::export_timeout`].
+    pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 }
 
 impl Default for Telemetry {
@@ -211,20 +226,28 @@ impl Default for Telemetry {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 9464)),
             otlp: None,
             sample: Sample::default(),
+            export_queue: Self::DEFAULT_EXPORT_QUEUE,
+            export_timeout: Self::DEFAULT_EXPORT_TIMEOUT,
         }
     }
 }
 
-/// `sample` of `[telemetry]`: which records are traced.
+/// `sample` of `[telemetry]`: which records' spans are exported. The decision is taken when a
+/// record has gone through every stage (tail sampling): a record is kept when it failed (with
+/// `keep_errors`), when it was slow, when its incoming trace was sampled (with
+/// `keep_sampled_parents`), or else with probability `ratio`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sample {
-    /// `ratio`: the share of records traced, from 0 to 1. Default 0.01.
+    /// `ratio`: the share of healthy records traced, from 0 to 1. Default 0.01.
     pub ratio: f64,
-    /// `keep_errors`: also trace every record that fails. Default true.
+    /// `keep_errors`: also trace every record that fails in a stage. Default true.
     pub keep_errors: bool,
-    /// `slow`: also trace every batch whose stage call takes at least this long.
-    /// Default 100ms.
+    /// `slow`: also trace every record whose trip through the stages (the stage calls of its
+    /// batch) takes at least this long. Default 100ms.
     pub slow: Duration,
+    /// `keep_sampled_parents`: also trace every record whose incoming `traceparent` has the
+    /// sampled flag set, so traces sampled upstream stay whole. Default false.
+    pub keep_sampled_parents: bool,
 }
 
 impl Default for Sample {
@@ -233,6 +256,7 @@ impl Default for Sample {
             ratio: 0.01,
             keep_errors: true,
             slow: Duration::from_millis(100),
+            keep_sampled_parents: false,
         }
     }
 }

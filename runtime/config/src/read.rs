@@ -232,11 +232,24 @@ fn telemetry(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<Telemetry
         value.parsed(report, "URL", formats::http_url)
     });
     let sample = table.with_default("sample", defaults.sample, |value| sample(value, report));
+    let export_queue = table.with_default("export_queue", defaults.export_queue, |value| {
+        value.integer_in(report, 16..=1_048_576)
+    });
+    let export_timeout = table.with_default("export_timeout", defaults.export_timeout, |value| {
+        let d = value.duration(report)?;
+        if d.is_zero() {
+            value.error(report, "must be more than zero");
+            return None;
+        }
+        Some(d)
+    });
     table.finish(report);
     Some(Telemetry {
         listen: listen?,
         otlp: otlp?,
         sample: sample?,
+        export_queue: export_queue?,
+        export_timeout: export_timeout?,
     })
 }
 
@@ -255,10 +268,16 @@ fn sample(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<Sample> {
         value.bool(report)
     });
     let slow = table.with_default("slow", defaults.slow, |value| value.duration(report));
+    let keep_sampled_parents = table.with_default(
+        "keep_sampled_parents",
+        defaults.keep_sampled_parents,
+        |value| value.bool(report),
+    );
     table.finish(report);
     Some(Sample {
         ratio: ratio?,
         keep_errors: keep_errors?,
         slow: slow?,
+        keep_sampled_parents: keep_sampled_parents?,
     })
 }

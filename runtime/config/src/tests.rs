@@ -126,8 +126,11 @@ fn every_key() {
         ratio: 0.5,
         keep_errors: false,
         slow: Duration::from_millis(250),
+        keep_sampled_parents: true,
     };
     assert_eq!(telemetry.sample, sample);
+    assert_eq!(telemetry.export_queue, 1024);
+    assert_eq!(telemetry.export_timeout, Duration::from_secs(2));
 
     let [country, keeps] = &pipeline.tests[..] else {
         panic!("two tests expected");

@@ -8,6 +8,7 @@ pub mod failure;
 pub mod headers;
 pub mod offsets;
 pub mod stage;
+pub mod trace;
 
 pub use failure::{Failure, FailureKind};
 pub use offsets::{InputAck, PartitionTracker};

@@ -1,7 +1,19 @@
-//! Weir's telemetry set-up: the only crate that configures tracing subscribers.
+//! Weir's telemetry: the only crate that configures log subscribers, metrics and span export.
 //!
-//! Logs are structured: JSON lines when stderr is not a terminal (for collectors), a human format
-//! when it is. The filter comes from `WEIR_LOG` (same syntax as `RUST_LOG`), default `info`.
+//! - Logs are structured: JSON lines when stderr (where they go) is not a terminal, a human
+//!   format when it is. The filter comes from `WEIR_LOG` (same syntax as `RUST_LOG`), default
+//!   `info`.
+//! - [`metrics`]: the pipeline's Prometheus metrics, served by [`admin`] with `/healthz` and
+//!   `/readyz`.
+//! - [`spans`]: bounded, dropping export of the spans the engine keeps, over OTLP/gRPC.
+
+pub mod admin;
+pub mod metrics;
+pub mod spans;
+
+pub use admin::{AdminServer, Health};
+pub use metrics::{GuestSource, Metrics, PartitionMetrics, StageLabels, StageMetrics};
+pub use spans::{Attr, SpanKind, SpanRecord, Spans, SpansGuard};
 
 use std::io::IsTerminal;
 
@@ -24,6 +36,13 @@ pub enum TelemetryError {
     Filter(String),
     #[error("a global logger is already installed")]
     AlreadyInstalled,
+    #[error("cannot listen on {addr}: {message}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        message: String,
+    },
+    #[error("cannot set up the OTLP span exporter: {0}")]
+    Exporter(String),
 }
 
 /// Flushes telemetry when dropped. Keep it alive for the life of the process.
