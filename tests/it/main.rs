@@ -2,6 +2,8 @@
 //! broker (see `harness`).
 
 mod harness;
+mod otlp;
+mod prometheus;
 mod tail;
 
 mod backpressure;
