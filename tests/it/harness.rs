@@ -385,6 +385,8 @@ pub fn write_pipeline(toml: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// A pipeline of one stage named `stage` running `module` (with `extra` TOML lines in its table,
 /// such as `config = …`) from `source` (a `[source]` table) to `output`, dead-lettering to `dlq`.
+/// It ends with its `[telemetry]` table (admin listener on a free loopback port), so lines
+/// appended to it add telemetry keys.
 pub fn one_stage_pipeline(
     name: &str,
     source: &str,
@@ -405,6 +407,9 @@ output = "{output}"
 
 [dead_letter]
 topic = "{dlq}"
+
+[telemetry]
+listen = "127.0.0.1:0"
 "#,
         module = module.display()
     )
@@ -511,6 +516,18 @@ impl Weir {
         }
     }
 
+    /// The address of the admin listener (`/metrics`, `/healthz`, `/readyz`), from the log.
+    pub fn admin_addr(&self) -> std::net::SocketAddr {
+        self.wait_for_log("Admin listener started", Duration::from_secs(60));
+        let log = self.log.lock().unwrap();
+        let line = log
+            .iter()
+            .find(|l| l.contains("Admin listener started"))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["addr"].as_str().unwrap().parse().unwrap()
+    }
+
     /// Waits until the process has partitions assigned.
     pub fn wait_assigned(&self) {
         self.wait_for_log("Partitions assigned", Duration::from_secs(60));
@@ -568,6 +585,42 @@ pub fn weir_cli(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// `GET path` from an HTTP server on `addr`; returns (status code, body).
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+    (status, body)
+}
+
+/// The value of the sample of `metric` whose labels include every `labels` pair, in an
+/// OpenMetrics text exposition; `None` when there is no such sample.
+pub fn metric_value(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (name, rest) = series.split_once('{').unwrap_or((series, "}"));
+            (name == metric).then_some((rest, value))
+        })
+        .filter(|(rest, _)| {
+            labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|(_, v)| v.parse::<f64>().unwrap())
+        .reduce(|a, b| a + b)
 }
 
 /// Groups records by partition, keeping order.

@@ -43,6 +43,9 @@ output = "{output}"
 
 [dead_letter]
 topic = "{dlq}"
+
+[telemetry]
+listen = "127.0.0.1:0"
 "#,
         source = source_table(&[&input], &group),
         trap = module("trap").display(),

@@ -11,8 +11,11 @@ mod sink;
 mod source;
 
 pub use error::KafkaError;
-pub use sink::{KafkaSink, SinkSettings};
-pub use source::{KafkaSource, PartitionHandler, SourceSettings, StartFrom, TopicPartition};
+pub use sink::{DeliveryObserver, KafkaSink, SinkSettings};
+pub use source::{
+    KafkaSource, PartitionHandler, PartitionStats, SourceSettings, SourceStats, StartFrom,
+    TopicPartition,
+};
 
 use std::collections::BTreeMap;
 

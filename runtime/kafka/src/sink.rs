@@ -15,16 +15,35 @@ use weir_core::{InputAck, Record};
 use crate::{KafkaError, client_config};
 
 /// What the producer needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SinkSettings {
     pub brokers: String,
     /// Raw librdkafka producer properties; they override Weir's defaults.
     pub properties: BTreeMap<String, String>,
+    /// Told about every acknowledged record, for throughput and end-to-end latency.
+    pub observer: Option<Arc<dyn DeliveryObserver>>,
+}
+
+impl fmt::Debug for SinkSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SinkSettings")
+            .field("brokers", &self.brokers)
+            .field("properties", &self.properties)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Told, on the producer's delivery thread, about every record the broker acknowledged.
+pub trait DeliveryObserver: Send + Sync + 'static {
+    /// A record produced to `topic` with timestamp `timestamp_ms` (milliseconds since the epoch,
+    /// if it has one) was acknowledged.
+    fn delivered(&self, topic: &str, timestamp_ms: Option<i64>);
 }
 
 struct SinkContext {
     /// The first delivery that failed for good; the engine stops when it sees one.
     failure: Mutex<Option<String>>,
+    observer: Option<Arc<dyn DeliveryObserver>>,
 }
 
 impl ClientContext for SinkContext {}
@@ -34,7 +53,12 @@ impl ProducerContext for SinkContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, ack: Self::DeliveryOpaque) {
         match result {
-            Ok(_) => ack.ack(),
+            Ok(msg) => {
+                if let Some(o) = &self.observer {
+                    o.delivered(msg.topic(), msg.timestamp().to_millis());
+                }
+                ack.ack();
+            }
             Err((error, msg)) => {
                 let message = format!(
                     "delivery to {}/{} failed for the output of source offset {}: {error}",
@@ -80,6 +104,7 @@ impl KafkaSink {
         let producer = config
             .create_with_context(SinkContext {
                 failure: Mutex::new(None),
+                observer: settings.observer.clone(),
             })
             .map_err(|e| KafkaError::Config(e.to_string()))?;
         Ok(Self { producer })

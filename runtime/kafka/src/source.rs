@@ -3,11 +3,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError as RdError;
 use rdkafka::message::{Headers, Message};
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use weir_core::{Bytes, Header, Record};
 
@@ -54,11 +57,44 @@ pub trait PartitionHandler: Send + Sync + 'static {
     /// work) and return, per partition, the offset that is safe to commit; the source commits it
     /// before the partitions are released.
     fn revoking(&self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)>;
+
+    /// The client's periodic statistics (every `statistics.interval.ms`, which Weir sets to 5 s
+    /// unless the pipeline's Kafka properties say otherwise).
+    fn statistics(&self, _stats: &SourceStats) {}
+
+    /// An offset commit finished after `elapsed`, successfully or not.
+    fn commit_finished(&self, _elapsed: Duration, _ok: bool) {}
+
+    /// Whether the brokers can be reached changed (all brokers down, or back).
+    fn brokers_reachable(&self, _reachable: bool) {}
+}
+
+/// What the consumer client reports about its partitions and brokers.
+#[derive(Debug, Clone, Default)]
+pub struct SourceStats {
+    pub partitions: Vec<PartitionStats>,
+    /// Brokers the client is connected to.
+    pub brokers_up: usize,
+}
+
+/// One assigned partition, as the client sees it.
+#[derive(Debug, Clone)]
+pub struct PartitionStats {
+    pub topic: String,
+    pub partition: i32,
+    /// The partition's high watermark, from fetch responses; -1 when unknown.
+    pub high_watermark: i64,
+    /// The group's committed offset; -1 when none.
+    pub committed: i64,
+    /// Records between the high watermark and the committed offset; -1 when unknown.
+    pub lag: i64,
 }
 
 struct SourceContext {
     handler: Arc<dyn PartitionHandler>,
     topics: Mutex<HashMap<String, Arc<str>>>,
+    /// When the asynchronous commit in flight was issued, for its duration.
+    commit_started: Mutex<Option<Instant>>,
 }
 
 impl SourceContext {
@@ -83,7 +119,47 @@ impl SourceContext {
     }
 }
 
-impl ClientContext for SourceContext {}
+impl ClientContext for SourceContext {
+    fn stats(&self, statistics: Statistics) {
+        let brokers_up = statistics
+            .brokers
+            .values()
+            .filter(|b| b.nodeid >= 0 && b.state == "UP")
+            .count();
+        let mut partitions = Vec::new();
+        for (name, topic) in &statistics.topics {
+            for (&partition, p) in &topic.partitions {
+                // Partition -1 is the client's internal "unassigned" bucket.
+                if partition < 0 || !p.desired {
+                    continue;
+                }
+                let lag = if p.hi_offset >= 0 && p.committed_offset >= 0 {
+                    (p.hi_offset - p.committed_offset).max(0)
+                } else {
+                    p.consumer_lag
+                };
+                partitions.push(PartitionStats {
+                    topic: name.clone(),
+                    partition,
+                    high_watermark: p.hi_offset,
+                    committed: p.committed_offset,
+                    lag,
+                });
+            }
+        }
+        self.handler.statistics(&SourceStats {
+            partitions,
+            brokers_up,
+        });
+    }
+
+    fn error(&self, error: RdError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.handler.brokers_reachable(false);
+        }
+        tracing::warn!(%error, reason, "Kafka client error.");
+    }
+}
 
 impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -115,6 +191,10 @@ impl ConsumerContext for SourceContext {
         result: rdkafka::error::KafkaResult<()>,
         _offsets: &TopicPartitionList,
     ) {
+        if let Some(started) = self.commit_started.lock().take() {
+            self.handler
+                .commit_finished(started.elapsed(), result.is_ok());
+        }
         if let Err(error) = result {
             tracing::warn!(%error, "Offset commit failed; it is retried with the next commit.");
         }
@@ -179,12 +259,15 @@ impl KafkaSource {
                 ("enable.partition.eof", "false"),
                 // Bound what librdkafka prefetches, so memory stays bounded with many partitions.
                 ("queued.max.messages.kbytes", "32768"),
+                // Partition high watermarks and broker states, for lag and readiness.
+                ("statistics.interval.ms", "5000"),
             ],
             &settings.properties,
         );
         let context = SourceContext {
             handler,
             topics: Mutex::default(),
+            commit_started: Mutex::default(),
         };
         let consumer: BaseConsumer<SourceContext> = config
             .create_with_context(context)
@@ -202,6 +285,7 @@ impl KafkaSource {
             return Ok(None);
         };
         let msg = msg.map_err(|e| KafkaError::broker("consume failed", e))?;
+        self.consumer.context().handler.brokers_reachable(true);
         let tp = TopicPartition {
             topic: self.consumer.context().intern(msg.topic()),
             partition: msg.partition(),
@@ -238,12 +322,23 @@ impl KafkaSource {
 
     /// Commits `offsets` (the next offset to read, per partition). Asynchronous unless `sync`.
     pub fn commit(&self, offsets: &[(TopicPartition, i64)], sync: bool) -> Result<(), KafkaError> {
-        let mode = if sync {
-            CommitMode::Sync
-        } else {
-            CommitMode::Async
-        };
-        commit(&self.consumer, offsets, mode)
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let context = self.consumer.context();
+        if sync {
+            let started = Instant::now();
+            let result = commit(&self.consumer, offsets, CommitMode::Sync);
+            context
+                .handler
+                .commit_finished(started.elapsed(), result.is_ok());
+            return result;
+        }
+        context
+            .commit_started
+            .lock()
+            .get_or_insert_with(Instant::now);
+        commit(&self.consumer, offsets, CommitMode::Async)
     }
 
     /// Number of partitions of `topic` according to the cluster, for start-up checks.

@@ -19,7 +19,7 @@ mod state;
 pub use enrich::{EnrichInstance, EnrichModule, Limits};
 pub use error::WasmError;
 pub use host::{CompiledModule, EPOCH_TICK, WasmHost};
-pub use state::{GuestMetrics, HistogramSummary};
+pub use state::{GUEST_BUCKETS, GuestMetrics, HistogramSummary};
 
 /// The version of the `weir:stage` WIT package this runtime implements.
 pub const CONTRACT_VERSION: &str = "0.1.0";

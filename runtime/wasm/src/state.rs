@@ -58,11 +58,34 @@ pub struct GuestMetrics {
     histograms: Mutex<BTreeMap<String, HistogramSummary>>,
 }
 
-/// Count and sum of a guest histogram's observations.
+/// Upper bounds of the buckets of guest histograms (the last is `+Inf`). Guests report values
+/// in units of their choosing, so the buckets span many orders of magnitude.
+pub const GUEST_BUCKETS: [f64; 16] = [
+    0.001,
+    0.005,
+    0.01,
+    0.05,
+    0.1,
+    0.5,
+    1.0,
+    5.0,
+    10.0,
+    50.0,
+    100.0,
+    500.0,
+    1000.0,
+    5000.0,
+    10000.0,
+    f64::INFINITY,
+];
+
+/// Count, sum and bucket counts of a guest histogram's observations.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct HistogramSummary {
     pub count: u64,
     pub sum: f64,
+    /// Observations per bucket of [`GUEST_BUCKETS`] (not cumulative).
+    pub buckets: [u64; GUEST_BUCKETS.len()],
 }
 
 /// The longest metric name a guest may use.
@@ -110,6 +133,11 @@ impl GuestMetrics {
         let s = h.entry(name).or_default();
         s.count += 1;
         s.sum += value;
+        let bucket = GUEST_BUCKETS
+            .iter()
+            .position(|&le| value <= le)
+            .unwrap_or(GUEST_BUCKETS.len() - 1);
+        s.buckets[bucket] += 1;
         true
     }
 }
@@ -251,9 +279,12 @@ mod tests {
         );
         assert!(!m.histogram_record("lat".into(), f64::NAN));
         assert!(m.histogram_record("lat".into(), 1.5));
+        let lat = m.histograms()["lat"];
+        assert_eq!((lat.count, lat.sum), (1, 1.5));
         assert_eq!(
-            m.histograms().get("lat"),
-            Some(&HistogramSummary { count: 1, sum: 1.5 })
+            lat.buckets[GUEST_BUCKETS.iter().position(|&b| b == 5.0).unwrap()],
+            1
         );
+        assert_eq!(lat.buckets.iter().sum::<u64>(), 1);
     }
 }

@@ -2,8 +2,11 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
+use weir_core::trace::{IdGenerator, SpanId, TraceId};
 use weir_core::{Failure, Record, Stage};
+use weir_telemetry::StageMetrics;
 
 /// How a stage's output records are spread over the output topic's partitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,18 +28,64 @@ pub struct StageInfo {
     pub partitioning: Partitioning,
 }
 
-/// What becomes of an input record: outputs to publish and records to dead-letter.
+/// What becomes of an input record: outputs to publish and records to dead-letter. `span` is the
+/// id of the span of the stage that produced the output or failed the record: the parent an
+/// output's `traceparent` names.
 #[derive(Debug)]
 pub enum Emit {
     /// `record` is a result of stage `stage`, to publish to that stage's output topic (or, in
     /// test mode, to check against expectations).
-    Output { stage: usize, record: Record },
+    Output {
+        stage: usize,
+        record: Record,
+        span: SpanId,
+    },
     /// `record` entered stage `stage` and failed there.
     DeadLetter {
         stage: usize,
         record: Record,
         failure: Failure,
+        span: SpanId,
     },
+}
+
+/// One record's pass through one stage: a span of its trace, should the record be kept.
+#[derive(Debug, Clone)]
+pub struct StageSpan {
+    /// Index of the input record (in the batch) the record descends from.
+    pub origin: usize,
+    pub stage: usize,
+    pub span_id: SpanId,
+    /// The span of the stage that produced this record; `None` for the first stage, whose
+    /// parent is the input record's own trace context.
+    pub parent: Option<SpanId>,
+    /// How many outputs the record became, or why it failed.
+    pub outcome: Result<usize, String>,
+}
+
+/// One stage call over a batch.
+#[derive(Debug, Clone)]
+pub struct StageCall {
+    pub start: SystemTime,
+    pub end: SystemTime,
+    /// Records that entered the stage.
+    pub records: usize,
+    /// The call's own span, in a trace of its own; record spans link to it.
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+}
+
+/// What a batch became.
+#[derive(Debug)]
+pub struct Run {
+    /// For every input record in order, its emits in the order they were produced.
+    pub emits: Vec<Vec<Emit>>,
+    /// Every record's pass through every stage (only when spans are recorded).
+    pub spans: Vec<StageSpan>,
+    /// One entry per stage that was called, in stage order.
+    pub calls: Vec<StageCall>,
+    /// Wall time of the whole chain.
+    pub elapsed: Duration,
 }
 
 /// One lane's instances of the pipeline's stages, in order.
@@ -45,6 +94,11 @@ pub struct Chain {
     stages: Vec<Box<dyn Stage>>,
     /// Emit every stage's results, even of stages without an output topic (for `weir test`).
     emit_all: bool,
+    /// Per-stage metric handles of this lane; none in test mode.
+    metrics: Vec<StageMetrics>,
+    /// Whether to report each record's pass through each stage (when spans are exported).
+    record_spans: bool,
+    ids: IdGenerator,
 }
 
 impl std::fmt::Debug for Chain {
@@ -63,33 +117,90 @@ impl Chain {
             infos,
             stages,
             emit_all,
+            metrics: Vec::new(),
+            record_spans: false,
+            ids: IdGenerator::default(),
         }
+    }
+
+    /// Counts records and times calls into `metrics`, one entry per stage.
+    pub fn with_metrics(mut self, metrics: Vec<StageMetrics>) -> Self {
+        assert_eq!(metrics.len(), self.stages.len(), "one handle per stage");
+        self.metrics = metrics;
+        self
+    }
+
+    /// Reports every record's pass through every stage in [`Run::spans`].
+    pub fn with_spans(mut self, record: bool) -> Self {
+        self.record_spans = record;
+        self
     }
 
     pub fn infos(&self) -> &Arc<[StageInfo]> {
         &self.infos
     }
 
-    /// Runs `batch` (records of `topic` / `partition`) through every stage. Returns, for every
-    /// input record in order, its emits in the order they were produced. Output records carry
+    /// This lane's metric handles of stage `stage`, if it has any.
+    pub fn stage_metrics(&self, stage: usize) -> Option<&StageMetrics> {
+        self.metrics.get(stage)
+    }
+
+    /// The lane's id generator, for trace ids of new traces.
+    pub fn ids(&mut self) -> &mut IdGenerator {
+        &mut self.ids
+    }
+
+    /// Runs `batch` (records of `topic` / `partition`) through every stage. Output records carry
     /// the source offset of their input and inherit its timestamp unless the stage set one.
-    pub fn run(&mut self, topic: &str, partition: i32, batch: &[Record]) -> Vec<Vec<Emit>> {
+    pub fn run(&mut self, topic: &str, partition: i32, batch: &[Record]) -> Run {
+        let started = Instant::now();
         let mut emits: Vec<Vec<Emit>> = batch.iter().map(|_| Vec::new()).collect();
+        let mut spans = Vec::new();
+        let mut calls = Vec::with_capacity(self.stages.len());
         let mut inputs: Cow<'_, [Record]> = Cow::Borrowed(batch);
         let mut origins: Vec<usize> = (0..batch.len()).collect();
+        let mut parents: Vec<Option<SpanId>> = vec![None; batch.len()];
         let last = self.stages.len() - 1;
         for (si, stage) in self.stages.iter_mut().enumerate() {
             if inputs.is_empty() {
                 break;
             }
             let publish = self.emit_all || self.infos[si].output.is_some();
+            let start = SystemTime::now();
+            let timer = Instant::now();
             let outcomes = stage.process(topic, partition, &inputs);
+            let took = timer.elapsed();
+            calls.push(StageCall {
+                start,
+                end: start + took,
+                records: inputs.len(),
+                trace_id: self.ids.trace_id(),
+                span_id: self.ids.span_id(),
+            });
             debug_assert_eq!(outcomes.len(), inputs.len());
             let mut next = Vec::with_capacity(inputs.len());
             let mut next_origins = Vec::with_capacity(inputs.len());
-            for ((input, &origin), outcome) in inputs.iter().zip(&origins).zip(outcomes) {
+            let mut next_parents = Vec::with_capacity(inputs.len());
+            let mut produced = 0u64;
+            for (((input, &origin), &parent), outcome) in
+                inputs.iter().zip(&origins).zip(&parents).zip(outcomes)
+            {
+                let span = self.ids.span_id();
+                if self.record_spans {
+                    spans.push(StageSpan {
+                        origin,
+                        stage: si,
+                        span_id: span,
+                        parent,
+                        outcome: match &outcome {
+                            Ok(outputs) => Ok(outputs.len()),
+                            Err(failure) => Err(failure.to_string()),
+                        },
+                    });
+                }
                 match outcome {
                     Ok(outputs) => {
+                        produced += outputs.len() as u64;
                         for mut out in outputs {
                             out.offset = input.offset;
                             out.timestamp = out.timestamp.or(input.timestamp);
@@ -98,6 +209,7 @@ impl Chain {
                                     emits[origin].push(Emit::Output {
                                         stage: si,
                                         record: out,
+                                        span,
                                     });
                                 }
                                 continue;
@@ -106,23 +218,37 @@ impl Chain {
                                 emits[origin].push(Emit::Output {
                                     stage: si,
                                     record: out.clone(),
+                                    span,
                                 });
                             }
                             next.push(out);
                             next_origins.push(origin);
+                            next_parents.push(Some(span));
                         }
                     }
                     Err(failure) => emits[origin].push(Emit::DeadLetter {
                         stage: si,
                         record: input.clone(),
                         failure,
+                        span,
                     }),
                 }
             }
+            if let Some(m) = self.metrics.get(si) {
+                m.records_in.inc_by(inputs.len() as u64);
+                m.records_out.inc_by(produced);
+                m.duration.observe(took.as_secs_f64());
+            }
             inputs = Cow::Owned(next);
             origins = next_origins;
+            parents = next_parents;
         }
-        emits
+        Run {
+            emits,
+            spans,
+            calls,
+            elapsed: started.elapsed(),
+        }
     }
 }
 
@@ -192,14 +318,14 @@ mod tests {
             vec![info("double", Some("mid")), info("drop", Some("out"))].into();
         let mut chain = Chain::new(infos, vec![Box::new(Double), Box::new(DropSome)], false);
         let batch = [rec(10, "a"), rec(11, "bad"), rec(12, "drop")];
-        let emits = chain.run("t", 0, &batch);
+        let emits = chain.run("t", 0, &batch).emits;
         assert_eq!(emits.len(), 3);
 
         // "a": two intermediate outputs, two final outputs, offsets and timestamps filled in.
         let stages: Vec<_> = emits[0]
             .iter()
             .map(|e| match e {
-                Emit::Output { stage, record } => (*stage, record.offset, record.timestamp),
+                Emit::Output { stage, record, .. } => (*stage, record.offset, record.timestamp),
                 Emit::DeadLetter { .. } => panic!("unexpected dead letter"),
             })
             .collect();
@@ -220,6 +346,7 @@ mod tests {
                     stage: 0,
                     record,
                     failure,
+                    ..
                 },
             ] => {
                 assert_eq!(record, &batch[1]);
@@ -245,7 +372,7 @@ mod tests {
             vec![Box::new(Double), Box::new(DropSome)],
             false,
         );
-        let emits = chain.run("t", 0, &[rec(0, "a")]);
+        let emits = chain.run("t", 0, &[rec(0, "a")]).emits;
         assert!(
             emits[0]
                 .iter()
@@ -253,7 +380,7 @@ mod tests {
         );
 
         let mut chain = Chain::new(infos, vec![Box::new(Double), Box::new(DropSome)], true);
-        let emits = chain.run("t", 0, &[rec(0, "a")]);
+        let emits = chain.run("t", 0, &[rec(0, "a")]).emits;
         assert_eq!(
             emits[0]
                 .iter()

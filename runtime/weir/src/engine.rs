@@ -14,20 +14,21 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::TrySendError;
 use parking_lot::Mutex;
 use weir_config::Pipeline;
 use weir_core::Record;
 use weir_kafka::{
-    KafkaError, KafkaSink, KafkaSource, PartitionHandler, SinkSettings, SourceSettings, StartFrom,
-    TopicPartition,
+    DeliveryObserver, KafkaError, KafkaSink, KafkaSource, PartitionHandler, SinkSettings,
+    SourceSettings, SourceStats, StartFrom, TopicPartition,
 };
+use weir_telemetry::{AdminServer, Health, Metrics, Spans, SpansGuard, StageLabels};
 
 use crate::chain::Partitioning;
-use crate::lane::{Lane, Shared, Stats};
+use crate::lane::{Lane, Shared, Stats, Tracing};
 use crate::loader::LoadedPipeline;
 
 /// Why a pipeline stopped other than by request.
@@ -35,6 +36,8 @@ use crate::loader::LoadedPipeline;
 pub enum EngineError {
     #[error(transparent)]
     Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Telemetry(#[from] weir_telemetry::TelemetryError),
     /// Delivery or processing failed in a way that forbids going on; offsets were committed only
     /// up to the last fully delivered record.
     #[error("pipeline stopped: {0}")]
@@ -53,6 +56,13 @@ pub struct Summary {
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// How often the backpressure and assignment gauges are refreshed.
+const GAUGES_EVERY: Duration = Duration::from_millis(500);
+/// How many hex digits of a module's SHA-256 label its metrics (`module_version`).
+const VERSION_DIGITS: usize = 12;
+
+/// The cohort label of stages running their configured module.
+const STABLE: &str = "stable";
 
 /// Runs `pipeline` until `shutdown` is set or a fatal error occurs.
 pub fn run(
@@ -61,11 +71,13 @@ pub fn run(
     brokers: &str,
     shutdown: Arc<AtomicBool>,
 ) -> Result<Summary, EngineError> {
+    let metrics = Metrics::new(&pipeline.name);
+    let (spans, _spans_guard) = start_spans(pipeline, &metrics)?;
     let sink = Arc::new(KafkaSink::new(&SinkSettings {
         brokers: brokers.to_owned(),
         properties: pipeline.sink.kafka.clone(),
+        observer: Some(Arc::new(Delivered(Arc::clone(&metrics)))),
     })?);
-    check_topics(pipeline, &loaded, &sink)?;
 
     let stats = Arc::new(Stats::default());
     let shared = Arc::new(Shared {
@@ -75,14 +87,48 @@ pub fn run(
         sink: Arc::clone(&sink),
         stats: Arc::clone(&stats),
         fatal: Mutex::new(None),
+        tracing: Tracing {
+            spans,
+            group: pipeline.source.group.as_str().into(),
+            ratio: pipeline.telemetry.sample.ratio,
+            keep_errors: pipeline.telemetry.sample.keep_errors,
+            slow: pipeline.telemetry.sample.slow,
+            keep_sampled_parents: pipeline.telemetry.sample.keep_sampled_parents,
+        },
     });
+    let stage_labels: Vec<StageLabels> = loaded
+        .infos()
+        .iter()
+        .map(|info| StageLabels {
+            pipeline: Arc::clone(&shared.pipeline),
+            stage: Arc::clone(&info.name),
+            module_version: info.module_sha256[..VERSION_DIGITS.min(info.module_sha256.len())]
+                .into(),
+            cohort: STABLE,
+        })
+        .collect();
+    for (labels, module) in stage_labels.iter().zip(loaded.modules()) {
+        metrics.add_guest(labels.clone(), crate::guest::source(module));
+    }
     let manager = Arc::new(Manager {
         loaded,
         shared: Arc::clone(&shared),
+        metrics: Arc::clone(&metrics),
+        stage_labels,
         capacity: pipeline.source.queue_capacity,
         drain_timeout: pipeline.source.drain_timeout,
         lanes: Mutex::default(),
+        assigned: AtomicUsize::new(0),
+        reachable: AtomicBool::new(false),
     });
+    let admin = AdminServer::start(
+        pipeline.telemetry.listen,
+        Arc::clone(&metrics),
+        Arc::clone(&manager) as Arc<dyn Health>,
+    )?;
+    tracing::info!(addr = %admin.addr(), "Admin listener started (/metrics, /healthz, /readyz).");
+    check_topics(pipeline, &manager.loaded, &sink)?;
+    manager.reachable.store(true, Ordering::Relaxed);
     let source = KafkaSource::new(
         &SourceSettings {
             brokers: brokers.to_owned(),
@@ -106,6 +152,7 @@ pub fn run(
     let started = Instant::now();
     let mut last_commit = Instant::now();
     let mut last_progress = Instant::now();
+    let mut last_gauges = Instant::now();
     let mut any_paused = false;
     let failure = loop {
         if shutdown.load(Ordering::Relaxed) {
@@ -152,6 +199,10 @@ pub fn run(
             log_progress(&stats, started);
             last_progress = Instant::now();
         }
+        if last_gauges.elapsed() >= GAUGES_EVERY {
+            manager.update_gauges();
+            last_gauges = Instant::now();
+        }
     };
 
     // Drain: stop every lane, wait for outputs, commit what is safe, leave the group.
@@ -164,6 +215,8 @@ pub fn run(
     if let Err(error) = sink.flush(pipeline.source.drain_timeout) {
         tracing::warn!(%error, "Not every output was acknowledged before exit.");
     }
+    manager.update_gauges();
+    drop(admin);
     let summary = stats.summary();
     tracing::info!(
         records_in = summary.records_in,
@@ -185,6 +238,51 @@ impl Stats {
             records_out: self.records_out.load(Ordering::Relaxed),
             dead_letters: self.dead_letters.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Starts span export when the pipeline names a collector.
+fn start_spans(
+    pipeline: &Pipeline,
+    metrics: &Arc<Metrics>,
+) -> Result<(Spans, Option<SpansGuard>), EngineError> {
+    let Some(endpoint) = &pipeline.telemetry.otlp else {
+        return Ok((Spans::disabled(Arc::clone(metrics)), None));
+    };
+    let resource = vec![
+        ("service.name", "weir".to_owned()),
+        ("service.version", env!("CARGO_PKG_VERSION").to_owned()),
+        ("service.instance.id", instance_id()),
+        ("weir.pipeline", pipeline.name.clone()),
+    ];
+    let (spans, guard) = Spans::start(
+        endpoint,
+        pipeline.telemetry.export_queue,
+        pipeline.telemetry.export_timeout,
+        resource,
+        Arc::clone(metrics),
+    )?;
+    tracing::info!(%endpoint, "Exporting spans over OTLP.");
+    Ok((spans, Some(guard)))
+}
+
+/// This process, for the `service.instance.id` resource attribute.
+fn instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{host}/{}", std::process::id())
+}
+
+/// Feeds acknowledged deliveries into the throughput and end-to-end latency metrics.
+struct Delivered(Arc<Metrics>);
+
+impl DeliveryObserver for Delivered {
+    fn delivered(&self, topic: &str, timestamp_ms: Option<i64>) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.0.delivered(topic, timestamp_ms, now);
     }
 }
 
@@ -231,12 +329,52 @@ fn check_topics(
 struct Manager {
     loaded: LoadedPipeline,
     shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+    /// Metric labels of each stage, in stage order.
+    stage_labels: Vec<StageLabels>,
     capacity: usize,
     drain_timeout: Duration,
     lanes: Mutex<BTreeMap<TopicPartition, Lane>>,
+    /// Partitions assigned, for `/readyz`.
+    assigned: AtomicUsize,
+    /// Whether the brokers answered lately, for `/readyz`.
+    reachable: AtomicBool,
+}
+
+impl Health for Manager {
+    fn live(&self) -> Result<(), String> {
+        match self.shared.fatal.lock().as_ref() {
+            Some(fatal) => Err(format!("pipeline failing: {fatal}")),
+            None => Ok(()),
+        }
+    }
+
+    fn ready(&self) -> Result<(), String> {
+        self.live()?;
+        if !self.reachable.load(Ordering::Relaxed) {
+            return Err("brokers unreachable".into());
+        }
+        if self.assigned.load(Ordering::Relaxed) == 0 {
+            return Err("no partition assigned".into());
+        }
+        Ok(())
+    }
 }
 
 impl Manager {
+    /// Refreshes the assignment and backpressure gauges.
+    fn update_gauges(&self) {
+        let lanes = self.lanes.lock();
+        let paused = lanes.values().filter(|l| l.paused).count();
+        let in_flight: usize = lanes
+            .values()
+            .map(|l| l.tx.len() + l.stash.len() + l.tracker.in_flight())
+            .sum();
+        self.assigned.store(lanes.len(), Ordering::Relaxed);
+        self.metrics
+            .set_lanes(lanes.len() as i64, paused as i64, in_flight as i64);
+    }
+
     /// Hands `record` to its lane. Returns the partition when it must be paused because its
     /// lane is full (the record is kept, in order, until there is room).
     fn dispatch(&self, tp: TopicPartition, record: Record) -> Option<TopicPartition> {
@@ -359,8 +497,21 @@ impl PartitionHandler for Manager {
         for tp in partitions {
             match self.loaded.chain(false) {
                 Ok(chain) => {
-                    let lane =
-                        Lane::start(tp.clone(), chain, Arc::clone(&self.shared), self.capacity);
+                    let stage_metrics = self
+                        .stage_labels
+                        .iter()
+                        .map(|l| self.metrics.stage(l, &tp.topic, tp.partition))
+                        .collect();
+                    let chain = chain
+                        .with_metrics(stage_metrics)
+                        .with_spans(self.shared.tracing.spans.enabled());
+                    let lane = Lane::start(
+                        tp.clone(),
+                        chain,
+                        Arc::clone(&self.shared),
+                        self.metrics.partition(&tp.topic, tp.partition),
+                        self.capacity,
+                    );
                     if let Some(old) = lanes.insert(tp.clone(), lane) {
                         // Assigned twice without a revoke in between: retire the old lane.
                         old.stop.store(true, Ordering::Release);
@@ -371,6 +522,7 @@ impl PartitionHandler for Manager {
                     .set_fatal(format!("cannot start a lane for {tp}: {e}")),
             }
         }
+        self.assigned.store(lanes.len(), Ordering::Relaxed);
     }
 
     fn revoking(&self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)> {
@@ -381,6 +533,33 @@ impl PartitionHandler for Manager {
                 .filter_map(|tp| lanes.remove(tp).map(|l| (tp.clone(), l)))
                 .collect()
         };
+        self.assigned
+            .store(self.lanes.lock().len(), Ordering::Relaxed);
+        for tp in partitions {
+            self.metrics.forget_lag(&tp.topic, tp.partition);
+        }
         self.drain(taken)
+    }
+
+    fn statistics(&self, stats: &SourceStats) {
+        let lanes = self.lanes.lock();
+        for p in &stats.partitions {
+            let owned = lanes
+                .keys()
+                .any(|tp| tp.partition == p.partition && *tp.topic == p.topic);
+            if owned && p.lag >= 0 {
+                self.metrics.set_lag(&p.topic, p.partition, p.lag);
+            }
+        }
+        self.reachable
+            .store(stats.brokers_up > 0, Ordering::Relaxed);
+    }
+
+    fn commit_finished(&self, elapsed: Duration, ok: bool) {
+        self.metrics.commit_done(elapsed.as_secs_f64(), ok);
+    }
+
+    fn brokers_reachable(&self, reachable: bool) {
+        self.reachable.store(reachable, Ordering::Relaxed);
     }
 }

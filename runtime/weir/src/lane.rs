@@ -3,13 +3,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
+use weir_core::trace::{self, Incoming, SpanId, TraceId};
 use weir_core::{Failure, FailureKind, Header, InputAck, PartitionTracker, Record, headers};
 use weir_kafka::{KafkaSink, TopicPartition};
+use weir_telemetry::{Attr, PartitionMetrics, SpanKind, SpanRecord, Spans};
 
-use crate::chain::{Chain, Emit, Partitioning, StageInfo};
+use crate::chain::{Chain, Emit, Partitioning, Run, StageCall, StageInfo};
 
 /// Counters shared by every lane, for progress logs and the final summary.
 #[derive(Debug, Default)]
@@ -28,6 +31,20 @@ pub(crate) struct Shared {
     pub stats: Arc<Stats>,
     /// The first error that makes the pipeline stop.
     pub fatal: Mutex<Option<String>>,
+    /// Span export and sampling.
+    pub tracing: Tracing,
+}
+
+/// How lanes trace records.
+#[derive(Debug, Clone)]
+pub(crate) struct Tracing {
+    pub spans: Spans,
+    pub group: Arc<str>,
+    /// Share of healthy records kept.
+    pub ratio: f64,
+    pub keep_errors: bool,
+    pub slow: Duration,
+    pub keep_sampled_parents: bool,
 }
 
 impl Shared {
@@ -52,7 +69,13 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
-    pub fn start(tp: TopicPartition, chain: Chain, shared: Arc<Shared>, capacity: usize) -> Self {
+    pub fn start(
+        tp: TopicPartition,
+        chain: Chain,
+        shared: Arc<Shared>,
+        metrics: PartitionMetrics,
+        capacity: usize,
+    ) -> Self {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let stop = Arc::new(AtomicBool::new(false));
         let tracker = Arc::new(PartitionTracker::new());
@@ -63,6 +86,7 @@ impl Lane {
             rx,
             stop: Arc::clone(&stop),
             tracker: Arc::clone(&tracker),
+            metrics,
         };
         let thread = std::thread::Builder::new()
             .name(format!("weir-lane-{}-{}", tp.topic, tp.partition))
@@ -87,6 +111,17 @@ struct Worker {
     rx: Receiver<Record>,
     stop: Arc<AtomicBool>,
     tracker: Arc<PartitionTracker>,
+    metrics: PartitionMetrics,
+}
+
+/// An input record's trace: where its spans and its outputs' `traceparent` belong.
+struct RecordTrace {
+    trace_id: TraceId,
+    /// The upstream span (from the input's `traceparent`); `None` for a new root.
+    parent: Option<SpanId>,
+    tracestate: Option<weir_core::Bytes>,
+    /// Whether this record's spans are kept (tail sampling decision).
+    keep: bool,
 }
 
 impl Worker {
@@ -108,9 +143,24 @@ impl Worker {
                 .stats
                 .records_in
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            let emits = self.chain.run(&self.tp.topic, self.tp.partition, &batch);
-            for (input, emits) in batch.iter().zip(emits) {
-                if let Err(message) = self.deliver(input, emits) {
+            self.metrics.consumed.inc_by(batch.len() as u64);
+            let run = self.chain.run(&self.tp.topic, self.tp.partition, &batch);
+            let Run {
+                emits,
+                spans,
+                calls,
+                elapsed,
+            } = run;
+            let traces: Vec<RecordTrace> = batch
+                .iter()
+                .zip(&emits)
+                .map(|(input, emits)| self.trace(input, emits, elapsed))
+                .collect();
+            if self.shared.tracing.spans.enabled() {
+                self.export_spans(&batch, &traces, &spans, &calls);
+            }
+            for ((input, emits), trace) in batch.iter().zip(emits).zip(&traces) {
+                if let Err(message) = self.deliver(input, emits, trace) {
                     self.shared.set_fatal(message);
                     return;
                 }
@@ -122,12 +172,17 @@ impl Worker {
     /// Hands every emit of `input` to the producer under one acknowledgement. An error means the
     /// record can be neither delivered nor dead-lettered: the lane must stop, and the record's
     /// acknowledgement is never settled so its offset is never committed.
-    fn deliver(&self, input: &Record, emits: Vec<Emit>) -> Result<(), String> {
+    fn deliver(&self, input: &Record, emits: Vec<Emit>, trace: &RecordTrace) -> Result<(), String> {
         let ack = self.tracker.track(input.offset);
         let infos = self.chain.infos();
         for emit in emits {
             match emit {
-                Emit::Output { stage, record } => {
+                Emit::Output {
+                    stage,
+                    mut record,
+                    span,
+                } => {
+                    trace.stamp(&mut record, &span);
                     let info = &infos[stage];
                     let topic = info
                         .output
@@ -151,15 +206,21 @@ impl Worker {
                                 FailureKind::InvalidOutput,
                                 format!("the producer refused an output: {error}"),
                             );
-                            self.dead_letter(info, input.clone(), &failure, &ack)?;
+                            let mut letter = input.clone();
+                            trace.stamp(&mut letter, &span);
+                            self.dead_letter(stage, letter, &failure, &ack, trace, &span)?;
                         }
                     }
                 }
                 Emit::DeadLetter {
                     stage,
-                    record,
+                    mut record,
                     failure,
-                } => self.dead_letter(&infos[stage], record, &failure, &ack)?,
+                    span,
+                } => {
+                    trace.stamp(&mut record, &span);
+                    self.dead_letter(stage, record, &failure, &ack, trace, &span)?;
+                }
             }
         }
         ack.settle();
@@ -168,19 +229,31 @@ impl Worker {
 
     fn dead_letter(
         &self,
-        stage: &StageInfo,
+        stage_index: usize,
         record: Record,
         failure: &Failure,
         ack: &Arc<InputAck>,
+        trace: &RecordTrace,
+        span: &SpanId,
     ) -> Result<(), String> {
+        let stage = &self.chain.infos()[stage_index];
         tracing::warn!(
             stage = &*stage.name,
             partition = self.tp.partition,
             offset = record.offset,
+            trace_id = %trace::hex(&trace.trace_id),
+            span_id = %trace::hex(span),
             kind = failure.kind.as_str(),
             error = %failure.message,
             "Record dead-lettered."
         );
+        if let Some(m) = self.chain.stage_metrics(stage_index) {
+            let wasm = matches!(
+                failure.kind,
+                FailureKind::Trap | FailureKind::Timeout | FailureKind::Memory
+            );
+            m.failed(failure.kind.as_str(), wasm);
+        }
         let letter = dead_letter_record(&self.shared.pipeline, stage, &self.tp, record, failure);
         self.shared
             .sink
@@ -191,6 +264,153 @@ impl Worker {
             .dead_letters
             .fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Reads `input`'s trace context and decides whether its spans are kept: every failed record
+    /// (with `keep_errors`), every slow one, every one whose upstream trace is sampled (with
+    /// `keep_sampled_parents`), else the configured ratio.
+    fn trace(&mut self, input: &Record, emits: &[Emit], elapsed: Duration) -> RecordTrace {
+        let t = &self.shared.tracing;
+        let (trace_id, parent, tracestate, upstream_sampled) =
+            match Incoming::from_headers(&input.headers) {
+                Incoming::Continue(c) => (c.trace_id, Some(c.span_id), c.tracestate, c.sampled),
+                Incoming::Absent => (self.chain.ids().trace_id(), None, None, false),
+                Incoming::Invalid => {
+                    self.metrics.trace_invalid.inc();
+                    tracing::debug!(
+                        partition = self.tp.partition,
+                        offset = input.offset,
+                        "Invalid traceparent header; the record starts a new trace."
+                    );
+                    (self.chain.ids().trace_id(), None, None, false)
+                }
+            };
+        let failed = emits.iter().any(|e| matches!(e, Emit::DeadLetter { .. }));
+        let keep = (t.keep_errors && failed)
+            || elapsed >= t.slow
+            || (t.keep_sampled_parents && upstream_sampled)
+            || (t.ratio > 0.0 && self.chain.ids().unit() < t.ratio);
+        RecordTrace {
+            trace_id,
+            parent,
+            tracestate,
+            keep,
+        }
+    }
+
+    /// Hands the spans of the kept records, and of the stage calls they went through, to the
+    /// exporter.
+    fn export_spans(
+        &self,
+        batch: &[Record],
+        traces: &[RecordTrace],
+        spans: &[crate::chain::StageSpan],
+        calls: &[StageCall],
+    ) {
+        if !traces.iter().any(|t| t.keep) {
+            return;
+        }
+        let t = &self.shared.tracing;
+        let infos = self.chain.infos();
+        let pipeline = &self.shared.pipeline;
+        let partition = Attr::Str(self.tp.partition.to_string().into());
+        let mut calls_kept = vec![false; calls.len()];
+        for s in spans {
+            let trace = &traces[s.origin];
+            if !trace.keep {
+                continue;
+            }
+            let info = &infos[s.stage];
+            let call = &calls[s.stage];
+            calls_kept[s.stage] = true;
+            let (outcome, outputs, error) = match &s.outcome {
+                Ok(0) => ("filtered", 0, None),
+                Ok(n) => ("ok", *n, None),
+                Err(message) => ("error", 0, Some(message.clone())),
+            };
+            let parent = match s.parent {
+                Some(p) => Some((p, false)),
+                None => trace.parent.map(|p| (p, true)),
+            };
+            t.spans.submit(SpanRecord {
+                trace_id: trace.trace_id,
+                span_id: s.span_id,
+                parent,
+                name: "weir.stage",
+                kind: SpanKind::Consumer,
+                start: call.start,
+                end: call.end,
+                attributes: vec![
+                    ("messaging.system", Attr::Static("kafka")),
+                    ("messaging.operation.type", Attr::Static("process")),
+                    (
+                        "messaging.destination.name",
+                        Attr::Str(Arc::clone(&self.tp.topic)),
+                    ),
+                    ("messaging.destination.partition.id", partition.clone()),
+                    ("messaging.kafka.offset", Attr::Int(batch[s.origin].offset)),
+                    (
+                        "messaging.consumer.group.name",
+                        Attr::Str(Arc::clone(&t.group)),
+                    ),
+                    ("weir.pipeline", Attr::Str(Arc::clone(pipeline))),
+                    ("weir.stage", Attr::Str(Arc::clone(&info.name))),
+                    (
+                        "weir.module.version",
+                        Attr::Str(Arc::clone(&info.module_sha256)),
+                    ),
+                    ("weir.cohort", Attr::Static("stable")),
+                    ("weir.outcome", Attr::Static(outcome)),
+                    ("weir.outputs", Attr::Int(outputs as i64)),
+                ],
+                error,
+                links: vec![(call.trace_id, call.span_id)],
+            });
+        }
+        for (si, call) in calls.iter().enumerate() {
+            if !calls_kept[si] {
+                continue;
+            }
+            let info = &infos[si];
+            t.spans.submit(SpanRecord {
+                trace_id: call.trace_id,
+                span_id: call.span_id,
+                parent: None,
+                name: "weir.stage.batch",
+                kind: SpanKind::Internal,
+                start: call.start,
+                end: call.end,
+                attributes: vec![
+                    ("messaging.system", Attr::Static("kafka")),
+                    (
+                        "messaging.destination.name",
+                        Attr::Str(Arc::clone(&self.tp.topic)),
+                    ),
+                    ("messaging.destination.partition.id", partition.clone()),
+                    (
+                        "messaging.batch.message_count",
+                        Attr::Int(call.records as i64),
+                    ),
+                    ("weir.pipeline", Attr::Str(Arc::clone(pipeline))),
+                    ("weir.stage", Attr::Str(Arc::clone(&info.name))),
+                    (
+                        "weir.module.version",
+                        Attr::Str(Arc::clone(&info.module_sha256)),
+                    ),
+                    ("weir.cohort", Attr::Static("stable")),
+                ],
+                error: None,
+                links: Vec::new(),
+            });
+        }
+    }
+}
+
+impl RecordTrace {
+    /// Writes the `traceparent` of an output (or dead letter) produced under span `span`.
+    fn stamp(&self, record: &mut Record, span: &SpanId) {
+        let value = trace::format_traceparent(&self.trace_id, span, self.keep);
+        trace::set_headers(&mut record.headers, &value, self.tracestate.as_deref());
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod chain;
 pub mod engine;
+mod guest;
 mod lane;
 pub mod loader;
 pub mod testing;

@@ -69,9 +69,9 @@ fn run_case(pipeline: &Pipeline, loaded: &LoadedPipeline, case: &TestCase) -> Ca
         .iter()
         .map(|_| StageResult::default())
         .collect();
-    for emit in chain.run(topic, 0, &records).into_iter().flatten() {
+    for emit in chain.run(topic, 0, &records).emits.into_iter().flatten() {
         match emit {
-            Emit::Output { stage, record } => per_stage[stage].outputs.push(record),
+            Emit::Output { stage, record, .. } => per_stage[stage].outputs.push(record),
             Emit::DeadLetter { stage, failure, .. } => per_stage[stage].errors.push((
                 failure.kind.as_str().to_owned(),
                 failure.code,
