@@ -11,3 +11,4 @@ mod cli;
 mod delivery;
 mod flow;
 mod misbehaving;
+mod telemetry;
