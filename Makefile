@@ -15,16 +15,22 @@ WASM_PROFILE := wasm
 WASM_TARGET := wasm32-wasip2
 WASM_OUT := target/$(WASM_TARGET)/$(WASM_PROFILE)
 
-.PHONY: demo test deps test-deps wasm build lint bench clean-modules
+.PHONY: demo test deps test-deps wasm build lint rules bench clean-modules
 
 ## demo: build everything, start a local broker, run pipelines/clickstream.toml on sample clicks.
 demo: deps wasm
 	$(CARGO) build --release -p weir -p weir-tests --bin weir --bin weir-demo
 	deploy/local/demo.sh
 
-## test: lint, then every test (unit, golden, integration against a local broker).
-test: deps wasm lint
+## test: lint, the alert-rule tests, then every test (unit, golden, integration against a local
+## broker, a local OTLP collector and a local Prometheus).
+test: deps wasm lint rules
 	$(CARGO) test --workspace --all-targets --no-fail-fast
+
+## rules: promtool checks and unit tests of deploy/prometheus/alerts.yml (installs Debian's
+## prometheus package, which the integration tests also run, when it is missing).
+rules:
+	deploy/prometheus/check.sh
 
 ## deps: the wasm target and the local broker.
 deps: $(VENV)/.installed
