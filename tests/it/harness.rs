@@ -415,8 +415,9 @@ listen = "127.0.0.1:0"
     )
 }
 
-/// The `[source]` table of a test pipeline: fast group joins on Tansu, and short fetch waits
-/// (Tansu holds a fetch for `fetch.wait.max.ms` even when it has data).
+/// The `[source]` table of a test pipeline: fast group joins on Tansu, short fetch waits (Tansu
+/// holds a fetch for `fetch.wait.max.ms` even when it has data), client statistics (lag) every
+/// second.
 pub fn source_table(topics: &[&str], group: &str) -> String {
     format!(
         r#"[source]
@@ -426,7 +427,7 @@ group = "{group}"
 batch_size = 64
 commit_interval = "200ms"
 drain_timeout = "10s"
-kafka = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "fetch.wait.max.ms" = "50" }}
+kafka = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500", "fetch.wait.max.ms" = "50", "statistics.interval.ms" = "1000" }}
 "#,
         brokers = broker().bootstrap,
         topics = topics
@@ -604,7 +605,7 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
-/// The value of the sample of `metric` whose labels include every `labels` pair, in an
+/// The sum of the samples of `metric` whose labels include every `labels` pair, in an
 /// OpenMetrics text exposition; `None` when there is no such sample.
 pub fn metric_value(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()

@@ -7,7 +7,8 @@ use std::time::Duration;
 use weir_core::headers;
 
 use crate::harness::{
-    Rec, Weir, consume, create_topic, module, produce, source_table, unique, write_pipeline,
+    Rec, Weir, consume, create_topic, http_get, metric_value, module, produce, source_table,
+    unique, write_pipeline,
 };
 
 #[test]
@@ -82,7 +83,27 @@ listen = "127.0.0.1:0"
     let good = records.len() - expected_dead.len();
     let out = consume(&output, good, Duration::from_secs(90));
     let dead = consume(&dlq, expected_dead.len(), Duration::from_secs(30));
+    let (_, metrics) = http_get(weir.admin_addr(), "/metrics");
     weir.terminate();
+
+    // The sandbox's interventions are counted by kind, against the stage that caused them.
+    for (stage, kind) in [("trap", "trap"), ("loop", "timeout"), ("hog", "memory")] {
+        let labels = [("stage", stage), ("kind", kind)];
+        assert_eq!(
+            metric_value(&metrics, "weir_wasm_failures_total", &labels),
+            Some(1.0),
+            "{stage}/{kind}:\n{metrics}"
+        );
+        assert_eq!(
+            metric_value(&metrics, "weir_records_dead_lettered_total", &labels),
+            Some(1.0)
+        );
+    }
+    let labels = [("stage", "enrich"), ("kind", "stage-error")];
+    assert_eq!(
+        metric_value(&metrics, "weir_records_dead_lettered_total", &labels),
+        Some(3.0)
+    );
 
     let out_keys: Vec<String> = out
         .iter()

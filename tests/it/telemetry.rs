@@ -24,6 +24,18 @@ fn click(i: usize) -> String {
 /// A two-stage pipeline: `enrich` (JSON enrich, published to `mid`) then `tag` (identity,
 /// published to `out`), with `telemetry` lines in its `[telemetry]` table.
 fn two_stages(input: &str, mid: &str, out: &str, dlq: &str, telemetry: &str) -> String {
+    two_stages_with(input, mid, out, dlq, telemetry, "identity")
+}
+
+/// [`two_stages`] with module `second` as the `tag` stage.
+fn two_stages_with(
+    input: &str,
+    mid: &str,
+    out: &str,
+    dlq: &str,
+    telemetry: &str,
+    second: &str,
+) -> String {
     format!(
         r#"name = "traced"
 {source}
@@ -47,7 +59,7 @@ listen = "127.0.0.1:0"
 "#,
         source = source_table(&[input], &unique("group")),
         enrich = module("json_enrich").display(),
-        identity = module("identity").display(),
+        identity = module(second).display(),
     )
 }
 
@@ -216,6 +228,9 @@ fn a_trace_continues_through_every_stage_into_the_outputs_and_metrics_match_the_
     // Metrics count what flowed.
     let (status, _) = http_get(admin, "/healthz");
     assert_eq!(status, 200);
+    // Delivery reports may trail what a consumer already reads: wait for each topic's count.
+    wait_metric(admin, "weir_produced_total", &[("topic", &mid)], 3.0);
+    wait_metric(admin, "weir_produced_total", &[("topic", &dlq)], 1.0);
     let metrics = wait_metric(admin, "weir_produced_total", &[("topic", &out)], 3.0);
     let stage = |name: &str, s: &str| {
         metric_value(
@@ -379,22 +394,35 @@ fn a_black_holed_collector_costs_spans_not_records() {
 }
 
 #[test]
-fn prometheus_scrapes_the_runtime() {
+fn prometheus_scrapes_the_runtime_and_guest_metrics() {
     let _broker = crate::harness::exclusive();
     let (input, mid, out, dlq) = (unique("in"), unique("mid"), unique("out"), unique("dlq"));
     for t in [&input, &mid, &out] {
         create_topic(t, 1);
     }
     create_topic(&dlq, 1);
-    let (_dir, pipeline) = write_pipeline(&two_stages(&input, &mid, &out, &dlq, ""));
+    // The second stage is the bot filter, which counts what it drops through the host import.
+    let (_dir, pipeline) = write_pipeline(&two_stages_with(&input, &mid, &out, &dlq, "", "filter"));
     let n = 50;
+    let bots = 7;
     let records: Vec<Rec> = (0..n)
-        .map(|i| Rec::new(0, &format!("k{i}"), click(i)))
+        .map(|i| {
+            let ua = if i < bots {
+                "Googlebot/2.1"
+            } else {
+                "Mozilla/5.0"
+            };
+            let value = format!(r#"{{"url":"https://shop.example/p/{i}","ua":"{ua}"}}"#);
+            Rec::new(0, &format!("k{i}"), value)
+        })
         .collect();
     produce(&input, &records);
     let weir = Weir::run(&pipeline);
     let admin = weir.admin_addr();
-    assert_eq!(consume(&out, n, Duration::from_secs(60)).len(), n);
+    assert_eq!(
+        consume(&out, n - bots, Duration::from_secs(60)).len(),
+        n - bots
+    );
     let prometheus = Prometheus::start(&admin.to_string(), Duration::from_millis(500));
     let samples = prometheus.wait_for(
         r#"sum by (stage) (weir_records_in_total{pipeline="traced"})"#,
@@ -406,11 +434,33 @@ fn prometheus_scrapes_the_runtime() {
         .map(|(labels, v)| (labels["stage"].clone(), v))
         .collect();
     assert_eq!(stages.keys().collect::<Vec<_>>(), ["enrich", "tag"]);
+    let out_of_tag = prometheus.wait_for(
+        r#"sum(weir_records_out_total{pipeline="traced",stage="tag"})"#,
+        Duration::from_secs(30),
+        |s| s.len() == 1,
+    );
+    assert_eq!(out_of_tag[0].1, (n - bots) as f64);
+    let dropped = prometheus.wait_for(
+        r#"weir_guest_dropped_total{pipeline="traced",stage="tag",cohort="stable"}"#,
+        Duration::from_secs(30),
+        |s| s.len() == 1,
+    );
+    assert_eq!(
+        dropped[0].1, bots as f64,
+        "the guest's own counter, labelled with its stage"
+    );
     let up = prometheus.wait_for(
         r#"weir_assigned_partitions{pipeline="traced"}"#,
         Duration::from_secs(30),
         |s| s.len() == 1,
     );
     assert_eq!(up[0].1, 1.0);
+    let lag = prometheus.wait_for(
+        r#"weir_consumer_lag{pipeline="traced"}"#,
+        Duration::from_secs(30),
+        |s| s.len() == 1,
+    );
+    // Only its presence is checked: the test broker's offsets are not trustworthy.
+    assert_eq!(lag[0].0["topic"], input);
     let _ = weir.terminate();
 }

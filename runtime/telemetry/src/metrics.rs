@@ -361,11 +361,12 @@ impl Metrics {
             pipeline: Arc::clone(&self.pipeline),
             topic: topic.into(),
         };
-        self.produced.get_or_create(&labels).inc();
+        // Latency first: whoever sees the count has the latency too.
         if let Some(ts) = timestamp_ms {
             let seconds = (now_ms - ts).max(0) as f64 / 1000.0;
             self.end_to_end.get_or_create(&labels).observe(seconds);
         }
+        self.produced.get_or_create(&labels).inc();
     }
 
     /// The consumer lag of a partition, as the client last reported it.

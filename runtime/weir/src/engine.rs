@@ -522,7 +522,8 @@ impl PartitionHandler for Manager {
                     .set_fatal(format!("cannot start a lane for {tp}: {e}")),
             }
         }
-        self.assigned.store(lanes.len(), Ordering::Relaxed);
+        drop(lanes);
+        self.update_gauges();
     }
 
     fn revoking(&self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)> {
@@ -533,8 +534,7 @@ impl PartitionHandler for Manager {
                 .filter_map(|tp| lanes.remove(tp).map(|l| (tp.clone(), l)))
                 .collect()
         };
-        self.assigned
-            .store(self.lanes.lock().len(), Ordering::Relaxed);
+        self.update_gauges();
         for tp in partitions {
             self.metrics.forget_lag(&tp.topic, tp.partition);
         }
