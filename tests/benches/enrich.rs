@@ -1,6 +1,7 @@
 //! The JSON enrich stage through the wasm host versus the same logic compiled natively, and the
 //! identity stage through the host, which isolates what crossing the boundary costs (host encode,
-//! call, guest decode and encode, host decode). Results and targets: BENCHMARKS.md.
+//! call, guest decode and encode, host decode), next to the floor any stage pays: building the
+//! outcomes `Stage::process` returns. Results and targets: BENCHMARKS.md.
 //!
 //! Needs the example modules: run `make wasm` first. Run with `cargo bench -p weir-tests --bench
 //! enrich`; under `cargo test` each benchmark runs once, as a smoke test.
@@ -100,6 +101,21 @@ fn enrich_native(records: &[Record]) -> Vec<Result<Vec<Record>, weir_sdk::Error>
         .collect()
 }
 
+/// The floor under any stage, wasm or not: the outcomes `Stage::process` must return for an
+/// identity stage (one `Vec` per input holding a clone of it, key, value and headers shared with the
+/// input, not copied), built and dropped.
+fn identity_native(records: &[Record]) -> Vec<StageOutcome> {
+    records
+        .iter()
+        .map(|r| {
+            Ok(vec![Record {
+                offset: -1,
+                ..r.clone()
+            }])
+        })
+        .collect()
+}
+
 fn benches(c: &mut Criterion) {
     let host = WasmHost::new(None).expect("wasm engine");
     let enrich = load(&host, "enrich", "json_enrich", r#"{"field":"url"}"#);
@@ -114,16 +130,10 @@ fn benches(c: &mut Criterion) {
         .map(|o| Ok(o.expect("native enrich failed")))
         .collect();
     assert_eq!(enrich_wasm.process(TOPIC, 0, &sample), native);
-    let echoed: Vec<StageOutcome> = sample
-        .iter()
-        .map(|r| {
-            Ok(vec![Record {
-                offset: -1,
-                ..r.clone()
-            }])
-        })
-        .collect();
-    assert_eq!(identity_wasm.process(TOPIC, 0, &sample), echoed);
+    assert_eq!(
+        identity_wasm.process(TOPIC, 0, &sample),
+        identity_native(&sample)
+    );
 
     let mut group = c.benchmark_group("enrich");
     group
@@ -150,6 +160,9 @@ fn benches(c: &mut Criterion) {
     for n in BATCH_SIZES {
         let records = clicks(n);
         group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::new("native", n), &records, |b, records| {
+            b.iter(|| identity_native(black_box(records)));
+        });
         group.bench_with_input(BenchmarkId::new("wasm", n), &records, |b, records| {
             b.iter(|| identity_wasm.process(TOPIC, 0, black_box(records)));
         });

@@ -6,7 +6,7 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Store, Trap};
 use weir_core::{Failure, FailureKind, Record, Stage, StageOutcome};
-use weir_wire::{BatchWriter, Entry, FORMAT_VERSION};
+use weir_wire::{BatchWriter, DecodeError, Entry, FORMAT_VERSION, ResultReader};
 
 use crate::bindings::{Enricher, EnricherPre};
 use crate::host::{CompiledModule, EPOCH_TICK, WasmHost};
@@ -290,24 +290,26 @@ impl EnrichInstance {
         self.buf = batch;
         self.since_recycle += records.len() as u64;
         let out = result?;
-        let invalid = |message: String| Failure::new(FailureKind::InvalidOutput, message);
-        let entries = weir_wire::decode_result(out.into())
-            .map_err(|e| invalid(format!("the module's result does not decode: {e}")))?;
-        if entries.len() != records.len() {
-            return Err(invalid(format!(
-                "the module answered {} entries for {} records",
-                entries.len(),
-                records.len()
-            )));
-        }
-        Ok(entries
-            .into_iter()
-            .map(|entry| match entry {
-                Entry::Ok(outputs) => Ok(outputs),
-                Entry::Err { code, message } => Err(Failure::stage_error(code, message)),
-            })
-            .collect())
+        decode_outcomes(out, records).map_err(|e| {
+            Failure::new(
+                FailureKind::InvalidOutput,
+                format!("the module's result does not decode: {e}"),
+            )
+        })
     }
+}
+
+/// One outcome per input record, read straight from the guest's result: outputs share the result
+/// buffer, or the input's own fields where the guest passed them through.
+fn decode_outcomes(result: Vec<u8>, records: &[Record]) -> Result<Vec<StageOutcome>, DecodeError> {
+    let mut outcomes = Vec::with_capacity(records.len());
+    for entry in ResultReader::new(result.into(), records)? {
+        outcomes.push(match entry? {
+            Entry::Ok(outputs) => Ok(outputs),
+            Entry::Err { code, message } => Err(Failure::stage_error(code, message)),
+        });
+    }
+    Ok(outcomes)
 }
 
 fn classify(error: &wasmtime::Error, panic: Option<String>, limits: &Limits) -> Failure {

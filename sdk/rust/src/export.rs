@@ -147,7 +147,8 @@ mod tests {
         init_fn(String::new(), upper).unwrap();
         let result = process(batch(&[b"a", &[0xff]]));
         assert_eq!(result[..4], FORMAT_VERSION.to_le_bytes());
-        match &decode_result(result.into()).unwrap()[..] {
+        let inputs = [Record::new("a"), Record::new(vec![0xff])].map(weir_wire::Record::from);
+        match &decode_result(result.into(), &inputs).unwrap()[..] {
             [Entry::Ok(a), Entry::Err { code, .. }] => {
                 assert_eq!(a[0].value.as_deref(), Some(&b"A"[..]));
                 assert_eq!(code, "bad-utf8");

@@ -26,7 +26,7 @@
 //! with the helpers in [`testing`], which run a stage through the same batch encoding as the host.
 //!
 //! The SDK implements the contract `weir:stage@0.1.0` ([`CONTRACT`]), world `enricher`, and batch
-//! encoding format 1 ([`BATCH_FORMAT`]).
+//! encoding format 2 ([`BATCH_FORMAT`]).
 
 // The bindings name the SDK by its crate name, both here and in a stage's crate.
 extern crate self as weir_sdk;

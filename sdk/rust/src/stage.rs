@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 
-use weir_wire::ResultWriter;
+use weir_wire::{BatchReader, Bytes, DecodeError, ResultWriter};
 
 use crate::{Config, Error, Record};
 
@@ -125,28 +125,38 @@ pub(crate) fn current_offset() -> Option<i64> {
 
 /// Decodes `batch`, runs `f` over each record in order and encodes one result entry per record.
 ///
+/// Each output is written into the result as the stage hands it over. A field the stage left as
+/// it came (key, value or headers still the slice of the batch the SDK handed in) is not written
+/// again: the result marks it as the input's, and the host reuses its own copy.
+///
 /// A batch that does not decode is a host bug, not a record's fault: it panics, which traps the
 /// instance, and the host reports the message.
 fn process_batch<O: IntoOutputs>(
     batch: Vec<u8>,
     mut f: impl FnMut(Record) -> Result<O, Error>,
 ) -> Vec<u8> {
+    let undecodable = |e: DecodeError| -> ! { panic!("weir-sdk: undecodable batch: {e}") };
     // Outputs are usually about the size of their inputs.
     let mut out = ResultWriter::with_capacity(batch.len() + batch.len() / 4);
     // The records share the batch buffer: nothing is copied out of it until a stage changes it.
-    let batch = weir_wire::decode_batch(batch.into())
-        .unwrap_or_else(|e| panic!("weir-sdk: undecodable batch: {e}"));
-    for record in batch.records {
-        CURRENT_OFFSET.set(Some(record.offset));
-        match f(record.into()) {
+    let batch = Bytes::from(batch);
+    let reader = BatchReader::new(&batch).unwrap_or_else(|e| undecodable(e));
+    let mut records = reader.records();
+    for input in records.by_ref() {
+        let input = input.unwrap_or_else(|e| undecodable(e));
+        CURRENT_OFFSET.set(Some(input.offset));
+        match f(input.to_shared(&batch).into()) {
             Ok(outputs) => {
                 out.begin_ok();
-                outputs.into_outputs(|r| out.output_record(r.as_wire()));
+                outputs.into_outputs(|r| out.output_from(r.as_wire(), &input));
             }
             Err(e) => out.error(e.code(), e.message()),
         }
     }
     CURRENT_OFFSET.set(None);
+    if let Err(e) = records.finish() {
+        undecodable(e);
+    }
     out.finish()
 }
 

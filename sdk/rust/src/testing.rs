@@ -65,15 +65,9 @@ impl Harness {
             batch.push_record(r.as_wire());
         }
         let result = self.process_raw(batch.finish());
-        let entries =
-            weir_wire::decode_result(result.into()).expect("the stage wrote an undecodable result");
-        assert_eq!(
-            entries.len(),
-            records.len(),
-            "the stage wrote {} result entries for {} records",
-            entries.len(),
-            records.len()
-        );
+        let inputs: Vec<_> = records.iter().map(|r| r.as_wire().clone()).collect();
+        let entries = weir_wire::decode_result(result.into(), &inputs)
+            .unwrap_or_else(|e| panic!("the stage wrote an undecodable result: {e}"));
         entries
             .into_iter()
             .zip(&records)

@@ -3,7 +3,8 @@
 //! Records cross the host/guest boundary as one flat buffer per batch. This crate is the reference
 //! implementation used by both the runtime and the Rust SDK: writers that append into one
 //! `Vec<u8>`, a batch reader that borrows from the buffer without copying (the guest's side), and
-//! a result decoder that copies straight into owned records (the host's side).
+//! a result reader that turns entries into owned records sharing the result buffer, or the input
+//! records' own fields where an output passes them through unchanged (the host's side).
 //!
 //! ```
 //! use weir_wire::{BatchReader, BatchWriter, Header};
@@ -25,12 +26,17 @@ use std::str;
 pub use bytes::Bytes;
 
 /// The batch encoding version this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 const ABSENT_LEN: u32 = u32::MAX;
 const NO_TIMESTAMP: i64 = i64::MIN;
 const TAG_OK: u8 = 0;
 const TAG_ERR: u8 = 1;
+/// Bits of an output record's `same` byte: the field is its input's, and is not written.
+const SAME_KEY: u8 = 1;
+const SAME_VALUE: u8 = 2;
+const SAME_HEADERS: u8 = 4;
+const SAME_ALL: u8 = SAME_KEY | SAME_VALUE | SAME_HEADERS;
 
 /// Why a buffer is not a valid batch or batch result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +53,12 @@ pub enum DecodeError {
     /// A result entry has an unknown tag.
     #[error("unknown entry tag {tag} at byte {at}")]
     Tag { tag: u8, at: usize },
+    /// An output record's `same` byte has bits this format does not define.
+    #[error("unknown `same` bits {bits:#04x} at byte {at}")]
+    Same { bits: u8, at: usize },
+    /// A result does not hold one entry per input record.
+    #[error("the result holds {found} entries for {expected} input records")]
+    Count { found: usize, expected: usize },
     /// Bytes are left over after the declared content.
     #[error("{extra} trailing bytes after the last entry")]
     Trailing { extra: usize },
@@ -359,17 +371,58 @@ impl ResultWriter {
     ) {
         let open = self.open.as_mut().expect("output() must follow begin_ok()");
         open.1 += 1;
+        self.buf.push(0);
         put_record_body(&mut self.buf, timestamp, key, value, headers);
     }
 
-    /// Appends an owned output record.
+    /// Appends an owned output record, every field written out.
     pub fn output_record(&mut self, r: &Record) {
         let open = self
             .open
             .as_mut()
             .expect("output_record() must follow begin_ok()");
         open.1 += 1;
+        self.buf.push(0);
         put_owned_body(&mut self.buf, r.timestamp, r);
+    }
+
+    /// Appends an owned output record of the entry whose input is `input`. A field that is still
+    /// the very bytes of the input's field (the same slice of the batch buffer, as a record decoded
+    /// from the batch holds until a stage replaces the field) is marked as the input's instead of
+    /// being written again; the host reuses its own copy of it.
+    pub fn output_from(&mut self, r: &Record, input: &RecordRef<'_>) {
+        let open = self
+            .open
+            .as_mut()
+            .expect("output_from() must follow begin_ok()");
+        open.1 += 1;
+        let key = r.key.as_deref();
+        let value = r.value.as_deref();
+        let mut same = 0;
+        if same_slice(key, input.key) {
+            same |= SAME_KEY;
+        }
+        if same_slice(value, input.value) {
+            same |= SAME_VALUE;
+        }
+        if r.headers.count == input.headers.left
+            && same_slice(Some(&r.headers.raw), Some(input.headers.cur.buf))
+        {
+            same |= SAME_HEADERS;
+        }
+        let buf = &mut self.buf;
+        buf.push(same);
+        buf.extend_from_slice(&r.timestamp.unwrap_or(NO_TIMESTAMP).to_le_bytes());
+        if same & SAME_KEY == 0 {
+            put_bytes(buf, key);
+        }
+        if same & SAME_VALUE == 0 {
+            put_bytes(buf, value);
+        }
+        if same & SAME_HEADERS == 0 {
+            put_u32(buf, r.headers.count);
+            buf.extend_from_slice(&r.headers.raw);
+        }
     }
 
     /// Appends the failed entry of the next input.
@@ -395,6 +448,18 @@ impl ResultWriter {
         self.close_open();
         self.buf[4..8].copy_from_slice(&self.entries.to_le_bytes());
         self.buf
+    }
+}
+
+/// Whether `a` and `b` are the same bytes in memory (not merely equal), or both absent. Equal
+/// address and length mean equal contents; the converse does not hold and is not needed.
+fn same_slice(a: Option<&[u8]>, b: Option<&[u8]>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.len() == b.len() && (a.is_empty() || std::ptr::eq(a.as_ptr(), b.as_ptr()))
+        }
+        _ => false,
     }
 }
 
@@ -602,6 +667,16 @@ pub struct Records<'a> {
     failed: bool,
 }
 
+impl Records<'_> {
+    /// Once every record has been read: an error if bytes are left over after the last one.
+    pub fn finish(self) -> Result<(), DecodeError> {
+        match self.cur.buf.len() - self.cur.at {
+            0 => Ok(()),
+            extra => Err(DecodeError::Trailing { extra }),
+        }
+    }
+}
+
 impl<'a> Iterator for Records<'a> {
     type Item = Result<RecordRef<'a>, DecodeError>;
 
@@ -661,23 +736,112 @@ impl Cursor<'_> {
             },
         })
     }
+
+    /// Reads an output record of the entry whose input is `input`: fields marked as the input's
+    /// are clones of `input`'s, the others share `whole` (the buffer this cursor reads).
+    fn output(&mut self, whole: &Bytes, input: &Record) -> Result<Record, DecodeError> {
+        let at = self.at;
+        let same = self.u8()?;
+        if same & !SAME_ALL != 0 {
+            return Err(DecodeError::Same { bits: same, at });
+        }
+        let share = |s: &[u8]| whole.slice_ref(s);
+        let timestamp = self.timestamp()?;
+        let key = match same & SAME_KEY {
+            0 => self.bytes()?.map(share),
+            _ => input.key.clone(),
+        };
+        let value = match same & SAME_VALUE {
+            0 => self.bytes()?.map(share),
+            _ => input.value.clone(),
+        };
+        let headers = match same & SAME_HEADERS {
+            0 => {
+                let h = self.headers()?;
+                Headers {
+                    count: h.left,
+                    raw: share(h.cur.buf),
+                }
+            }
+            _ => input.headers.clone(),
+        };
+        Ok(Record {
+            offset: -1,
+            timestamp,
+            key,
+            value,
+            headers,
+        })
+    }
 }
 
-/// Reads a whole batch result into owned records that share `buf` (the host's path: no field is
-/// copied out of the buffer).
-pub fn decode_result(buf: Bytes) -> Result<Vec<Entry>, DecodeError> {
-    let mut c = Cursor { buf: &buf, at: 0 };
-    c.version()?;
-    let count = c.u32()? as usize;
-    let mut entries = Vec::with_capacity(count.min(buf.len() / 5));
-    for _ in 0..count {
+impl RecordRef<'_> {
+    /// The record as an owned [`Record`] whose fields share `whole`, the buffer this record was
+    /// read from (no bytes are copied).
+    ///
+    /// # Panics
+    /// If `whole` is not the buffer the record borrows from.
+    pub fn to_shared(&self, whole: &Bytes) -> Record {
+        let share = |s: &[u8]| whole.slice_ref(s);
+        Record {
+            offset: self.offset,
+            timestamp: self.timestamp,
+            key: self.key.map(share),
+            value: self.value.map(share),
+            headers: Headers {
+                count: self.headers.left,
+                raw: share(self.headers.cur.buf),
+            },
+        }
+    }
+}
+
+/// Reads a batch result entry by entry (the host's path). Output records share the result buffer,
+/// and take the fields they mark as their input's from the input records themselves: no field is
+/// copied.
+#[derive(Debug)]
+pub struct ResultReader<'i> {
+    buf: Bytes,
+    at: usize,
+    inputs: std::slice::Iter<'i, Record>,
+    done: bool,
+}
+
+impl<'i> ResultReader<'i> {
+    /// Reads the result header of the batch `inputs` was sent as; checks there is one entry per
+    /// input.
+    pub fn new(buf: Bytes, inputs: &'i [Record]) -> Result<Self, DecodeError> {
+        let mut c = Cursor { buf: &buf, at: 0 };
+        c.version()?;
+        let found = c.u32()? as usize;
+        if found != inputs.len() {
+            return Err(DecodeError::Count {
+                found,
+                expected: inputs.len(),
+            });
+        }
         let at = c.at;
-        entries.push(match c.u8()? {
+        Ok(Self {
+            buf,
+            at,
+            inputs: inputs.iter(),
+            done: false,
+        })
+    }
+
+    fn entry(&mut self, input: &Record) -> Result<Entry, DecodeError> {
+        let mut c = Cursor {
+            buf: &self.buf,
+            at: self.at,
+        };
+        let at = c.at;
+        let entry = match c.u8()? {
             TAG_OK => {
                 let n = c.u32()? as usize;
-                let mut outs = Vec::with_capacity(n.min((buf.len() - c.at) / 20));
+                // Every output takes at least its `same` byte and timestamp.
+                let mut outs = Vec::with_capacity(n.min((self.buf.len() - c.at) / 9));
                 for _ in 0..n {
-                    outs.push(c.owned_body(&buf)?);
+                    outs.push(c.output(&self.buf, input)?);
                 }
                 Entry::Ok(outs)
             }
@@ -686,14 +850,45 @@ pub fn decode_result(buf: Bytes) -> Result<Vec<Entry>, DecodeError> {
                 message: c.str()?.to_owned(),
             },
             tag => return Err(DecodeError::Tag { tag, at }),
-        });
+        };
+        self.at = c.at;
+        Ok(entry)
     }
-    if c.at != buf.len() {
-        return Err(DecodeError::Trailing {
-            extra: buf.len() - c.at,
-        });
+}
+
+impl Iterator for ResultReader<'_> {
+    type Item = Result<Entry, DecodeError>;
+
+    /// The next input's entry; after the last, an error if bytes are left over. Stops after the
+    /// first error.
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let r = match self.inputs.next() {
+            Some(input) => self.entry(input),
+            None => {
+                self.done = true;
+                return (self.at != self.buf.len()).then(|| {
+                    Err(DecodeError::Trailing {
+                        extra: self.buf.len() - self.at,
+                    })
+                });
+            }
+        };
+        self.done = r.is_err();
+        Some(r)
     }
-    Ok(entries)
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = if self.done { 0 } else { self.inputs.len() };
+        (0, Some(n + 1))
+    }
+}
+
+/// Reads a whole batch result for the batch `inputs` was sent as (see [`ResultReader`]).
+pub fn decode_result(buf: Bytes, inputs: &[Record]) -> Result<Vec<Entry>, DecodeError> {
+    ResultReader::new(buf, inputs)?.collect()
 }
 
 /// An input batch decoded into owned records.
@@ -812,7 +1007,8 @@ mod tests {
                 }
             }
             let buf = w.finish();
-            let back = decode_result(buf.into()).unwrap();
+            let inputs = vec![Record::default(); entries.len()];
+            let back = decode_result(buf.into(), &inputs).unwrap();
             prop_assert_eq!(back.len(), entries.len());
             for (got, want) in back.iter().zip(&entries) {
                 match (got, want) {
@@ -846,28 +1042,103 @@ mod tests {
                 }
             }
             let buf = w.finish();
+            let inputs = vec![Record::default(); entries.len()];
             let cut = cut.index(buf.len());
-            prop_assert!(decode_result(Bytes::copy_from_slice(&buf[..cut])).is_err());
-            let _ = decode_result(junk.into());
-                        let mut extra = buf.clone();
+            prop_assert!(decode_result(Bytes::copy_from_slice(&buf[..cut]), &inputs).is_err());
+            let _ = decode_result(junk.into(), &inputs);
+            let mut extra = buf.clone();
             extra.push(0);
-            let is_trailing = matches!(decode_result(extra.into()), Err(DecodeError::Trailing { extra: 1 }));
+            let is_trailing = matches!(decode_result(extra.into(), &inputs), Err(DecodeError::Trailing { extra: 1 }));
             prop_assert!(is_trailing);
+            let is_count = matches!(decode_result(buf.into(), &inputs[1..]), Err(DecodeError::Count { .. }));
+            prop_assert!(is_count);
         }
+
+        /// What a guest writes with `output_from` decodes, on the host, to exactly the records the
+        /// stage returned, whichever fields it kept, replaced or edited; the kept ones are the
+        /// host's own input fields, not copies.
+        #[test]
+        fn outputs_from_inputs_round_trip(
+            inputs in proptest::collection::vec(arb_record(), 0..12),
+            plans in proptest::collection::vec(proptest::collection::vec(0..5u8, 0..3), 12),
+            fresh in arb_record(),
+        ) {
+            let mut batch = BatchWriter::new("t", 0);
+            for r in &inputs {
+                batch.push_record(r);
+            }
+            // The guest's side: records share the batch buffer, as the SDK hands them out.
+            let batch = Bytes::from(batch.finish());
+            let reader = BatchReader::new(&batch).unwrap();
+            let mut w = ResultWriter::new();
+            let mut want = Vec::new();
+            for (input, plan) in reader.records().zip(&plans) {
+                let input = input.unwrap();
+                let shared = input.to_shared(&batch);
+                w.begin_ok();
+                let mut outs = Vec::new();
+                for step in plan {
+                    let mut out = shared.clone();
+                    match step {
+                        0 => {}
+                        1 => out.value = Some(Bytes::from_static(b"new value")),
+                        2 => out.headers.push("added", None),
+                        3 => { out.key = None; out.timestamp = Some(5); }
+                        _ => out = fresh.clone(),
+                    }
+                    w.output_from(&out, &input);
+                    out.offset = -1;
+                    outs.push(out);
+                }
+                want.push(outs);
+            }
+            // The host's side: its inputs live elsewhere than the batch buffer.
+            let back = decode_result(w.finish().into(), &inputs).unwrap();
+            prop_assert_eq!(back.len(), inputs.len());
+            for ((got, want), (input, plan)) in back.iter().zip(&want).zip(inputs.iter().zip(&plans)) {
+                let super::Entry::Ok(got) = got else { panic!("an error entry") };
+                prop_assert_eq!(got, want);
+                for (out, step) in got.iter().zip(plan) {
+                    if let (0, Some(a), Some(b)) = (step, &out.value, &input.value) {
+                        prop_assert_eq!(a.as_ptr(), b.as_ptr(), "a kept value is the host's own");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_same_bits_are_refused() {
+        let mut w = ResultWriter::new();
+        w.begin_ok();
+        w.output(None, None, None, []);
+        let mut buf = w.finish();
+        // format, count, tag, output count, then the output's `same` byte.
+        buf[13] = 0x80;
+        assert_eq!(
+            decode_result(buf.into(), &[Record::default()]).unwrap_err(),
+            DecodeError::Same { bits: 0x80, at: 13 }
+        );
     }
 
     #[test]
     fn other_format_versions_are_named() {
         let mut buf = BatchWriter::new("t", 0).finish();
-        buf[0] = 2;
+        buf[0] = 1;
         assert_eq!(
             BatchReader::new(&buf).unwrap_err(),
-            DecodeError::Format { found: 2 }
+            DecodeError::Format { found: 1 }
         );
         assert!(
-            DecodeError::Format { found: 2 }
+            DecodeError::Format { found: 1 }
                 .to_string()
-                .contains("format 2 is not supported")
+                .contains("format 1 is not supported")
+        );
+        let mut result = ResultWriter::new().finish();
+        result[0] = 3;
+        assert_eq!(
+            decode_result(result.into(), &[]).unwrap_err(),
+            DecodeError::Format { found: 3 }
         );
     }
 

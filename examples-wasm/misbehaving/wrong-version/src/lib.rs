@@ -58,7 +58,7 @@ mod tests {
         let mut batch = BatchWriter::new("t", 0);
         batch.push(3, Some(9), Some(b"k"), Some(b"v"), [Header::new("h", None)]);
         let result = super::identity(&batch.finish()).unwrap();
-        let entries = decode_result(result.into()).unwrap();
+        let entries = decode_result(result.into(), &[Default::default()]).unwrap();
         let [Entry::Ok(outputs)] = &entries[..] else {
             panic!("{entries:?}")
         };
