@@ -451,10 +451,16 @@ impl Weir {
 
     /// Starts `weir run pipeline`.
     pub fn run(pipeline: &Path) -> Self {
+        Self::run_with(pipeline, &[])
+    }
+
+    /// Starts `weir run pipeline ARGS`.
+    pub fn run_with(pipeline: &Path, args: &[&str]) -> Self {
         let cache = std::env::temp_dir().join("weir-test-cache");
         let mut cmd = Command::new(Self::weir_bin());
         cmd.args(["--log-format", "json", "run"])
             .arg(pipeline)
+            .args(args)
             .env("WEIR_BROKERS", &broker().bootstrap)
             .env("WEIR_CACHE_DIR", cache)
             .env("WEIR_LOG", "info,weir=debug")
@@ -532,6 +538,24 @@ impl Weir {
     /// Waits until the process has partitions assigned.
     pub fn wait_assigned(&self) {
         self.wait_for_log("Partitions assigned", Duration::from_secs(60));
+    }
+
+    /// Sends `signal` (such as `libc::SIGHUP`) to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, signal);
+        }
+    }
+
+    /// How many log lines contain `needle`.
+    pub fn count_logged(&self, needle: &str) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
     }
 
     /// SIGKILL: no drain, no commit.

@@ -11,4 +11,5 @@ mod cli;
 mod delivery;
 mod flow;
 mod misbehaving;
+mod reload;
 mod telemetry;

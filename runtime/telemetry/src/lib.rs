@@ -12,7 +12,9 @@ pub mod metrics;
 pub mod spans;
 
 pub use admin::{AdminServer, Health};
-pub use metrics::{GuestSource, Metrics, PartitionMetrics, StageLabels, StageMetrics};
+pub use metrics::{
+    GuestSource, Metrics, PartitionMetrics, ReloadResult, StageLabels, StageMetrics,
+};
 pub use spans::{Attr, SpanKind, SpanRecord, Spans, SpansGuard};
 
 use std::io::IsTerminal;

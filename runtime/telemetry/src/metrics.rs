@@ -80,6 +80,12 @@ struct PipelineLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    pipeline: Arc<str>,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     pipeline: Arc<str>,
     reason: &'static str,
@@ -95,6 +101,32 @@ fn stage_histogram() -> Histogram {
 /// End-to-end latency: 1 ms to about 9 minutes.
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 20))
+}
+
+/// Lane pauses while a stage is swapped: 10 µs to about 160 ms.
+fn swap_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 15))
+}
+
+/// What became of a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    /// The new version is serving.
+    Applied,
+    /// The new version failed validation; the running one keeps serving.
+    Rejected,
+    /// Nothing the running pipeline uses changed.
+    Unchanged,
+}
+
+impl ReloadResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Rejected => "rejected",
+            Self::Unchanged => "unchanged",
+        }
+    }
 }
 
 /// Commit round trips: 1 ms to about 16 s.
@@ -141,6 +173,8 @@ pub struct Metrics {
     spans_exported: Family<PipelineLabels, Counter>,
     spans_dropped: Family<ReasonLabels, Counter>,
     trace_invalid: Family<TopicLabels, Counter>,
+    reloads: Family<ResultLabels, Counter>,
+    swap_pause: HistogramFamily<PipelineLabels>,
     guests: Arc<RwLock<Vec<GuestEntry>>>,
 }
 
@@ -176,6 +210,9 @@ impl Metrics {
         let spans_exported = Family::default();
         let spans_dropped = Family::default();
         let trace_invalid = Family::default();
+        let reloads = Family::default();
+        let swap_pause: HistogramFamily<PipelineLabels> =
+            Family::new_with_constructor(swap_histogram);
         let guests: Arc<RwLock<Vec<GuestEntry>>> = Arc::default();
 
         let r = &mut registry;
@@ -264,6 +301,17 @@ impl Metrics {
             trace_invalid.clone(),
         );
         r.register(
+            "weir_reloads",
+            "Reloads of the pipeline file or its modules, by result",
+            reloads.clone(),
+        );
+        r.register_with_unit(
+            "weir_swap_pause",
+            "How long a lane paused between two batches to swap in a new stage version",
+            Unit::Seconds,
+            swap_pause.clone(),
+        );
+        r.register(
             "weir_build",
             "Weir's version",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
@@ -292,6 +340,8 @@ impl Metrics {
             spans_exported,
             spans_dropped,
             trace_invalid,
+            reloads,
+            swap_pause,
             guests,
         })
     }
@@ -423,9 +473,30 @@ impl Metrics {
             .inc_by(n);
     }
 
-    /// Exports the custom metrics a stage's module reports, labelled with the stage.
-    pub fn add_guest(&self, stage: StageLabels, source: Arc<dyn GuestSource>) {
-        self.guests.write().push(GuestEntry { stage, source });
+    /// Exports the custom metrics the stages' modules report, labelled with their stage,
+    /// replacing those of modules no longer running.
+    pub fn set_guests(&self, guests: Vec<(StageLabels, Arc<dyn GuestSource>)>) {
+        *self.guests.write() = guests
+            .into_iter()
+            .map(|(stage, source)| GuestEntry { stage, source })
+            .collect();
+    }
+
+    /// A reload finished with `result`.
+    pub fn reloaded(&self, result: ReloadResult) {
+        self.reloads
+            .get_or_create(&ResultLabels {
+                pipeline: Arc::clone(&self.pipeline),
+                result: result.as_str(),
+            })
+            .inc();
+    }
+
+    /// A lane paused `seconds` to swap a stage.
+    pub fn swapped(&self, seconds: f64) {
+        self.swap_pause
+            .get_or_create(&self.pipeline_labels())
+            .observe(seconds);
     }
 }
 
@@ -617,7 +688,7 @@ mod tests {
     #[test]
     fn guest_metrics_are_prefixed_and_labelled() {
         let m = Metrics::new("p");
-        m.add_guest(stage(), Arc::new(Fixed));
+        m.set_guests(vec![(stage(), Arc::new(Fixed))]);
         let text = m.encode();
         assert!(text.contains(r#"weir_guest_hits_total{pipeline="p",stage="enrich",module_version="abc123",cohort="stable"} 7"#), "{text}");
         assert!(text.contains(r#"weir_guest_size_bucket{le="10.0",pipeline="p",stage="enrich",module_version="abc123",cohort="stable"} 3"#) || text.contains(r#"weir_guest_size_bucket{pipeline="p",stage="enrich",module_version="abc123",cohort="stable",le="10.0"} 3"#), "{text}");

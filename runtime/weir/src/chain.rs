@@ -18,7 +18,7 @@ pub enum Partitioning {
 }
 
 /// What every lane needs to know about one stage.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StageInfo {
     pub name: Arc<str>,
     /// The module's SHA-256: its version.
@@ -138,6 +138,26 @@ impl Chain {
 
     pub fn infos(&self) -> &Arc<[StageInfo]> {
         &self.infos
+    }
+
+    /// Replaces stage `stage`'s instance (and its metric handles, when the chain has any) by
+    /// one of another module version, between two batches.
+    pub fn replace_stage(
+        &mut self,
+        stage: usize,
+        instance: Box<dyn Stage>,
+        metrics: Option<StageMetrics>,
+    ) {
+        self.stages[stage] = instance;
+        if let (Some(slot), Some(m)) = (self.metrics.get_mut(stage), metrics) {
+            *slot = m;
+        }
+    }
+
+    /// Takes the stage descriptions of a reloaded pipeline (same stages, in the same order).
+    pub fn set_infos(&mut self, infos: Arc<[StageInfo]>) {
+        assert_eq!(infos.len(), self.stages.len(), "a reload keeps the stages");
+        self.infos = infos;
     }
 
     /// This lane's metric handles of stage `stage`, if it has any.

@@ -14,22 +14,24 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::TrySendError;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use weir_config::Pipeline;
 use weir_core::Record;
 use weir_kafka::{
     DeliveryObserver, KafkaError, KafkaSink, KafkaSource, PartitionHandler, SinkSettings,
     SourceSettings, SourceStats, StartFrom, TopicPartition,
 };
-use weir_telemetry::{AdminServer, Health, Metrics, Spans, SpansGuard, StageLabels};
+use weir_telemetry::{AdminServer, Health, Metrics, Spans, SpansGuard};
 
 use crate::chain::Partitioning;
 use crate::lane::{Lane, Shared, Stats, Tracing};
 use crate::loader::LoadedPipeline;
+pub use crate::reload::ReloadOptions;
+use crate::reload::Reloader;
 
 /// Why a pipeline stopped other than by request.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,8 @@ pub enum EngineError {
     Kafka(#[from] KafkaError),
     #[error(transparent)]
     Telemetry(#[from] weir_telemetry::TelemetryError),
+    #[error("cannot watch the pipeline for changes: {0}")]
+    Watch(String),
     /// Delivery or processing failed in a way that forbids going on; offsets were committed only
     /// up to the last fully delivered record.
     #[error("pipeline stopped: {0}")]
@@ -58,11 +62,6 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// How often the backpressure and assignment gauges are refreshed.
 const GAUGES_EVERY: Duration = Duration::from_millis(500);
-/// How many hex digits of a module's SHA-256 label its metrics (`module_version`).
-const VERSION_DIGITS: usize = 12;
-
-/// The cohort label of stages running their configured module.
-const STABLE: &str = "stable";
 
 /// Runs `pipeline` until `shutdown` is set or a fatal error occurs.
 pub fn run(
@@ -70,7 +69,9 @@ pub fn run(
     loaded: LoadedPipeline,
     brokers: &str,
     shutdown: Arc<AtomicBool>,
+    reload: Option<ReloadOptions>,
 ) -> Result<Summary, EngineError> {
+    let loaded = Arc::new(loaded);
     let metrics = Metrics::new(&pipeline.name);
     let (spans, _spans_guard) = start_spans(pipeline, &metrics)?;
     let sink = Arc::new(KafkaSink::new(&SinkSettings {
@@ -87,6 +88,9 @@ pub fn run(
         sink: Arc::clone(&sink),
         stats: Arc::clone(&stats),
         fatal: Mutex::new(None),
+        loaded: RwLock::new(Arc::clone(&loaded)),
+        generation: AtomicU64::new(0),
+        metrics: Arc::clone(&metrics),
         tracing: Tracing {
             spans,
             group: pipeline.source.group.as_str().into(),
@@ -96,25 +100,10 @@ pub fn run(
             keep_sampled_parents: pipeline.telemetry.sample.keep_sampled_parents,
         },
     });
-    let stage_labels: Vec<StageLabels> = loaded
-        .infos()
-        .iter()
-        .map(|info| StageLabels {
-            pipeline: Arc::clone(&shared.pipeline),
-            stage: Arc::clone(&info.name),
-            module_version: info.module_sha256[..VERSION_DIGITS.min(info.module_sha256.len())]
-                .into(),
-            cohort: STABLE,
-        })
-        .collect();
-    for (labels, module) in stage_labels.iter().zip(loaded.modules()) {
-        metrics.add_guest(labels.clone(), crate::guest::source(module));
-    }
+    metrics.set_guests(loaded.guest_sources(&shared.pipeline));
     let manager = Arc::new(Manager {
-        loaded,
         shared: Arc::clone(&shared),
         metrics: Arc::clone(&metrics),
-        stage_labels,
         capacity: pipeline.source.queue_capacity,
         drain_timeout: pipeline.source.drain_timeout,
         lanes: Mutex::default(),
@@ -127,7 +116,15 @@ pub fn run(
         Arc::clone(&manager) as Arc<dyn Health>,
     )?;
     tracing::info!(addr = %admin.addr(), "Admin listener started (/metrics, /healthz, /readyz).");
-    check_topics(pipeline, &manager.loaded, &sink)?;
+    let _reloader = match reload {
+        Some(options) => Some(Reloader::start(
+            pipeline.clone(),
+            options,
+            Arc::clone(&shared),
+        )?),
+        None => None,
+    };
+    check_topics(pipeline, &loaded, &sink)?;
     manager.reachable.store(true, Ordering::Relaxed);
     let source = KafkaSource::new(
         &SourceSettings {
@@ -327,11 +324,8 @@ fn check_topics(
 
 /// Owns the lanes; the consumer's [`PartitionHandler`].
 struct Manager {
-    loaded: LoadedPipeline,
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
-    /// Metric labels of each stage, in stage order.
-    stage_labels: Vec<StageLabels>,
     capacity: usize,
     drain_timeout: Duration,
     lanes: Mutex<BTreeMap<TopicPartition, Lane>>,
@@ -494,11 +488,12 @@ impl Manager {
 impl PartitionHandler for Manager {
     fn assigned(&self, partitions: &[TopicPartition]) {
         let mut lanes = self.lanes.lock();
+        let loaded = self.shared.current();
+        let labels = loaded.stage_labels(&self.shared.pipeline);
         for tp in partitions {
-            match self.loaded.chain(false) {
+            match loaded.chain(false) {
                 Ok(chain) => {
-                    let stage_metrics = self
-                        .stage_labels
+                    let stage_metrics = labels
                         .iter()
                         .map(|l| self.metrics.stage(l, &tp.topic, tp.partition))
                         .collect();
@@ -508,6 +503,7 @@ impl PartitionHandler for Manager {
                     let lane = Lane::start(
                         tp.clone(),
                         chain,
+                        Arc::clone(&loaded),
                         Arc::clone(&self.shared),
                         self.metrics.partition(&tp.topic, tp.partition),
                         self.capacity,

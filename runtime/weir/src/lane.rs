@@ -3,16 +3,17 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use weir_core::trace::{self, Incoming, SpanId, TraceId};
 use weir_core::{Failure, FailureKind, Header, InputAck, PartitionTracker, Record, headers};
 use weir_kafka::{KafkaSink, TopicPartition};
-use weir_telemetry::{Attr, PartitionMetrics, SpanKind, SpanRecord, Spans};
+use weir_telemetry::{Attr, Metrics, PartitionMetrics, SpanKind, SpanRecord, Spans};
 
 use crate::chain::{Chain, Emit, Partitioning, Run, StageCall, StageInfo};
+use crate::loader::LoadedPipeline;
 
 /// Counters shared by every lane, for progress logs and the final summary.
 #[derive(Debug, Default)]
@@ -31,6 +32,11 @@ pub(crate) struct Shared {
     pub stats: Arc<Stats>,
     /// The first error that makes the pipeline stop.
     pub fatal: Mutex<Option<String>>,
+    /// The stages' modules every lane should run; replaced by a reload.
+    pub loaded: RwLock<Arc<LoadedPipeline>>,
+    /// Bumped after `loaded` is replaced: lanes compare it at every batch boundary.
+    pub generation: AtomicU64,
+    pub metrics: Arc<Metrics>,
     /// Span export and sampling.
     pub tracing: Tracing,
 }
@@ -48,6 +54,17 @@ pub(crate) struct Tracing {
 }
 
 impl Shared {
+    /// The stages' modules now in force.
+    pub fn current(&self) -> Arc<LoadedPipeline> {
+        Arc::clone(&self.loaded.read())
+    }
+
+    /// Puts `loaded` in force: every lane swaps to it before its next batch.
+    pub fn publish(&self, loaded: Arc<LoadedPipeline>) {
+        *self.loaded.write() = loaded;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     pub fn set_fatal(&self, message: String) {
         tracing::error!(error = %message, "Pipeline failing.");
         self.fatal.lock().get_or_insert(message);
@@ -72,6 +89,7 @@ impl Lane {
     pub fn start(
         tp: TopicPartition,
         chain: Chain,
+        loaded: Arc<LoadedPipeline>,
         shared: Arc<Shared>,
         metrics: PartitionMetrics,
         capacity: usize,
@@ -80,8 +98,10 @@ impl Lane {
         let stop = Arc::new(AtomicBool::new(false));
         let tracker = Arc::new(PartitionTracker::new());
         let worker = Worker {
+            generation: shared.generation.load(Ordering::Acquire),
             tp: tp.clone(),
             chain,
+            loaded,
             shared,
             rx,
             stop: Arc::clone(&stop),
@@ -107,6 +127,9 @@ impl Lane {
 struct Worker {
     tp: TopicPartition,
     chain: Chain,
+    /// The modules `chain` runs instances of, and the generation they were published at.
+    loaded: Arc<LoadedPipeline>,
+    generation: u64,
     shared: Arc<Shared>,
     rx: Receiver<Record>,
     stop: Arc<AtomicBool>,
@@ -130,6 +153,9 @@ impl Worker {
         while let Ok(first) = self.rx.recv() {
             if self.stop.load(Ordering::Acquire) {
                 break;
+            }
+            if self.shared.generation.load(Ordering::Acquire) != self.generation {
+                self.swap();
             }
             batch.clear();
             batch.push(first);
@@ -264,6 +290,54 @@ impl Worker {
             .dead_letters
             .fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Between two batches: replaces the instances of every stage whose module changed with
+    /// instances of the version now in force.
+    fn swap(&mut self) {
+        let started = Instant::now();
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        let next = self.shared.current();
+        let labels = next.stage_labels(&self.shared.pipeline);
+        let mut swapped = Vec::new();
+        for (i, module) in next.modules().iter().enumerate() {
+            if Arc::ptr_eq(module, &self.loaded.modules()[i]) {
+                continue;
+            }
+            match next.instance(i) {
+                Ok(instance) => {
+                    let metrics = self.chain.stage_metrics(i).map(|_| {
+                        self.shared
+                            .metrics
+                            .stage(&labels[i], &self.tp.topic, self.tp.partition)
+                    });
+                    self.chain.replace_stage(i, instance, metrics);
+                    swapped.push(module.stage().to_owned());
+                }
+                Err(error) => {
+                    // Validated before it was published, so this is the environment (memory);
+                    // keep the running version rather than stop the lane.
+                    tracing::error!(
+                        %error,
+                        partition = %self.tp,
+                        stage = module.stage(),
+                        "Cannot instantiate the new stage version; keeping the running one."
+                    );
+                    return;
+                }
+            }
+        }
+        self.chain.set_infos(Arc::clone(next.infos()));
+        self.loaded = next;
+        self.generation = generation;
+        let pause = started.elapsed();
+        self.shared.metrics.swapped(pause.as_secs_f64());
+        tracing::info!(
+            partition = %self.tp,
+            stages = %swapped.join(","),
+            pause_us = pause.as_micros() as u64,
+            "Stages swapped."
+        );
     }
 
     /// Reads `input`'s trace context and decides whether its spans are kept: every failed record

@@ -4,7 +4,7 @@
 //!   instantiate per lane.
 //! - [`chain`]: a lane's stages in order; one batch in, for each input record its outputs and
 //!   dead letters.
-//! - [`engine`]: the consumer loop, lanes, commits, rebalances and shutdown.
+//! - [`engine`]: the consumer loop, lanes, commits, rebalances, shutdown and hot reload.
 //! - [`testing`]: `weir test`, a pipeline's `[[test]]` cases without Kafka.
 
 pub mod chain;
@@ -12,6 +12,7 @@ pub mod engine;
 mod guest;
 mod lane;
 pub mod loader;
+mod reload;
 pub mod testing;
 
 pub use lane::Stats;

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+use weir::engine::ReloadOptions;
 use weir::loader::LoadedPipeline;
 use weir_config::Pipeline;
 use weir_telemetry::LogFormat;
@@ -46,6 +47,9 @@ enum Command {
         /// Kafka bootstrap servers, overriding the file's `source.brokers`.
         #[arg(long, env = "WEIR_BROKERS")]
         brokers: Option<String>,
+        /// Do not watch the pipeline file and its modules for changes; reload on SIGHUP only.
+        #[arg(long)]
+        no_watch: bool,
     },
     /// Check pipeline files: every configuration error at once, then every module.
     Validate {
@@ -84,7 +88,11 @@ fn main() -> ExitCode {
         cli.cache_dir.or_else(WasmHost::default_cache_dir)
     };
     let result = match cli.command {
-        Command::Run { pipeline, brokers } => run(&pipeline, brokers, cache),
+        Command::Run {
+            pipeline,
+            brokers,
+            no_watch,
+        } => run(&pipeline, brokers, !no_watch, cache),
         Command::Validate {
             pipelines,
             config_only,
@@ -123,7 +131,12 @@ fn load_modules(host: &WasmHost, pipeline: &Pipeline) -> Option<LoadedPipeline> 
     }
 }
 
-fn run(path: &Path, brokers: Option<String>, cache: Option<PathBuf>) -> Result<ExitCode> {
+fn run(
+    path: &Path,
+    brokers: Option<String>,
+    watch: bool,
+    cache: Option<PathBuf>,
+) -> Result<ExitCode> {
     let Some(pipeline) = load_config(path) else {
         return Ok(ExitCode::FAILURE);
     };
@@ -137,7 +150,15 @@ fn run(path: &Path, brokers: Option<String>, cache: Option<PathBuf>) -> Result<E
         signal_hook::flag::register(signal, Arc::clone(&shutdown))
             .context("cannot install signal handlers")?;
     }
-    weir::engine::run(&pipeline, loaded, &brokers, shutdown)?;
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+        .context("cannot install the SIGHUP handler")?;
+    let options = ReloadOptions {
+        host,
+        watch,
+        requested: reload,
+    };
+    weir::engine::run(&pipeline, loaded, &brokers, shutdown, Some(options))?;
     Ok(ExitCode::SUCCESS)
 }
 
