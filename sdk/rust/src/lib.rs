@@ -31,6 +31,9 @@
 // The bindings name the SDK by its crate name, both here and in a stage's crate.
 extern crate self as weir_sdk;
 
+#[cfg(feature = "allocator")]
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+mod alloc;
 mod config;
 mod error;
 mod host;
@@ -43,6 +46,15 @@ pub mod testing;
 #[doc(hidden)]
 #[path = "export.rs"]
 pub mod __private;
+
+/// Small blocks come from free lists instead of wasi-libc's `malloc`; see `alloc.rs`.
+#[cfg(all(
+    feature = "allocator",
+    target_arch = "wasm32",
+    not(target_feature = "atomics")
+))]
+#[global_allocator]
+static ALLOCATOR: alloc::PoolAlloc = alloc::PoolAlloc::new();
 
 pub use config::Config;
 pub use error::Error;
