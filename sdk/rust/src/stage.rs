@@ -136,8 +136,9 @@ fn process_batch<O: IntoOutputs>(
     mut f: impl FnMut(Record) -> Result<O, Error>,
 ) -> Vec<u8> {
     let undecodable = |e: DecodeError| -> ! { panic!("weir-sdk: undecodable batch: {e}") };
-    // Outputs are usually about the size of their inputs.
-    let mut out = ResultWriter::with_capacity(batch.len() + batch.len() / 4);
+    // Outputs are at most about the size of their inputs plus what a stage adds; room for twice
+    // the batch saves regrowing (and copying) the result in most batches.
+    let mut out = ResultWriter::with_capacity(2 * batch.len());
     // The records share the batch buffer: nothing is copied out of it until a stage changes it.
     let batch = Bytes::from(batch);
     let reader = BatchReader::new(&batch).unwrap_or_else(|e| undecodable(e));
