@@ -456,11 +456,17 @@ impl Weir {
 
     /// Starts `weir run pipeline ARGS`.
     pub fn run_with(pipeline: &Path, args: &[&str]) -> Self {
+        Self::run_with_env(pipeline, args, &[])
+    }
+
+    /// Starts `weir run pipeline ARGS` with `env` added to its environment.
+    pub fn run_with_env(pipeline: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let cache = std::env::temp_dir().join("weir-test-cache");
         let mut cmd = Command::new(Self::weir_bin());
         cmd.args(["--log-format", "json", "run"])
             .arg(pipeline)
             .args(args)
+            .envs(env.iter().copied())
             .env("WEIR_BROKERS", &broker().bootstrap)
             .env("WEIR_CACHE_DIR", cache)
             .env("WEIR_LOG", "info,weir=debug")

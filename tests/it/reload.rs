@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::harness::{
     Rec, Weir, by_partition, consume, create_topic, http_get, metric_value, module, produce,
-    source_table, unique,
+    source_table, unique, weir_cli,
 };
 
 /// A pipeline directory: `pipeline.toml` running `modules/tag.wasm`, tagging every record with
@@ -238,10 +238,14 @@ fn a_broken_version_is_rejected_and_the_running_one_keeps_serving() {
 }
 
 #[test]
-fn sighup_reloads_when_watching_is_off() {
+fn sighup_and_weir_reload_trigger_a_reload_when_watching_is_off() {
     let _broker = crate::harness::exclusive();
     let d = Dir::new(1);
-    let weir = Weir::run_with(&d.pipeline(), &["--no-watch"]);
+    let weir = Weir::run_with_env(
+        &d.pipeline(),
+        &["--no-watch"],
+        &[("WEIR_ADMIN_TOKEN", "t0k")],
+    );
     weir.wait_assigned();
     d.write("v1");
     std::thread::sleep(Duration::from_millis(1500));
@@ -255,6 +259,24 @@ fn sighup_reloads_when_watching_is_off() {
     assert_eq!(
         version_of(&consume(&d.output, 1, Duration::from_secs(60))[0]),
         1
+    );
+
+    // The admin API does the same, for a caller with the token only.
+    d.write("v2");
+    let admin = weir.admin_addr().to_string();
+    let (ok, _, err) = weir_cli(&["reload", "--admin", &admin, "--token", "wrong"]);
+    assert!(!ok && err.contains("401"), "{err}");
+    let (ok, out, err) = weir_cli(&["reload", "--admin", &admin, "--token", "t0k"]);
+    assert!(ok, "{out}{err}");
+    weir.wait_for_logs("Reload applied", 2, Duration::from_secs(30));
+    produce(&d.input, &[seq_record(0, 1)]);
+    assert_eq!(
+        version_of(
+            consume(&d.output, 2, Duration::from_secs(60))
+                .last()
+                .unwrap()
+        ),
+        2
     );
     weir.terminate();
 }

@@ -1,4 +1,5 @@
-//! The admin listener: `/metrics` (OpenMetrics text), `/healthz` and `/readyz`.
+//! The admin listener: `/metrics` (OpenMetrics text), `/healthz`, `/readyz`, and the admin API
+//! (`POST /admin/reload`), whose calls need `Authorization: Bearer <token>`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +16,28 @@ pub trait Health: Send + Sync + 'static {
     fn live(&self) -> Result<(), String>;
     /// `Ok` when the instance is doing useful work: partitions assigned and brokers reachable.
     fn ready(&self) -> Result<(), String>;
+}
+
+/// What the admin API can ask of the engine.
+pub trait Control: Send + Sync + 'static {
+    /// Ask for a reload of the pipeline file and its modules (as SIGHUP does).
+    fn reload(&self) -> Result<(), String>;
+}
+
+/// The admin API's settings.
+#[derive(Clone)]
+pub struct AdminApi {
+    /// The bearer token mutating calls must carry; without one they are refused.
+    pub token: Option<String>,
+    pub control: Arc<dyn Control>,
+}
+
+impl std::fmt::Debug for AdminApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminApi")
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
 }
 
 /// The running listener; stops when dropped.
@@ -38,6 +61,7 @@ impl AdminServer {
         addr: SocketAddr,
         metrics: Arc<Metrics>,
         health: Arc<dyn Health>,
+        api: Option<AdminApi>,
     ) -> Result<Self, TelemetryError> {
         let server = tiny_http::Server::http(addr).map_err(|e| TelemetryError::Listen {
             addr,
@@ -56,7 +80,7 @@ impl AdminServer {
             .name("weir-admin".into())
             .spawn(move || {
                 for request in serving.incoming_requests() {
-                    respond(request, &metrics, &*health);
+                    respond(request, &metrics, &*health, api.as_ref());
                 }
             })
             .map_err(|e| TelemetryError::Listen {
@@ -85,7 +109,12 @@ impl Drop for AdminServer {
     }
 }
 
-fn respond(request: tiny_http::Request, metrics: &Metrics, health: &dyn Health) {
+fn respond(
+    mut request: tiny_http::Request,
+    metrics: &Metrics,
+    health: &dyn Health,
+    api: Option<&AdminApi>,
+) {
     use tiny_http::{Header, Method, Response};
     let header = |v: &str| Header::from_bytes(&b"Content-Type"[..], v.as_bytes()).ok();
     let text = |status: u16, body: String| {
@@ -95,31 +124,75 @@ fn respond(request: tiny_http::Request, metrics: &Metrics, health: &dyn Health) 
         }
         r
     };
-    let path = request.url().split('?').next().unwrap_or("");
-    let response = if *request.method() != Method::Get && *request.method() != Method::Head {
-        text(405, "only GET is served here\n".into())
-    } else {
-        match path {
-            "/metrics" => {
-                let mut r = Response::from_string(metrics.encode());
-                if let Some(h) = header(OPENMETRICS) {
-                    r.add_header(h);
-                }
-                r
+    let path = request.url().split('?').next().unwrap_or("").to_owned();
+    let method = request.method().clone();
+    let response = match (&method, path.as_str()) {
+        (Method::Post, "/admin/reload") => match authorize(&request, api) {
+            Err((status, why)) => text(status, format!("{why}\n")),
+            Ok(api) => match api.control.reload() {
+                Ok(()) => text(
+                    202,
+                    "reload requested; its result is logged and counted in weir_reloads_total\n"
+                        .into(),
+                ),
+                Err(why) => text(503, format!("{why}\n")),
+            },
+        },
+        (Method::Get | Method::Head, "/metrics") => {
+            let mut r = Response::from_string(metrics.encode());
+            if let Some(h) = header(OPENMETRICS) {
+                r.add_header(h);
             }
-            "/healthz" => match health.live() {
-                Ok(()) => text(200, "ok\n".into()),
-                Err(why) => text(503, format!("{why}\n")),
-            },
-            "/readyz" => match health.ready() {
-                Ok(()) => text(200, "ready\n".into()),
-                Err(why) => text(503, format!("{why}\n")),
-            },
-            _ => text(404, "not found: try /metrics, /healthz or /readyz\n".into()),
+            r
         }
+        (Method::Get | Method::Head, "/healthz") => match health.live() {
+            Ok(()) => text(200, "ok\n".into()),
+            Err(why) => text(503, format!("{why}\n")),
+        },
+        (Method::Get | Method::Head, "/readyz") => match health.ready() {
+            Ok(()) => text(200, "ready\n".into()),
+            Err(why) => text(503, format!("{why}\n")),
+        },
+        (_, "/metrics" | "/healthz" | "/readyz") => text(405, "use GET\n".into()),
+        (_, "/admin/reload") => text(405, "use POST\n".into()),
+        _ => text(
+            404,
+            "not found: try /metrics, /healthz, /readyz or POST /admin/reload\n".into(),
+        ),
     };
+    // Drain a request body, if any, so the connection stays well-formed.
+    let _ = std::io::copy(&mut request.as_reader(), &mut std::io::sink());
     if let Err(error) = request.respond(response) {
         tracing::debug!(%error, "Admin response not sent.");
+    }
+}
+
+/// Checks the request's bearer token against the configured one, in constant time.
+fn authorize<'a>(
+    request: &tiny_http::Request,
+    api: Option<&'a AdminApi>,
+) -> Result<&'a AdminApi, (u16, &'static str)> {
+    let Some(api) = api else {
+        return Err((503, "the admin API is not available in this mode"));
+    };
+    let Some(token) = &api.token else {
+        return Err((
+            403,
+            "the admin API is disabled: start weir with WEIR_ADMIN_TOKEN set to enable it",
+        ));
+    };
+    let given = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .and_then(|h| h.value.as_str().strip_prefix("Bearer "))
+        .unwrap_or("");
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+    if same {
+        Ok(api)
+    } else {
+        Err((401, "missing or wrong bearer token"))
     }
 }
 
@@ -156,10 +229,15 @@ mod tests {
         let metrics = Metrics::new("p");
         metrics.set_lanes(2, 0, 5);
         let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let reloads = Arc::new(Reloads(std::sync::atomic::AtomicUsize::new(0)));
         let server = AdminServer::start(
             "127.0.0.1:0".parse().unwrap(),
             metrics,
             Arc::clone(&flag) as Arc<dyn Health>,
+            Some(AdminApi {
+                token: Some("s3cret".into()),
+                control: Arc::clone(&reloads) as Arc<dyn Control>,
+            }),
         )
         .unwrap();
         let m = get(server.addr(), "/metrics");
@@ -182,5 +260,53 @@ mod tests {
         flag.0.store(true, Ordering::Relaxed);
         assert!(get(server.addr(), "/readyz").contains(" 200 "));
         assert!(get(server.addr(), "/nope").contains(" 404 "));
+
+        assert!(get(server.addr(), "/admin/reload").contains(" 405 "));
+        let post = |auth: &str| {
+            request(
+                server.addr(),
+                &format!("POST /admin/reload HTTP/1.0\r\n{auth}Content-Length: 0\r\n\r\n"),
+            )
+        };
+        assert!(post("").contains(" 401 "));
+        assert!(post("Authorization: Bearer wrong\r\n").contains(" 401 "));
+        assert_eq!(reloads.0.load(Ordering::Relaxed), 0);
+        assert!(post("Authorization: Bearer s3cret\r\n").contains(" 202 "));
+        assert_eq!(reloads.0.load(Ordering::Relaxed), 1);
+    }
+
+    struct Reloads(std::sync::atomic::AtomicUsize);
+    impl Control for Reloads {
+        fn reload(&self) -> Result<(), String> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    fn request(addr: SocketAddr, raw: &str) -> String {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(raw.as_bytes()).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn without_a_token_the_admin_api_is_refused() {
+        let server = AdminServer::start(
+            "127.0.0.1:0".parse().unwrap(),
+            Metrics::new("p"),
+            Arc::new(Flag(AtomicBool::new(true))) as Arc<dyn Health>,
+            Some(AdminApi {
+                token: None,
+                control: Arc::new(Reloads(std::sync::atomic::AtomicUsize::new(0))),
+            }),
+        )
+        .unwrap();
+        let r = request(
+            server.addr(),
+            "POST /admin/reload HTTP/1.0\r\nAuthorization: Bearer x\r\n\r\n",
+        );
+        assert!(r.contains(" 403 ") && r.contains("WEIR_ADMIN_TOKEN"), "{r}");
     }
 }

@@ -11,7 +11,7 @@ pub mod admin;
 pub mod metrics;
 pub mod spans;
 
-pub use admin::{AdminServer, Health};
+pub use admin::{AdminApi, AdminServer, Control, Health};
 pub use metrics::{
     GuestSource, Metrics, PartitionMetrics, ReloadResult, StageLabels, StageMetrics,
 };

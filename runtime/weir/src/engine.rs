@@ -25,7 +25,7 @@ use weir_kafka::{
     DeliveryObserver, KafkaError, KafkaSink, KafkaSource, PartitionHandler, SinkSettings,
     SourceSettings, SourceStats, StartFrom, TopicPartition,
 };
-use weir_telemetry::{AdminServer, Health, Metrics, Spans, SpansGuard};
+use weir_telemetry::{AdminApi, AdminServer, Control, Health, Metrics, Spans, SpansGuard};
 
 use crate::chain::Partitioning;
 use crate::lane::{Lane, Shared, Stats, Tracing};
@@ -46,6 +46,30 @@ pub enum EngineError {
     /// up to the last fully delivered record.
     #[error("pipeline stopped: {0}")]
     Fatal(String),
+}
+
+/// How a pipeline runs beyond its file.
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    /// Hot reload; `None` runs the versions loaded at start until the process stops.
+    pub reload: Option<ReloadOptions>,
+    /// The bearer token the admin API's calls must carry; without one the API refuses them.
+    pub admin_token: Option<String>,
+}
+
+/// The admin API's reload: the same request SIGHUP makes.
+struct ReloadControl(Option<Arc<AtomicBool>>);
+
+impl Control for ReloadControl {
+    fn reload(&self) -> Result<(), String> {
+        match &self.0 {
+            Some(flag) => {
+                flag.store(true, Ordering::Release);
+                Ok(())
+            }
+            None => Err("hot reload is off in this process".into()),
+        }
+    }
 }
 
 /// What a finished run did.
@@ -69,8 +93,12 @@ pub fn run(
     loaded: LoadedPipeline,
     brokers: &str,
     shutdown: Arc<AtomicBool>,
-    reload: Option<ReloadOptions>,
+    options: RunOptions,
 ) -> Result<Summary, EngineError> {
+    let RunOptions {
+        reload,
+        admin_token,
+    } = options;
     let loaded = Arc::new(loaded);
     let metrics = Metrics::new(&pipeline.name);
     let (spans, _spans_guard) = start_spans(pipeline, &metrics)?;
@@ -110,10 +138,17 @@ pub fn run(
         assigned: AtomicUsize::new(0),
         reachable: AtomicBool::new(false),
     });
+    let api = AdminApi {
+        token: admin_token,
+        control: Arc::new(ReloadControl(
+            reload.as_ref().map(|r| Arc::clone(&r.requested)),
+        )),
+    };
     let admin = AdminServer::start(
         pipeline.telemetry.listen,
         Arc::clone(&metrics),
         Arc::clone(&manager) as Arc<dyn Health>,
+        Some(api),
     )?;
     tracing::info!(addr = %admin.addr(), "Admin listener started (/metrics, /healthz, /readyz).");
     let _reloader = match reload {

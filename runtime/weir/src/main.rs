@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use weir::engine::ReloadOptions;
+use weir::engine::{ReloadOptions, RunOptions};
 use weir::loader::LoadedPipeline;
 use weir_config::Pipeline;
 use weir_telemetry::LogFormat;
@@ -66,6 +66,16 @@ enum Command {
         #[arg(required = true)]
         pipelines: Vec<PathBuf>,
     },
+    /// Ask a running pipeline to reload its file and modules (as SIGHUP does), through its
+    /// admin API.
+    Reload {
+        /// The pipeline's admin listener (`telemetry.listen`).
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        admin: String,
+        /// The admin API's bearer token.
+        #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
+        token: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -98,6 +108,7 @@ fn main() -> ExitCode {
             config_only,
         } => validate(&pipelines, config_only, cache),
         Command::Test { pipelines } => test(&pipelines, cache),
+        Command::Reload { admin, token } => reload(&admin, &token),
     };
     match result {
         Ok(code) => code,
@@ -158,7 +169,13 @@ fn run(
         watch,
         requested: reload,
     };
-    weir::engine::run(&pipeline, loaded, &brokers, shutdown, Some(options))?;
+    let options = RunOptions {
+        reload: Some(options),
+        admin_token: std::env::var("WEIR_ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+    };
+    weir::engine::run(&pipeline, loaded, &brokers, shutdown, options)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -187,6 +204,38 @@ fn validate(paths: &[PathBuf], config_only: bool, cache: Option<PathBuf>) -> Res
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn reload(admin: &str, token: &str) -> Result<ExitCode> {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+    let addr = admin
+        .to_socket_addrs()
+        .with_context(|| format!("bad admin address {admin:?}"))?
+        .next()
+        .with_context(|| format!("{admin:?} resolves to no address"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| format!("cannot reach the admin listener at {admin}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "POST /admin/reload HTTP/1.0\r\nHost: {admin}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response.split_whitespace().nth(1).unwrap_or("?");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .trim();
+    if status == "202" {
+        println!("{body}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: {admin} answered {status}: {body}");
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 fn test(paths: &[PathBuf], cache: Option<PathBuf>) -> Result<ExitCode> {
