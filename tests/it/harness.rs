@@ -618,6 +618,21 @@ pub fn weir_cli(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// Polls `f` until it returns a value; panics after `timeout`.
+pub fn wait_for_value<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// `GET path` from an HTTP server on `addr`; returns (status code, body).
 pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     use std::io::{Read, Write};

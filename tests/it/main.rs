@@ -7,6 +7,7 @@ mod prometheus;
 mod tail;
 
 mod backpressure;
+mod canary;
 mod cli;
 mod delivery;
 mod flow;

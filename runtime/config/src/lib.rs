@@ -36,8 +36,8 @@ use toml::de::DeTable;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    DeadLetter, Expectation, Limits, Location, Partitioning, Pipeline, Sample, Sink, Source, Stage,
-    StageKind, StartFrom, Telemetry, TestCase, TestRecord,
+    Canary, CanaryCohort, DeadLetter, Expectation, Limits, Location, Partitioning, Pipeline,
+    Rollback, Sample, Sink, Source, Stage, StageKind, StartFrom, Telemetry, TestCase, TestRecord,
 };
 pub use units::{UnitError, parse_duration, parse_size};
 

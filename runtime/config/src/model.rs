@@ -122,10 +122,70 @@ pub struct Stage {
     pub output: Option<String>,
     /// `partitioning`: which partition of `output` a result goes to. Default `"source"`.
     pub partitioning: Partitioning,
+    /// `[stage.canary]`: a new version of the module, run on some partitions only, compared
+    /// with this one and rolled back automatically on regression. Default: none.
+    pub canary: Option<Canary>,
     /// Line of the stage in the pipeline file, for messages.
     pub line: usize,
     /// Where `module` is written in the pipeline file, for messages.
     pub module_location: Location,
+}
+
+/// `[stage.canary]`: the next version of a stage's module, on some partitions only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canary {
+    /// `module`, required: the canary's WebAssembly component, relative to the pipeline file
+    /// like the stage's; this field holds the resolved path.
+    pub module: PathBuf,
+    /// `config`: handed to the canary's `init`. Default: the stage's `config`.
+    pub config: Option<serde_json::Value>,
+    /// `partitions` or `share` (exactly one): which source partitions run the canary.
+    pub cohort: CanaryCohort,
+    /// `rollback`: when the canary is rolled back automatically.
+    pub rollback: Rollback,
+    /// `promote_after`: promote the canary to every partition after it has run this long
+    /// without a rollback, such as `"30m"`. Default: never automatically.
+    pub promote_after: Option<Duration>,
+    /// `rescue`: re-run a record that fails on the canary on the stable version before
+    /// dead-lettering it, so a bad canary costs latency, not data. Default true.
+    pub rescue: bool,
+}
+
+/// Which partitions run a canary.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CanaryCohort {
+    /// `partitions = [0, 3]`: these partition numbers.
+    Partitions(Vec<i32>),
+    /// `share = 0.25`: about this share of partitions, chosen by a hash of the partition number
+    /// (the same choice on every instance).
+    Share(f64),
+}
+
+/// `rollback` of `[stage.canary]`: thresholds over a sliding window of the canary's records.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rollback {
+    /// `max_error_rate`: the largest share of the canary's records that may fail (stage
+    /// errors, traps, timeouts, memory) before it is rolled back, from 0 to 1. Default 0.01.
+    pub max_error_rate: f64,
+    /// `max_p99`: the largest 99th percentile of the canary's stage calls, such as `"20ms"`.
+    /// Default: not checked.
+    pub max_p99: Option<Duration>,
+    /// `min_records`: records the canary must have handled in the window before any verdict.
+    /// Default 1000.
+    pub min_records: u64,
+    /// `window`: how far back the comparison looks, such as `"1m"`. Default 1m.
+    pub window: Duration,
+}
+
+impl Default for Rollback {
+    fn default() -> Self {
+        Self {
+            max_error_rate: 0.01,
+            max_p99: None,
+            min_records: 1000,
+            window: Duration::from_secs(60),
+        }
+    }
 }
 
 /// What a stage does with records.

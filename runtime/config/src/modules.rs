@@ -4,7 +4,7 @@ use std::fs;
 use std::io::ErrorKind;
 
 use crate::error::{ConfigError, ConfigErrors};
-use crate::model::{Pipeline, Stage};
+use crate::model::Pipeline;
 
 impl Pipeline {
     /// Reports every stage whose `module` does not name a readable file, at the place the
@@ -13,18 +13,23 @@ impl Pipeline {
         let errors: Vec<ConfigError> = self
             .stages
             .iter()
-            .filter_map(|stage| {
-                let problem = module_problem(stage)?;
-                Some(ConfigError {
-                    path: self.path.clone(),
-                    line: stage.module_location.line,
-                    column: stage.module_location.column,
-                    message: format!(
-                        "stage {:?}: module {} {problem}",
-                        stage.name,
-                        stage.module.display()
-                    ),
-                })
+            .flat_map(|stage| {
+                let canary = stage.canary.as_ref().map(|c| ("canary module", &c.module));
+                std::iter::once(("module", &stage.module))
+                    .chain(canary)
+                    .filter_map(move |(what, path)| {
+                        let problem = module_problem(path)?;
+                        Some(ConfigError {
+                            path: self.path.clone(),
+                            line: stage.module_location.line,
+                            column: stage.module_location.column,
+                            message: format!(
+                                "stage {:?}: {what} {} {problem}",
+                                stage.name,
+                                path.display()
+                            ),
+                        })
+                    })
             })
             .collect();
         if errors.is_empty() {
@@ -36,8 +41,8 @@ impl Pipeline {
 }
 
 /// What is wrong with the stage's module file, if anything.
-fn module_problem(stage: &Stage) -> Option<String> {
-    match fs::metadata(&stage.module) {
+fn module_problem(module: &std::path::Path) -> Option<String> {
+    match fs::metadata(module) {
         Ok(metadata) if metadata.is_file() => None,
         Ok(_) => Some("is not a file".to_owned()),
         Err(error) if error.kind() == ErrorKind::NotFound => Some("does not exist".to_owned()),

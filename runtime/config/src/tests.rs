@@ -109,6 +109,22 @@ fn every_key() {
     assert_eq!(geo.limits, limits);
     assert_eq!(geo.output.as_deref(), Some("clicks.geo"));
     assert_eq!(geo.partitioning, Partitioning::Key);
+    assert_eq!(geo.canary, None);
+    let canary = filter.canary.as_ref().expect("filter has a canary");
+    assert_eq!(canary.module, Path::new("/opt/weir/filter_v2.wasm"));
+    assert_eq!(canary.config, Some(serde_json::json!({ "threshold": 3 })));
+    assert_eq!(canary.cohort, crate::CanaryCohort::Partitions(vec![0, 2]));
+    assert_eq!(
+        canary.rollback,
+        crate::Rollback {
+            max_error_rate: 0.05,
+            max_p99: Some(Duration::from_millis(20)),
+            min_records: 500,
+            window: Duration::from_secs(120),
+        }
+    );
+    assert_eq!(canary.promote_after, Some(Duration::from_secs(1800)));
+    assert!(!canary.rescue);
     assert_eq!((geo.line, geo.module_location.line), (15, 18));
     assert_eq!(geo.module_location.column, 10);
 

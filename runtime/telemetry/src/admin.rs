@@ -22,6 +22,16 @@ pub trait Health: Send + Sync + 'static {
 pub trait Control: Send + Sync + 'static {
     /// Ask for a reload of the pipeline file and its modules (as SIGHUP does).
     fn reload(&self) -> Result<(), String>;
+
+    /// The canaries' status, as JSON.
+    fn canary_status(&self) -> String {
+        "[]".into()
+    }
+
+    /// Ask for `action` (`start`, `promote` or `rollback`) on stage `stage`'s canary.
+    fn canary(&self, _stage: &str, _action: &str) -> Result<String, String> {
+        Err("canaries are not available in this process".into())
+    }
 }
 
 /// The admin API's settings.
@@ -138,6 +148,29 @@ fn respond(
                 Err(why) => text(503, format!("{why}\n")),
             },
         },
+        (Method::Get | Method::Head, "/admin/canary") => match api {
+            Some(api) => {
+                let mut r = Response::from_string(api.control.canary_status());
+                if let Some(h) = header("application/json") {
+                    r.add_header(h);
+                }
+                r
+            }
+            None => text(503, "the admin API is not available in this mode\n".into()),
+        },
+        (Method::Post, p) if p.starts_with("/admin/canary/") => {
+            match (
+                authorize(&request, api),
+                p["/admin/canary/".len()..].split_once('/'),
+            ) {
+                (Err((status, why)), _) => text(status, format!("{why}\n")),
+                (Ok(_), None) => text(404, "use /admin/canary/STAGE/ACTION\n".into()),
+                (Ok(api), Some((stage, action))) => match api.control.canary(stage, action) {
+                    Ok(message) => text(202, format!("{message}\n")),
+                    Err(why) => text(409, format!("{why}\n")),
+                },
+            }
+        }
         (Method::Get | Method::Head, "/metrics") => {
             let mut r = Response::from_string(metrics.encode());
             if let Some(h) = header(OPENMETRICS) {

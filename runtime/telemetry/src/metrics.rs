@@ -86,6 +86,13 @@ struct ResultLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabels {
+    pipeline: Arc<str>,
+    stage: Arc<str>,
+    verdict: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     pipeline: Arc<str>,
     reason: &'static str,
@@ -175,6 +182,7 @@ pub struct Metrics {
     trace_invalid: Family<TopicLabels, Counter>,
     reloads: Family<ResultLabels, Counter>,
     swap_pause: HistogramFamily<PipelineLabels>,
+    canary_verdicts: Family<VerdictLabels, Counter>,
     guests: Arc<RwLock<Vec<GuestEntry>>>,
 }
 
@@ -213,6 +221,7 @@ impl Metrics {
         let reloads = Family::default();
         let swap_pause: HistogramFamily<PipelineLabels> =
             Family::new_with_constructor(swap_histogram);
+        let canary_verdicts = Family::default();
         let guests: Arc<RwLock<Vec<GuestEntry>>> = Arc::default();
 
         let r = &mut registry;
@@ -312,6 +321,11 @@ impl Metrics {
             swap_pause.clone(),
         );
         r.register(
+            "weir_canary_verdicts",
+            "Canary verdicts (rollback, promote), automatic or by an operator",
+            canary_verdicts.clone(),
+        );
+        r.register(
             "weir_build",
             "Weir's version",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
@@ -342,6 +356,7 @@ impl Metrics {
             trace_invalid,
             reloads,
             swap_pause,
+            canary_verdicts,
             guests,
         })
     }
@@ -488,6 +503,17 @@ impl Metrics {
             .get_or_create(&ResultLabels {
                 pipeline: Arc::clone(&self.pipeline),
                 result: result.as_str(),
+            })
+            .inc();
+    }
+
+    /// A canary of stage `stage` was rolled back or promoted (`verdict`).
+    pub fn canary_verdict(&self, stage: &str, verdict: &'static str) {
+        self.canary_verdicts
+            .get_or_create(&VerdictLabels {
+                pipeline: Arc::clone(&self.pipeline),
+                stage: stage.into(),
+                verdict,
             })
             .inc();
     }

@@ -57,18 +57,55 @@ pub struct RunOptions {
     pub admin_token: Option<String>,
 }
 
-/// The admin API's reload: the same request SIGHUP makes.
-struct ReloadControl(Option<Arc<AtomicBool>>);
+/// The admin API's requests: reloads (the same request SIGHUP makes) and canary actions, both
+/// carried out by the reload thread.
+struct ReloadControl {
+    requested: Option<Arc<AtomicBool>>,
+    shared: Arc<Shared>,
+}
 
 impl Control for ReloadControl {
     fn reload(&self) -> Result<(), String> {
-        match &self.0 {
+        match &self.requested {
             Some(flag) => {
                 flag.store(true, Ordering::Release);
                 Ok(())
             }
             None => Err("hot reload is off in this process".into()),
         }
+    }
+
+    fn canary_status(&self) -> String {
+        serde_json::to_string_pretty(&*self.shared.canary_board.lock())
+            .unwrap_or_else(|_| "[]".into())
+    }
+
+    fn canary(&self, stage: &str, action: &str) -> Result<String, String> {
+        if self.requested.is_none() {
+            return Err("hot reload is off in this process, and canaries with it".into());
+        }
+        let Some(action) = crate::canary::Action::parse(action) else {
+            return Err(format!(
+                "unknown canary action {action:?} (start, promote or rollback)"
+            ));
+        };
+        if !self
+            .shared
+            .current()
+            .infos()
+            .iter()
+            .any(|i| &*i.name == stage)
+        {
+            return Err(format!("no stage named {stage:?}"));
+        }
+        self.shared
+            .canary_requests
+            .lock()
+            .push((stage.to_owned(), action));
+        Ok(format!(
+            "{} of the canary of stage {stage:?} requested; see `weir canary status`",
+            action.as_str()
+        ))
     }
 }
 
@@ -117,6 +154,8 @@ pub fn run(
         stats: Arc::clone(&stats),
         fatal: Mutex::new(None),
         loaded: RwLock::new(Arc::clone(&loaded)),
+        canary_board: Mutex::default(),
+        canary_requests: Mutex::default(),
         generation: AtomicU64::new(0),
         metrics: Arc::clone(&metrics),
         tracing: Tracing {
@@ -140,9 +179,10 @@ pub fn run(
     });
     let api = AdminApi {
         token: admin_token,
-        control: Arc::new(ReloadControl(
-            reload.as_ref().map(|r| Arc::clone(&r.requested)),
-        )),
+        control: Arc::new(ReloadControl {
+            requested: reload.as_ref().map(|r| Arc::clone(&r.requested)),
+            shared: Arc::clone(&shared),
+        }),
     };
     let admin = AdminServer::start(
         pipeline.telemetry.listen,
@@ -524,13 +564,14 @@ impl PartitionHandler for Manager {
     fn assigned(&self, partitions: &[TopicPartition]) {
         let mut lanes = self.lanes.lock();
         let loaded = self.shared.current();
-        let labels = loaded.stage_labels(&self.shared.pipeline);
         for tp in partitions {
-            match loaded.chain(false) {
+            match loaded.chain_for(tp.partition) {
                 Ok(chain) => {
-                    let stage_metrics = labels
-                        .iter()
-                        .map(|l| self.metrics.stage(l, &tp.topic, tp.partition))
+                    let stage_metrics = (0..loaded.infos().len())
+                        .map(|i| {
+                            let labels = loaded.labels(&self.shared.pipeline, i, tp.partition);
+                            self.metrics.stage(&labels, &tp.topic, tp.partition)
+                        })
                         .collect();
                     let chain = chain
                         .with_metrics(stage_metrics)

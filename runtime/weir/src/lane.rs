@@ -39,6 +39,10 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     /// Span export and sampling.
     pub tracing: Tracing,
+    /// Every canary's status, refreshed by the analyser.
+    pub canary_board: Mutex<Vec<crate::canary::CanaryStatus>>,
+    /// Canary actions asked through the admin API, for the reload thread.
+    pub canary_requests: Mutex<Vec<(String, crate::canary::Action)>>,
 }
 
 /// How lanes trace records.
@@ -298,18 +302,29 @@ impl Worker {
         let started = Instant::now();
         let generation = self.shared.generation.load(Ordering::Acquire);
         let next = self.shared.current();
-        let labels = next.stage_labels(&self.shared.pipeline);
+        let partition = self.tp.partition;
         let mut swapped = Vec::new();
         for (i, module) in next.modules().iter().enumerate() {
-            if Arc::ptr_eq(module, &self.loaded.modules()[i]) {
+            let same_canary = match (
+                next.canary_on(i, partition),
+                self.loaded.canary_on(i, partition),
+            ) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            // A stage that gained or lost a canary elsewhere still changes how it is observed.
+            let same_plan = next.canaries()[i].is_some() == self.loaded.canaries()[i].is_some();
+            if Arc::ptr_eq(module, &self.loaded.modules()[i]) && same_canary && same_plan {
                 continue;
             }
-            match next.instance(i) {
+            match next.instance_for(i, partition) {
                 Ok(instance) => {
                     let metrics = self.chain.stage_metrics(i).map(|_| {
+                        let labels = next.labels(&self.shared.pipeline, i, partition);
                         self.shared
                             .metrics
-                            .stage(&labels[i], &self.tp.topic, self.tp.partition)
+                            .stage(&labels, &self.tp.topic, partition)
                     });
                     self.chain.replace_stage(i, instance, metrics);
                     swapped.push(module.stage().to_owned());
@@ -327,7 +342,7 @@ impl Worker {
                 }
             }
         }
-        self.chain.set_infos(Arc::clone(next.infos()));
+        self.chain.set_infos(next.infos_for(partition));
         self.loaded = next;
         self.generation = generation;
         let pause = started.elapsed();

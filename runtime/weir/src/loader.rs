@@ -1,34 +1,73 @@
 //! Turns a pipeline's stages into loaded modules, and loaded modules into lane chains.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
-use weir_config::{Pipeline, StageKind};
+use weir_config::{Pipeline, Stage, StageKind};
 use weir_telemetry::{GuestSource, StageLabels};
 use weir_wasm::{EnrichModule, Limits, WasmError, WasmHost};
+
+use crate::canary::{CanaryPlan, CanaryStats, Observed, Rescue};
+use crate::chain::{Chain, Partitioning, StageInfo};
 
 /// How many hex digits of a module's SHA-256 label its metrics (`module_version`).
 const VERSION_DIGITS: usize = 12;
 /// The cohort label of stages running their configured module.
 pub(crate) const STABLE: &str = "stable";
-
-use crate::chain::{Chain, Partitioning, StageInfo};
+/// The cohort label of stages running their canary module.
+pub(crate) const CANARY: &str = "canary";
 
 /// Every stage's module compiled, checked and pre-instantiated.
 #[derive(Debug)]
 pub struct LoadedPipeline {
     infos: Arc<[StageInfo]>,
     modules: Vec<Arc<EnrichModule>>,
-    /// What each module was loaded from, to tell on reload whether it changed.
+    /// Each stage's canary, while one runs.
+    canaries: Vec<Option<Arc<CanaryModule>>>,
+    /// What each stage was loaded from, to tell on reload whether it changed.
     keys: Vec<ModuleKey>,
 }
 
-/// A stage's module version, configuration and limits: a reload rebuilds a stage only when
-/// one of them changed.
+/// A stage's canary: the next module version, where it runs, and what it did so far.
+#[derive(Debug)]
+pub struct CanaryModule {
+    pub module: Arc<EnrichModule>,
+    /// The stage as the canary's partitions see it (its module version).
+    pub info: StageInfo,
+    pub plan: CanaryPlan,
+    pub stats: Arc<CanaryStats>,
+    /// Records the canary failed that the stable version then handled.
+    pub rescued: Arc<AtomicU64>,
+}
+
+/// A stage's module version, configuration and limits (and its canary's): a reload rebuilds a
+/// stage only when one of them changed.
 #[derive(Debug, Clone, PartialEq)]
 struct ModuleKey {
     sha256: String,
     config: String,
     limits: weir_config::Limits,
+    canary: Option<(String, String, CanaryPlan)>,
+}
+
+fn limits(stage: &Stage) -> Limits {
+    Limits {
+        memory: stage.limits.memory,
+        timeout: stage.limits.timeout,
+        recycle_after: stage.limits.recycle_after,
+    }
+}
+
+fn info(stage: &Stage, sha256: &str) -> StageInfo {
+    StageInfo {
+        name: stage.name.as_str().into(),
+        module_sha256: sha256.into(),
+        output: stage.output.as_deref().map(Into::into),
+        partitioning: match stage.partitioning {
+            weir_config::Partitioning::Source => Partitioning::Source,
+            weir_config::Partitioning::Key => Partitioning::Key,
+        },
+    }
 }
 
 impl LoadedPipeline {
@@ -38,8 +77,8 @@ impl LoadedPipeline {
     }
 
     /// Loads `pipeline` again after its file changed, reusing every stage of `previous` whose
-    /// module content, configuration and limits are unchanged. Returns the new pipeline and the
-    /// names of the stages that changed.
+    /// modules, configuration and limits are unchanged (a canary rolled back stays so). Returns
+    /// the new pipeline and the names of the stages that changed.
     pub fn reload(
         host: &WasmHost,
         pipeline: &Pipeline,
@@ -55,6 +94,7 @@ impl LoadedPipeline {
     ) -> Result<(Self, Vec<String>), Vec<WasmError>> {
         let mut infos = Vec::new();
         let mut modules = Vec::new();
+        let mut canaries = Vec::new();
         let mut keys = Vec::new();
         let mut changed = Vec::new();
         let mut errors = Vec::new();
@@ -67,10 +107,31 @@ impl LoadedPipeline {
                     continue;
                 }
             };
+            let canary_compiled = match &stage.canary {
+                Some(c) => match host.compile_file(&c.module) {
+                    Ok(compiled) => Some((c, compiled)),
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let config = stage.config.to_string();
             let key = ModuleKey {
                 sha256: compiled.sha256().to_owned(),
-                config: stage.config.to_string(),
+                config: config.clone(),
                 limits: stage.limits,
+                canary: canary_compiled.as_ref().map(|(c, compiled)| {
+                    let config = c.config.as_ref().map_or(config.clone(), |v| v.to_string());
+                    let plan = CanaryPlan {
+                        cohort: c.cohort.clone(),
+                        rollback: c.rollback,
+                        promote_after: c.promote_after,
+                        rescue: c.rescue,
+                    };
+                    (compiled.sha256().to_owned(), config, plan)
+                }),
             };
             if let Some(prev) = previous
                 && prev.keys.get(i) == Some(&key)
@@ -84,34 +145,42 @@ impl LoadedPipeline {
                     ..prev.infos[i].clone()
                 });
                 modules.push(Arc::clone(&prev.modules[i]));
+                canaries.push(prev.canaries[i].clone());
                 keys.push(key);
                 continue;
             }
-            let loaded = EnrichModule::new(
-                host,
-                &stage.name,
-                compiled,
-                key.config.clone(),
-                Limits {
-                    memory: stage.limits.memory,
-                    timeout: stage.limits.timeout,
-                    recycle_after: stage.limits.recycle_after,
-                },
-            );
-            match loaded {
+            let stable = EnrichModule::new(host, &stage.name, compiled, config, limits(stage));
+            let canary = match (canary_compiled, &key.canary) {
+                (Some((_, compiled)), Some((sha, config, plan))) => {
+                    match EnrichModule::new(
+                        host,
+                        &stage.name,
+                        compiled,
+                        config.clone(),
+                        limits(stage),
+                    ) {
+                        Ok(module) => Some(Arc::new(CanaryModule {
+                            module,
+                            info: info(stage, sha),
+                            plan: plan.clone(),
+                            stats: Arc::default(),
+                            rescued: Arc::default(),
+                        })),
+                        Err(e) => {
+                            errors.push(e);
+                            continue;
+                        }
+                    }
+                }
+                _ => None,
+            };
+            match stable {
                 Ok(module) => {
                     changed.push(stage.name.clone());
-                    keys.push(key);
-                    infos.push(StageInfo {
-                        name: stage.name.as_str().into(),
-                        module_sha256: module.sha256().into(),
-                        output: stage.output.as_deref().map(Into::into),
-                        partitioning: match stage.partitioning {
-                            weir_config::Partitioning::Source => Partitioning::Source,
-                            weir_config::Partitioning::Key => Partitioning::Key,
-                        },
-                    });
+                    infos.push(info(stage, module.sha256()));
                     modules.push(module);
+                    canaries.push(canary);
+                    keys.push(key);
                 }
                 Err(e) => errors.push(e),
             }
@@ -120,6 +189,7 @@ impl LoadedPipeline {
             let loaded = Self {
                 infos: infos.into(),
                 modules,
+                canaries,
                 keys,
             };
             Ok((loaded, changed))
@@ -136,37 +206,142 @@ impl LoadedPipeline {
         &self.modules
     }
 
-    /// The metric labels of each stage of pipeline `pipeline`, in stage order.
-    pub fn stage_labels(&self, pipeline: &Arc<str>) -> Vec<StageLabels> {
-        self.infos
-            .iter()
-            .map(|info| StageLabels {
-                pipeline: Arc::clone(pipeline),
-                stage: Arc::clone(&info.name),
-                module_version: info.module_sha256[..VERSION_DIGITS.min(info.module_sha256.len())]
-                    .into(),
-                cohort: STABLE,
+    /// Each stage's canary, while one runs.
+    pub fn canaries(&self) -> &[Option<Arc<CanaryModule>>] {
+        &self.canaries
+    }
+
+    /// The canary of stage `stage` if it runs on `partition`.
+    pub fn canary_on(&self, stage: usize, partition: i32) -> Option<&Arc<CanaryModule>> {
+        self.canaries[stage]
+            .as_ref()
+            .filter(|c| c.plan.covers(partition))
+    }
+
+    /// The same pipeline with stage `stage`'s canary stopped: every partition runs the stable
+    /// version. A reload of an unchanged file keeps it stopped.
+    pub fn without_canary(&self, stage: usize) -> Self {
+        let mut canaries = self.canaries.clone();
+        canaries[stage] = None;
+        Self {
+            infos: Arc::clone(&self.infos),
+            modules: self.modules.clone(),
+            canaries,
+            keys: self.keys.clone(),
+        }
+    }
+
+    /// The same pipeline, with stage `stage` marked as changed: a reload rebuilds it from the
+    /// file (restarting a canary that was rolled back).
+    pub fn forgetting(&self, stage: usize) -> Self {
+        let mut keys = self.keys.clone();
+        keys[stage].sha256.clear();
+        Self {
+            infos: Arc::clone(&self.infos),
+            modules: self.modules.clone(),
+            canaries: self.canaries.clone(),
+            keys,
+        }
+    }
+
+    /// The same pipeline with stage `stage`'s canary made the stable version everywhere.
+    pub fn promoted(&self, stage: usize) -> Self {
+        let mut next = self.without_canary(stage);
+        if let Some(c) = &self.canaries[stage] {
+            next.modules[stage] = Arc::clone(&c.module);
+            let mut infos = self.infos.to_vec();
+            infos[stage] = c.info.clone();
+            next.infos = infos.into();
+        }
+        next
+    }
+
+    /// The metric labels of stage `stage` on `partition` of pipeline `pipeline`.
+    pub fn labels(&self, pipeline: &Arc<str>, stage: usize, partition: i32) -> StageLabels {
+        let (info, cohort) = match self.canary_on(stage, partition) {
+            Some(c) => (&c.info, CANARY),
+            None => (&self.infos[stage], STABLE),
+        };
+        labels(pipeline, info, cohort)
+    }
+
+    /// The stage descriptions a lane on `partition` sees (canaries' module versions included).
+    pub fn infos_for(&self, partition: i32) -> Arc<[StageInfo]> {
+        if (0..self.infos.len()).all(|i| self.canary_on(i, partition).is_none()) {
+            return Arc::clone(&self.infos);
+        }
+        (0..self.infos.len())
+            .map(|i| match self.canary_on(i, partition) {
+                Some(c) => c.info.clone(),
+                None => self.infos[i].clone(),
             })
             .collect()
     }
 
-    /// The custom metrics of every stage's module, labelled.
+    /// The custom metrics of every stage's modules, labelled.
     pub fn guest_sources(&self, pipeline: &Arc<str>) -> Vec<(StageLabels, Arc<dyn GuestSource>)> {
-        self.stage_labels(pipeline)
-            .into_iter()
-            .zip(&self.modules)
-            .map(|(labels, module)| (labels, crate::guest::source(module)))
-            .collect()
+        let stable =
+            self.infos.iter().zip(&self.modules).map(|(info, module)| {
+                (labels(pipeline, info, STABLE), crate::guest::source(module))
+            });
+        let canaries = self.canaries.iter().flatten().map(|c| {
+            (
+                labels(pipeline, &c.info, CANARY),
+                crate::guest::source(&c.module),
+            )
+        });
+        stable.chain(canaries).collect()
     }
 
-    /// A fresh instance of stage `stage`'s module.
-    pub fn instance(&self, stage: usize) -> Result<Box<dyn weir_core::Stage>, WasmError> {
-        self.modules[stage]
-            .instance()
-            .map(|i| Box::new(i) as Box<dyn weir_core::Stage>)
+    /// A fresh instance of stage `stage` as it runs on `partition`: the canary (with the stable
+    /// version behind it to rescue failures, unless the canary says not to) where one covers
+    /// the partition, else the stable version. Instances of a canaried stage report to its
+    /// analyser.
+    pub fn instance_for(
+        &self,
+        stage: usize,
+        partition: i32,
+    ) -> Result<Box<dyn weir_core::Stage>, WasmError> {
+        let stable = || {
+            self.modules[stage]
+                .instance()
+                .map(|i| Box::new(i) as Box<dyn weir_core::Stage>)
+        };
+        let Some(canary) = &self.canaries[stage] else {
+            return stable();
+        };
+        if !canary.plan.covers(partition) {
+            return Ok(Box::new(Observed {
+                inner: stable()?,
+                stats: Arc::clone(&canary.stats),
+                canary: false,
+            }));
+        }
+        let observed = Box::new(Observed {
+            inner: Box::new(canary.module.instance()?),
+            stats: Arc::clone(&canary.stats),
+            canary: true,
+        });
+        if !canary.plan.rescue {
+            return Ok(observed);
+        }
+        Ok(Box::new(Rescue {
+            canary: observed,
+            stable: stable()?,
+            rescued: Arc::clone(&canary.rescued),
+        }))
     }
 
-    /// Fresh instances of every stage for one lane.
+    /// Fresh instances of every stage for the lane of `partition`.
+    pub fn chain_for(&self, partition: i32) -> Result<Chain, WasmError> {
+        let stages = (0..self.modules.len())
+            .map(|i| self.instance_for(i, partition))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Chain::new(self.infos_for(partition), stages, false))
+    }
+
+    /// Fresh instances of every stage's stable version, for `weir test` (`emit_all`: report
+    /// every stage's results).
     pub fn chain(&self, emit_all: bool) -> Result<Chain, WasmError> {
         let stages = self
             .modules
@@ -177,5 +352,39 @@ impl LoadedPipeline {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Chain::new(Arc::clone(&self.infos), stages, emit_all))
+    }
+
+    /// Like [`Self::chain`] but with every canary in place of its stable version, so a reload
+    /// can run the pipeline's test cases against the canaries too.
+    pub fn canary_chain(&self) -> Option<Result<Chain, WasmError>> {
+        self.canaries.iter().any(Option::is_some).then(|| {
+            let stages = (0..self.modules.len())
+                .map(|i| match &self.canaries[i] {
+                    Some(c) => c
+                        .module
+                        .instance()
+                        .map(|i| Box::new(i) as Box<dyn weir_core::Stage>),
+                    None => self.modules[i]
+                        .instance()
+                        .map(|i| Box::new(i) as Box<dyn weir_core::Stage>),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let infos: Arc<[StageInfo]> = (0..self.infos.len())
+                .map(|i| match &self.canaries[i] {
+                    Some(c) => c.info.clone(),
+                    None => self.infos[i].clone(),
+                })
+                .collect();
+            Ok(Chain::new(infos, stages, true))
+        })
+    }
+}
+
+fn labels(pipeline: &Arc<str>, info: &StageInfo, cohort: &'static str) -> StageLabels {
+    StageLabels {
+        pipeline: Arc::clone(pipeline),
+        stage: Arc::clone(&info.name),
+        module_version: info.module_sha256[..VERSION_DIGITS.min(info.module_sha256.len())].into(),
+        cohort,
     }
 }

@@ -76,6 +76,39 @@ enum Command {
         #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
         token: String,
     },
+    /// Watch and steer canary rollouts of a running pipeline, through its admin API.
+    Canary {
+        #[command(subcommand)]
+        command: CanaryCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CanaryCommand {
+    /// Every canary: versions, partitions, state, and both cohorts side by side.
+    Status {
+        /// The pipeline's admin listener (`telemetry.listen`).
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        admin: String,
+    },
+    /// (Re)start the canary the pipeline file declares for STAGE.
+    Start(CanaryTarget),
+    /// Make STAGE's canary the stable version on every partition.
+    Promote(CanaryTarget),
+    /// Stop STAGE's canary: every partition runs the stable version.
+    Rollback(CanaryTarget),
+}
+
+#[derive(Debug, clap::Args)]
+struct CanaryTarget {
+    /// The stage whose canary to act on.
+    stage: String,
+    /// The pipeline's admin listener (`telemetry.listen`).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    admin: String,
+    /// The admin API's bearer token.
+    #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
+    token: String,
 }
 
 fn main() -> ExitCode {
@@ -108,7 +141,15 @@ fn main() -> ExitCode {
             config_only,
         } => validate(&pipelines, config_only, cache),
         Command::Test { pipelines } => test(&pipelines, cache),
-        Command::Reload { admin, token } => reload(&admin, &token),
+        Command::Reload { admin, token } => {
+            admin_call(&admin, "POST", "/admin/reload", Some(&token))
+        }
+        Command::Canary { command } => match command {
+            CanaryCommand::Status { admin } => admin_call(&admin, "GET", "/admin/canary", None),
+            CanaryCommand::Start(t) => canary_call(&t, "start"),
+            CanaryCommand::Promote(t) => canary_call(&t, "promote"),
+            CanaryCommand::Rollback(t) => canary_call(&t, "rollback"),
+        },
     };
     match result {
         Ok(code) => code,
@@ -206,7 +247,13 @@ fn validate(paths: &[PathBuf], config_only: bool, cache: Option<PathBuf>) -> Res
     })
 }
 
-fn reload(admin: &str, token: &str) -> Result<ExitCode> {
+fn canary_call(target: &CanaryTarget, action: &str) -> Result<ExitCode> {
+    let path = format!("/admin/canary/{}/{action}", target.stage);
+    admin_call(&target.admin, "POST", &path, Some(&target.token))
+}
+
+/// One call to a running pipeline's admin API; prints the answer.
+fn admin_call(admin: &str, method: &str, path: &str, token: Option<&str>) -> Result<ExitCode> {
     use std::io::{Read, Write};
     use std::net::{TcpStream, ToSocketAddrs};
     use std::time::Duration;
@@ -218,9 +265,10 @@ fn reload(admin: &str, token: &str) -> Result<ExitCode> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .with_context(|| format!("cannot reach the admin listener at {admin}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         stream,
-        "POST /admin/reload HTTP/1.0\r\nHost: {admin}\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {admin}\r\n{auth}Content-Length: 0\r\n\r\n"
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
@@ -229,7 +277,7 @@ fn reload(admin: &str, token: &str) -> Result<ExitCode> {
         .split_once("\r\n\r\n")
         .map_or("", |(_, b)| b)
         .trim();
-    if status == "202" {
+    if status.starts_with('2') {
         println!("{body}");
         Ok(ExitCode::SUCCESS)
     } else {

@@ -24,9 +24,10 @@ use weir_config::Pipeline;
 use weir_telemetry::ReloadResult;
 use weir_wasm::WasmHost;
 
+use crate::canary::{Action, Analyser, CanaryStatus, Verdict};
 use crate::engine::EngineError;
 use crate::lane::Shared;
-use crate::loader::LoadedPipeline;
+use crate::loader::{CanaryModule, LoadedPipeline};
 
 /// How long file events must be quiet before a reload starts: a deploy that writes several
 /// files reloads once.
@@ -82,6 +83,9 @@ impl Reloader {
             watcher,
             watched_dirs: BTreeSet::new(),
             files: BTreeSet::new(),
+            analysers: Vec::new(),
+            finished: Vec::new(),
+            last_analysis: Instant::now(),
         };
         state.watch()?;
         let stopping = Arc::clone(&stop);
@@ -104,7 +108,15 @@ struct State {
     watched_dirs: BTreeSet<PathBuf>,
     /// The files whose changes trigger a reload, as (canonical directory, file name).
     files: BTreeSet<(PathBuf, std::ffi::OsString)>,
+    /// The analyser of each running canary, with the canary it watches.
+    analysers: Vec<(Arc<CanaryModule>, Analyser)>,
+    /// Canaries that ended (rolled back or promoted), as last shown.
+    finished: Vec<CanaryStatus>,
+    last_analysis: Instant,
 }
+
+/// How often canaries are judged.
+const ANALYSIS_EVERY: Duration = Duration::from_secs(1);
 
 impl State {
     fn run(mut self, events: &Receiver<notify::Result<notify::Event>>, stop: &AtomicBool) {
@@ -134,6 +146,14 @@ impl State {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {}
             }
+            let requests = std::mem::take(&mut *self.shared.canary_requests.lock());
+            for (stage, action) in requests {
+                self.canary_action(&stage, action, "an operator");
+            }
+            if self.last_analysis.elapsed() >= ANALYSIS_EVERY {
+                self.last_analysis = Instant::now();
+                self.analyse();
+            }
             let asked = self.options.requested.swap(false, Ordering::AcqRel);
             let settled = pending.is_some_and(|at| at.elapsed() >= DEBOUNCE);
             if asked || settled {
@@ -141,6 +161,166 @@ impl State {
                 self.reload(if asked { "signal" } else { "file change" });
             }
         }
+    }
+
+    /// Judges every running canary, acts on the verdicts and refreshes the status board.
+    fn analyse(&mut self) {
+        let current = self.shared.current();
+        // Keep the analysers of canaries still running; start one for each new canary.
+        let running: Vec<Arc<CanaryModule>> =
+            current.canaries().iter().flatten().cloned().collect();
+        self.analysers
+            .retain(|(c, _)| running.iter().any(|r| Arc::ptr_eq(r, c)));
+        for c in running {
+            if !self.analysers.iter().any(|(a, _)| Arc::ptr_eq(a, &c)) {
+                let analyser = Analyser::new(Arc::clone(&c.stats), c.plan.clone());
+                self.analysers.push((c, analyser));
+            }
+        }
+        let mut board = Vec::new();
+        let mut verdicts = Vec::new();
+        for (c, analyser) in &mut self.analysers {
+            let (verdict, stable, canary) = analyser.verdict();
+            let stage = c.info.name.to_string();
+            let index = current
+                .infos()
+                .iter()
+                .position(|i| *i.name == *stage)
+                .expect("a running canary's stage");
+            board.push(CanaryStatus {
+                stage: stage.clone(),
+                stable_version: current.infos()[index].module_sha256.to_string(),
+                canary_version: c.info.module_sha256.to_string(),
+                partitions: c.plan.describe(),
+                state: "running",
+                reason: None,
+                stable,
+                canary,
+                rescued: c.rescued.load(Ordering::Relaxed),
+                running_seconds: analyser.age().as_secs(),
+            });
+            verdicts.push((stage, verdict));
+        }
+        *self.shared.canary_board.lock() = board
+            .iter()
+            .cloned()
+            .chain(self.finished.iter().cloned())
+            .collect();
+        for (stage, verdict) in verdicts {
+            match verdict {
+                Verdict::Continue => {}
+                Verdict::Rollback(reason) => {
+                    self.end_canary(&stage, Action::Rollback, &format!("automatic: {reason}"));
+                }
+                Verdict::Promote => {
+                    self.end_canary(
+                        &stage,
+                        Action::Promote,
+                        "automatic: clean for its promote_after period",
+                    );
+                }
+            }
+        }
+    }
+
+    /// Carries out `action` on stage `stage`'s canary for `who`.
+    fn canary_action(&mut self, stage: &str, action: Action, who: &str) {
+        match action {
+            Action::Rollback | Action::Promote => {
+                self.end_canary(stage, action, &format!("by {who}"));
+            }
+            Action::Start => {
+                let Some(index) = self.running.stages.iter().position(|s| s.name == stage) else {
+                    return;
+                };
+                if self.running.stages[index].canary.is_none() {
+                    tracing::warn!(
+                        stage,
+                        "Canary start refused: the pipeline file declares no canary for this stage."
+                    );
+                    return;
+                }
+                let current = self.shared.current();
+                let forgotten = current.forgetting(index);
+                match LoadedPipeline::reload(&self.options.host, &self.running, &forgotten) {
+                    Ok((next, _)) => {
+                        self.finished.retain(|f| f.stage != stage);
+                        let next = Arc::new(next);
+                        self.shared
+                            .metrics
+                            .set_guests(next.guest_sources(&self.shared.pipeline));
+                        self.shared.publish(next);
+                        tracing::info!(stage, who, "Canary started.");
+                    }
+                    Err(errors) => tracing::warn!(
+                        stage,
+                        errors = %errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+                        "Canary start failed."
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Rolls back or promotes stage `stage`'s running canary.
+    fn end_canary(&mut self, stage: &str, action: Action, reason: &str) {
+        let current = self.shared.current();
+        let Some(index) = current.infos().iter().position(|i| &*i.name == stage) else {
+            return;
+        };
+        let Some(canary) = current.canaries()[index].clone() else {
+            tracing::warn!(
+                stage,
+                action = action.as_str(),
+                "No canary is running for this stage."
+            );
+            return;
+        };
+        let next = match action {
+            Action::Promote => current.promoted(index),
+            _ => current.without_canary(index),
+        };
+        let next = Arc::new(next);
+        self.shared
+            .metrics
+            .set_guests(next.guest_sources(&self.shared.pipeline));
+        self.shared.publish(next);
+        let verdict = if action == Action::Promote {
+            "promote"
+        } else {
+            "rollback"
+        };
+        self.shared.metrics.canary_verdict(stage, verdict);
+        let mut status = self
+            .shared
+            .canary_board
+            .lock()
+            .iter()
+            .find(|s| s.stage == stage)
+            .cloned();
+        if let Some(s) = &mut status {
+            s.state = if action == Action::Promote {
+                "promoted"
+            } else {
+                "rolled-back"
+            };
+            s.reason = Some(reason.to_owned());
+            self.finished.retain(|f| f.stage != stage);
+            self.finished.push(s.clone());
+        }
+        if action == Action::Promote {
+            tracing::info!(stage, version = %canary.info.module_sha256, reason, "Canary promoted.");
+        } else {
+            tracing::warn!(stage, version = %canary.info.module_sha256, reason, "Canary rolled back.");
+        }
+        self.analyse_board_only();
+    }
+
+    /// Refreshes the board without judging (after an action).
+    fn analyse_board_only(&mut self) {
+        let mut board = self.shared.canary_board.lock();
+        board.retain(|s| s.state == "running" && !self.finished.iter().any(|f| f.stage == s.stage));
+        board.extend(self.finished.iter().cloned());
     }
 
     fn is_watched(&self, path: &Path) -> bool {
@@ -235,8 +415,10 @@ impl State {
             self.running = next;
             return Ok(None);
         }
+        let canary_cases = crate::testing::run_canary_cases(&next, &candidate).unwrap_or_default();
         let failures: Vec<String> = crate::testing::run_cases(&next, &candidate)
             .into_iter()
+            .chain(canary_cases)
             .filter(|r| !r.failures.is_empty())
             .map(|r| format!("test {:?}: {}", r.name, r.failures.join(", ")))
             .collect();

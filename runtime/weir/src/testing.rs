@@ -29,12 +29,39 @@ pub fn run_cases(pipeline: &Pipeline, loaded: &LoadedPipeline) -> Vec<CaseReport
     pipeline
         .tests
         .iter()
-        .map(|case| run_case(pipeline, loaded, case))
+        .map(|case| run_case(pipeline, || loaded.chain(true), case))
         .collect()
 }
 
-fn run_case(pipeline: &Pipeline, loaded: &LoadedPipeline, case: &TestCase) -> CaseReport {
-    let mut chain = match loaded.chain(true) {
+/// The same cases with every stage's canary in place of its stable version; `None` when no
+/// stage has a canary.
+pub fn run_canary_cases(pipeline: &Pipeline, loaded: &LoadedPipeline) -> Option<Vec<CaseReport>> {
+    if loaded.canaries().iter().all(Option::is_none) {
+        return None;
+    }
+    Some(
+        pipeline
+            .tests
+            .iter()
+            .map(|case| {
+                let mut report = run_case(
+                    pipeline,
+                    || loaded.canary_chain().expect("a canary was found above"),
+                    case,
+                );
+                report.name = format!("{} (canaries in place)", report.name);
+                report
+            })
+            .collect(),
+    )
+}
+
+fn run_case(
+    pipeline: &Pipeline,
+    make_chain: impl Fn() -> Result<crate::chain::Chain, weir_wasm::WasmError>,
+    case: &TestCase,
+) -> CaseReport {
+    let mut chain = match make_chain() {
         Ok(c) => c,
         Err(e) => {
             return CaseReport {

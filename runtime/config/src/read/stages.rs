@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::formats;
-use crate::model::{Limits, Partitioning, Stage, StageKind};
+use crate::model::{Canary, CanaryCohort, Limits, Partitioning, Rollback, Stage, StageKind};
 use crate::reader::{Value, collect_all};
 use crate::report::{Place, Report};
 use crate::validate::{Crossrefs, StageRefs, Written};
@@ -61,6 +61,7 @@ fn stage(
             &[("source", Partitioning::Source), ("key", Partitioning::Key)],
         )
     });
+    let canary = table.optional("canary", |value| canary(value, base, report));
     let span = table.span();
     table.finish(report);
 
@@ -81,8 +82,93 @@ fn stage(
         limits: limits?,
         output: output?.map(|output| output.value),
         partitioning: partitioning?,
+        canary: canary?,
         line: report.location(span.start).line,
         module_location,
+    })
+}
+
+fn canary(value: &Value<'_, '_>, base: &Path, report: &mut Report<'_>) -> Option<Canary> {
+    let mut table = value.table(report)?;
+    let module = table
+        .required(report, "module")
+        .and_then(|value| Some(base.join(value.non_empty_string(report)?)));
+    let config = table.optional("config", |value| value.json_object(report));
+    let partitions = table.optional("partitions", |value| {
+        let items = value.array(report)?;
+        if items.is_empty() {
+            value.error(report, "needs at least one partition");
+            return None;
+        }
+        collect_all(items.iter().map(|v| v.integer_in(report, 0..=i32::MAX)))
+    });
+    let share = table.optional("share", |value| {
+        let share = value.float(report)?;
+        if !(share > 0.0 && share < 1.0) {
+            value.error(
+                report,
+                format_args!("must be more than 0 and less than 1, got {share}"),
+            );
+            return None;
+        }
+        Some(share)
+    });
+    let rollback = table.with_default("rollback", Rollback::default(), |value| {
+        rollback(value, report)
+    });
+    let promote_after = table.optional("promote_after", |value| value.positive_duration(report));
+    let rescue = table.with_default("rescue", true, |value| value.bool(report));
+    let cohort = match (partitions, share) {
+        (Some(Some(p)), Some(None)) => Some(CanaryCohort::Partitions(p)),
+        (Some(None), Some(Some(s))) => Some(CanaryCohort::Share(s)),
+        (Some(Some(_)), Some(Some(_))) => {
+            table.error(report, "give `partitions` or `share`, not both");
+            None
+        }
+        (Some(None), Some(None)) => {
+            table.error(
+                report,
+                "say which partitions run the canary: `partitions = [0]` or `share = 0.25`",
+            );
+            None
+        }
+        _ => None,
+    };
+    table.finish(report);
+    Some(Canary {
+        module: module?,
+        config: config?,
+        cohort: cohort?,
+        rollback: rollback?,
+        promote_after: promote_after?,
+        rescue: rescue?,
+    })
+}
+
+fn rollback(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<Rollback> {
+    let defaults = Rollback::default();
+    let mut table = value.table(report)?;
+    let max_error_rate = table.with_default("max_error_rate", defaults.max_error_rate, |value| {
+        let rate = value.float(report)?;
+        if !(0.0..=1.0).contains(&rate) {
+            value.error(report, format_args!("must be between 0 and 1, got {rate}"));
+            return None;
+        }
+        Some(rate)
+    });
+    let max_p99 = table.optional("max_p99", |value| value.positive_duration(report));
+    let min_records = table.with_default("min_records", defaults.min_records, |value| {
+        value.integer_in(report, 1..)
+    });
+    let window = table.with_default("window", defaults.window, |value| {
+        value.positive_duration(report)
+    });
+    table.finish(report);
+    Some(Rollback {
+        max_error_rate: max_error_rate?,
+        max_p99: max_p99?,
+        min_records: min_records?,
+        window: window?,
     })
 }
 
