@@ -296,6 +296,15 @@ impl Worker {
         Ok(())
     }
 
+    /// Whether this lane runs stage `stage`'s canary or its stable version.
+    fn cohort(&self, stage: usize) -> &'static str {
+        if self.loaded.canary_on(stage, self.tp.partition).is_some() {
+            crate::loader::CANARY
+        } else {
+            crate::loader::STABLE
+        }
+    }
+
     /// Between two batches: replaces the instances of every stage whose module changed with
     /// instances of the version now in force.
     fn swap(&mut self) {
@@ -448,7 +457,7 @@ impl Worker {
                         "weir.module.version",
                         Attr::Str(Arc::clone(&info.module_sha256)),
                     ),
-                    ("weir.cohort", Attr::Static("stable")),
+                    ("weir.cohort", Attr::Static(self.cohort(s.stage))),
                     ("weir.outcome", Attr::Static(outcome)),
                     ("weir.outputs", Attr::Int(outputs as i64)),
                 ],
@@ -486,7 +495,7 @@ impl Worker {
                         "weir.module.version",
                         Attr::Str(Arc::clone(&info.module_sha256)),
                     ),
-                    ("weir.cohort", Attr::Static("stable")),
+                    ("weir.cohort", Attr::Static(self.cohort(si))),
                 ],
                 error: None,
                 links: Vec::new(),
