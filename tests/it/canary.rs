@@ -21,6 +21,11 @@ struct Setup {
 
 /// Stage `tag` (stable: version v1) with the `canary` table given, over 2 partitions.
 fn setup(canary: &str) -> Setup {
+    setup_with(canary, "")
+}
+
+/// [`setup`] with `extra` top-level tables.
+fn setup_with(canary: &str, extra: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("modules")).unwrap();
     for name in ["tag", "trap"] {
@@ -51,6 +56,8 @@ topic = "{dlq}"
 
 [telemetry]
 listen = "127.0.0.1:0"
+
+{extra}
 "#,
         source = source_table(&[&input], &unique("group")),
     );
@@ -213,4 +220,58 @@ rollback = { max_error_rate = 0.05, min_records = 100, window = "1m" }"#,
     );
     assert!(st[0]["rescued"].as_u64().unwrap() >= (n / 10) as u64);
     weir.terminate();
+}
+
+#[test]
+fn instances_share_a_rollback_through_the_control_topic_and_remember_it() {
+    let _broker = crate::harness::exclusive();
+    let control = unique("control");
+    create_topic(&control, 1);
+    let s = setup_with(
+        r#"module = "modules/tag.wasm"
+config = { header = "version", value = "v2" }
+partitions = [0]"#,
+        &format!("[control]\ntopic = \"{control}\"\n"),
+    );
+    let env = [("WEIR_ADMIN_TOKEN", TOKEN)];
+    let a = Weir::run_with_env(&s.pipeline, &[], &env);
+    a.wait_assigned();
+    let b = Weir::run_with_env(&s.pipeline, &[], &env);
+    b.wait_assigned();
+    produce(&s.input, &records(0, 0, 10, 0));
+    let out = consume(&s.output, 10, Duration::from_secs(60));
+    assert!(out.iter().all(|r| version(r).as_deref() == Some("v2")));
+
+    // An operator rolls the canary back on one instance; the other follows.
+    let admin_a = a.admin_addr().to_string();
+    let (ok, _, err) = weir_cli(&[
+        "canary", "rollback", "tag", "--admin", &admin_a, "--token", TOKEN,
+    ]);
+    assert!(ok, "{err}");
+    a.wait_for_log("Canary rolled back", Duration::from_secs(30));
+    b.wait_for_log("from the control topic", Duration::from_secs(30));
+    produce(&s.input, &records(0, 10, 10, 0));
+    let out = consume(&s.output, 20, Duration::from_secs(60));
+    assert!(
+        out[10..]
+            .iter()
+            .all(|r| version(r).as_deref() == Some("v1")),
+        "partition 0 runs the stable version on whichever instance owns it"
+    );
+    a.terminate();
+    b.terminate();
+
+    // A new instance remembers the decision: the canary does not come back.
+    let c = Weir::run_with_env(&s.pipeline, &[], &env);
+    c.wait_for_log("from the control topic", Duration::from_secs(30));
+    produce(&s.input, &records(0, 20, 10, 0));
+    let out = consume(&s.output, 30, Duration::from_secs(60));
+    assert!(
+        out[20..]
+            .iter()
+            .all(|r| version(r).as_deref() == Some("v1"))
+    );
+    let st = status(&c.admin_addr().to_string());
+    assert_eq!(st[0]["state"], "rolled-back");
+    c.terminate();
 }

@@ -36,8 +36,9 @@ use toml::de::DeTable;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Canary, CanaryCohort, DeadLetter, Expectation, Limits, Location, Partitioning, Pipeline,
-    Rollback, Sample, Sink, Source, Stage, StageKind, StartFrom, Telemetry, TestCase, TestRecord,
+    Canary, CanaryCohort, Control, DeadLetter, Expectation, Limits, Location, Partitioning,
+    Pipeline, Rollback, Sample, Sink, Source, Stage, StageKind, StartFrom, Telemetry, TestCase,
+    TestRecord,
 };
 pub use units::{UnitError, parse_duration, parse_size};
 

@@ -24,6 +24,8 @@ pub struct Pipeline {
     pub sink: Sink,
     /// `[telemetry]`, optional: metrics, health and tracing endpoints.
     pub telemetry: Telemetry,
+    /// `[control]`, optional: where the instances of this pipeline share rollout decisions.
+    pub control: Option<Control>,
     /// `[[test]]`, optional: test cases run by `weir test`, without Kafka.
     pub tests: Vec<TestCase>,
     /// The pipeline file this was read from, as given to [`crate::load`] or [`crate::parse`].
@@ -250,6 +252,16 @@ pub struct Sink {
     /// `kafka`: raw librdkafka producer properties, such as `{ "linger.ms" = "5" }`.
     /// Numbers and booleans are accepted and passed as strings. Default none.
     pub kafka: BTreeMap<String, String>,
+}
+
+/// `[control]`: a compacted topic on the source cluster where every instance of the pipeline
+/// records and reads canary verdicts (rollbacks, promotions), so all instances apply the same
+/// rollout, a partition that moves keeps its cohort, and a restart remembers. Create it with
+/// `cleanup.policy=compact`. Without it, each instance judges its canaries alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Control {
+    /// `topic`, required: the control topic's name.
+    pub topic: String,
 }
 
 /// `[telemetry]`: how the pipeline can be observed.

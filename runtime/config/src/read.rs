@@ -10,7 +10,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::formats;
-use crate::model::{DeadLetter, Pipeline, Sample, Sink, Source, StartFrom, Telemetry};
+use crate::model::{Control, DeadLetter, Pipeline, Sample, Sink, Source, StartFrom, Telemetry};
 use crate::reader::{Table, Value, collect_all};
 use crate::report::Report;
 use crate::validate::{Crossrefs, Written};
@@ -43,6 +43,14 @@ pub(crate) fn pipeline(
     let telemetry = root.with_default("telemetry", Telemetry::default(), |value| {
         telemetry(value, report)
     });
+    let control = root.optional("control", |value| {
+        let mut table = value.table(report)?;
+        let topic = table
+            .required(report, "topic")
+            .and_then(|v| v.parsed(report, "topic name", formats::topic));
+        table.finish(report);
+        Some(Control { topic: topic? })
+    });
     let tests = root.with_default("test", Vec::new(), |value| {
         test_cases::test_cases(value, report, &mut refs)
     });
@@ -56,6 +64,7 @@ pub(crate) fn pipeline(
         dead_letter: dead_letter?,
         sink: sink?,
         telemetry: telemetry?,
+        control: control?,
         tests: tests?,
         path: path.to_owned(),
     })

@@ -146,6 +146,10 @@ fn every_key() {
     };
     assert_eq!(telemetry.sample, sample);
     assert_eq!(telemetry.export_queue, 1024);
+    assert_eq!(
+        pipeline.control.as_ref().map(|c| c.topic.as_str()),
+        Some("clickstream.control")
+    );
     assert_eq!(telemetry.export_timeout, Duration::from_secs(2));
 
     let [country, keeps] = &pipeline.tests[..] else {

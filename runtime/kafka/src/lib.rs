@@ -6,10 +6,12 @@
 //! - [`KafkaSink`]: an idempotent producer; every delivery report settles the
 //!   [`weir_core::InputAck`] of the record the output came from.
 
+mod control;
 mod error;
 mod sink;
 mod source;
 
+pub use control::ControlChannel;
 pub use error::KafkaError;
 pub use sink::{DeliveryObserver, KafkaSink, SinkSettings};
 pub use source::{

@@ -196,6 +196,7 @@ pub fn run(
             pipeline.clone(),
             options,
             Arc::clone(&shared),
+            brokers,
         )?),
         None => None,
     };

@@ -24,6 +24,10 @@ use weir_config::Pipeline;
 use weir_telemetry::ReloadResult;
 use weir_wasm::WasmHost;
 
+use std::collections::BTreeMap;
+
+use weir_kafka::ControlChannel;
+
 use crate::canary::{Action, Analyser, CanaryStatus, Verdict};
 use crate::engine::EngineError;
 use crate::lane::Shared;
@@ -43,6 +47,19 @@ pub struct ReloadOptions {
     /// Set (by SIGHUP) to ask for a reload; cleared when the reload starts.
     pub requested: Arc<AtomicBool>,
 }
+
+/// A rollout decision as the control topic carries it (key: the stage name).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Decision {
+    /// The SHA-256 of the canary module it is about.
+    canary: String,
+    /// `rollback` or `promote`.
+    verdict: String,
+    reason: String,
+}
+
+/// How long start-up reads the control topic for decisions already taken.
+const CONTROL_CATCH_UP: Duration = Duration::from_millis(1500);
 
 /// The reload thread; stops when dropped.
 pub(crate) struct Reloader {
@@ -64,7 +81,17 @@ impl Reloader {
         pipeline: Pipeline,
         options: ReloadOptions,
         shared: Arc<Shared>,
+        brokers: &str,
     ) -> Result<Self, EngineError> {
+        let control = match &pipeline.control {
+            Some(c) => Some(ControlChannel::open(
+                brokers,
+                &c.topic,
+                &pipeline.source.kafka,
+                Duration::from_secs(15),
+            )?),
+            None => None,
+        };
         let (tx, events) = crossbeam_channel::unbounded();
         let watcher = if options.watch {
             let w = notify::recommended_watcher(move |event| {
@@ -86,8 +113,13 @@ impl Reloader {
             analysers: Vec::new(),
             finished: Vec::new(),
             last_analysis: Instant::now(),
+            control,
+            decisions: BTreeMap::new(),
         };
         state.watch()?;
+        // Apply the decisions other instances (or this pipeline before a restart) took before
+        // any lane starts.
+        state.catch_up();
         let stopping = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("weir-reload".into())
@@ -113,6 +145,10 @@ struct State {
     /// Canaries that ended (rolled back or promoted), as last shown.
     finished: Vec<CanaryStatus>,
     last_analysis: Instant,
+    /// Where rollout decisions are shared with the other instances, if configured.
+    control: Option<ControlChannel>,
+    /// The latest decision per stage read from the control topic.
+    decisions: BTreeMap<String, Decision>,
 }
 
 /// How often canaries are judged.
@@ -146,6 +182,7 @@ impl State {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {}
             }
+            self.read_control();
             let requests = std::mem::take(&mut *self.shared.canary_requests.lock());
             for (stage, action) in requests {
                 self.canary_action(&stage, action, "an operator");
@@ -163,8 +200,59 @@ impl State {
         }
     }
 
+    /// Reads the control topic until it has been quiet for a moment, then applies what it says.
+    fn catch_up(&mut self) {
+        if self.control.is_none() {
+            return;
+        }
+        let mut quiet_since = Instant::now();
+        while quiet_since.elapsed() < CONTROL_CATCH_UP {
+            if self.read_control() {
+                quiet_since = Instant::now();
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.analyse();
+    }
+
+    /// Takes in the control records that arrived; whether there were any.
+    fn read_control(&mut self) -> bool {
+        let Some(control) = &self.control else {
+            return false;
+        };
+        let mut any = false;
+        while let Some((stage, value)) = control.poll() {
+            any = true;
+            match serde_json::from_slice::<Decision>(&value) {
+                Ok(d) => {
+                    self.decisions.insert(stage, d);
+                }
+                Err(error) => tracing::warn!(%error, stage, "Unreadable control record; ignored."),
+            }
+        }
+        any
+    }
+
     /// Judges every running canary, acts on the verdicts and refreshes the status board.
     fn analyse(&mut self) {
+        // First what the fleet decided: a canary rolled back or promoted elsewhere (or before a
+        // restart) ends here too.
+        let current = self.shared.current();
+        for c in current.canaries().iter().flatten() {
+            let stage = c.info.name.to_string();
+            if let Some(d) = self.decisions.get(&stage)
+                && d.canary == *c.info.module_sha256
+            {
+                let action = if d.verdict == "promote" {
+                    Action::Promote
+                } else {
+                    Action::Rollback
+                };
+                let reason = format!("from the control topic: {}", d.reason);
+                self.end_canary(&stage, action, &reason, false);
+            }
+        }
         let current = self.shared.current();
         // Keep the analysers of canaries still running; start one for each new canary.
         let running: Vec<Arc<CanaryModule>> =
@@ -210,14 +298,12 @@ impl State {
             match verdict {
                 Verdict::Continue => {}
                 Verdict::Rollback(reason) => {
-                    self.end_canary(&stage, Action::Rollback, &format!("automatic: {reason}"));
+                    let reason = format!("automatic: {reason}");
+                    self.end_canary(&stage, Action::Rollback, &reason, true);
                 }
                 Verdict::Promote => {
-                    self.end_canary(
-                        &stage,
-                        Action::Promote,
-                        "automatic: clean for its promote_after period",
-                    );
+                    let reason = "automatic: clean for its promote_after period";
+                    self.end_canary(&stage, Action::Promote, reason, true);
                 }
             }
         }
@@ -227,7 +313,7 @@ impl State {
     fn canary_action(&mut self, stage: &str, action: Action, who: &str) {
         match action {
             Action::Rollback | Action::Promote => {
-                self.end_canary(stage, action, &format!("by {who}"));
+                self.end_canary(stage, action, &format!("by {who}"), true);
             }
             Action::Start => {
                 let Some(index) = self.running.stages.iter().position(|s| s.name == stage) else {
@@ -262,8 +348,9 @@ impl State {
         }
     }
 
-    /// Rolls back or promotes stage `stage`'s running canary.
-    fn end_canary(&mut self, stage: &str, action: Action, reason: &str) {
+    /// Rolls back or promotes stage `stage`'s running canary; `share` writes the decision to the
+    /// control topic for the other instances.
+    fn end_canary(&mut self, stage: &str, action: Action, reason: &str, share: bool) {
         let current = self.shared.current();
         let Some(index) = current.infos().iter().position(|i| &*i.name == stage) else {
             return;
@@ -291,23 +378,51 @@ impl State {
             "rollback"
         };
         self.shared.metrics.canary_verdict(stage, verdict);
-        let mut status = self
+        if share && let Some(control) = &self.control {
+            let decision = Decision {
+                canary: canary.info.module_sha256.to_string(),
+                verdict: verdict.into(),
+                reason: reason.to_owned(),
+            };
+            let value = serde_json::to_vec(&decision).expect("a decision serialises");
+            match control.publish(stage, &value, Duration::from_secs(10)) {
+                Ok(()) => {
+                    self.decisions.insert(stage.to_owned(), decision);
+                }
+                Err(error) => tracing::error!(
+                    %error,
+                    stage,
+                    "Cannot share the canary verdict; other instances judge on their own."
+                ),
+            }
+        }
+        let shown = self
             .shared
             .canary_board
             .lock()
             .iter()
-            .find(|s| s.stage == stage)
+            .find(|s| s.stage == stage && s.state == "running")
             .cloned();
-        if let Some(s) = &mut status {
-            s.state = if action == Action::Promote {
-                "promoted"
-            } else {
-                "rolled-back"
-            };
-            s.reason = Some(reason.to_owned());
-            self.finished.retain(|f| f.stage != stage);
-            self.finished.push(s.clone());
-        }
+        let mut status = shown.unwrap_or_else(|| CanaryStatus {
+            stage: stage.to_owned(),
+            stable_version: current.infos()[index].module_sha256.to_string(),
+            canary_version: canary.info.module_sha256.to_string(),
+            partitions: canary.plan.describe(),
+            state: "running",
+            reason: None,
+            stable: Default::default(),
+            canary: Default::default(),
+            rescued: canary.rescued.load(Ordering::Relaxed),
+            running_seconds: 0,
+        });
+        status.state = if action == Action::Promote {
+            "promoted"
+        } else {
+            "rolled-back"
+        };
+        status.reason = Some(reason.to_owned());
+        self.finished.retain(|f| f.stage != stage);
+        self.finished.push(status);
         if action == Action::Promote {
             tracing::info!(stage, version = %canary.info.module_sha256, reason, "Canary promoted.");
         } else {
@@ -454,6 +569,9 @@ pub(crate) fn restart_needed(running: &Pipeline, next: &Pipeline) -> Option<Stri
     }
     if running.telemetry != next.telemetry {
         return Some("`[telemetry]` changed".into());
+    }
+    if running.control != next.control {
+        return Some("`[control]` changed".into());
     }
     let names = |p: &Pipeline| p.stages.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
     if names(running) != names(next) {

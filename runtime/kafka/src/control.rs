@@ -1,0 +1,108 @@
+//! The control channel: a compacted topic every instance of a pipeline reads from the start and
+//! writes rollout decisions to, so that all instances apply the same rollout and a partition
+//! that moves between instances keeps its cohort.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::{KafkaError, client_config};
+
+/// Reads and writes the control topic: keyed records, last value per key wins.
+pub struct ControlChannel {
+    topic: String,
+    consumer: BaseConsumer,
+    producer: ThreadedProducer<DefaultProducerContext>,
+}
+
+impl fmt::Debug for ControlChannel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ControlChannel")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControlChannel {
+    /// Opens `topic` on `brokers`: reads every partition from the beginning (no consumer group,
+    /// no commits) and writes with an idempotent producer. `properties` are the pipeline's
+    /// consumer properties (security settings and the like).
+    pub fn open(
+        brokers: &str,
+        topic: &str,
+        properties: &BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Result<Self, KafkaError> {
+        // A group id is required by the client, but nothing joins or commits under it.
+        let group = format!("weir-control-reader-{}", std::process::id());
+        let consumer: BaseConsumer = client_config(
+            &[
+                ("bootstrap.servers", brokers),
+                ("group.id", &group),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("enable.partition.eof", "false"),
+            ],
+            properties,
+        )
+        .create()
+        .map_err(|e| KafkaError::Config(e.to_string()))?;
+        let partitions = crate::source::partition_count(consumer.client(), topic, timeout)?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions as i32 {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .map_err(|e| KafkaError::broker("cannot build the control assignment", e))?;
+        }
+        consumer
+            .assign(&tpl)
+            .map_err(|e| KafkaError::broker("cannot read the control topic", e))?;
+        let producer: ThreadedProducer<DefaultProducerContext> = client_config(
+            &[
+                ("bootstrap.servers", brokers),
+                ("enable.idempotence", "true"),
+                ("linger.ms", "0"),
+            ],
+            &BTreeMap::new(),
+        )
+        .create()
+        .map_err(|e| KafkaError::Config(e.to_string()))?;
+        Ok(Self {
+            topic: topic.to_owned(),
+            consumer,
+            producer,
+        })
+    }
+
+    /// The next control record, if one arrived: (key, value).
+    pub fn poll(&self) -> Option<(String, Vec<u8>)> {
+        match self.consumer.poll(Duration::ZERO)? {
+            Ok(msg) => {
+                let key = String::from_utf8_lossy(msg.key()?).into_owned();
+                Some((key, msg.payload().unwrap_or_default().to_vec()))
+            }
+            Err(error) => {
+                tracing::warn!(%error, topic = %self.topic, "Control topic read failed.");
+                None
+            }
+        }
+    }
+
+    /// Writes `value` under `key` and waits up to `timeout` for the broker to have it.
+    pub fn publish(&self, key: &str, value: &[u8], timeout: Duration) -> Result<(), KafkaError> {
+        self.producer
+            .send(
+                BaseRecord::<str, [u8]>::to(&self.topic)
+                    .key(key)
+                    .payload(value),
+            )
+            .map_err(|(e, _)| KafkaError::broker("cannot write to the control topic", e))?;
+        self.producer
+            .flush(timeout)
+            .map_err(|e| KafkaError::broker("control record not acknowledged", e))
+    }
+}
