@@ -84,7 +84,23 @@ listen = "127.0.0.1:0"
     let out = consume(&output, good, Duration::from_secs(90));
     let dead = consume(&dlq, expected_dead.len(), Duration::from_secs(30));
     let (_, metrics) = http_get(weir.admin_addr(), "/metrics");
-    weir.terminate();
+    let log = weir.terminate();
+
+    // The guest's own log line (the SDK reports a panic through the host import) lands in the
+    // runtime's log with the stage, partition, offsets and the stage call's trace context.
+    let guest = log
+        .iter()
+        .filter(|l| l.contains("\"target\":\"weir::guest\""))
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["stage"] == "trap")
+        .expect("the trap stage logged its panic");
+    assert_eq!(guest["partition"], 0);
+    assert_eq!(
+        guest["trace_id"].as_str().map(str::len),
+        Some(32),
+        "{guest}"
+    );
+    assert_eq!(guest["span_id"].as_str().map(str::len), Some(16), "{guest}");
 
     // The sandbox's interventions are counted by kind, against the stage that caused them.
     for (stage, kind) in [("trap", "trap"), ("loop", "timeout"), ("hog", "memory")] {

@@ -12,7 +12,7 @@ pub mod trace;
 
 pub use failure::{Failure, FailureKind};
 pub use offsets::{InputAck, PartitionTracker};
-pub use stage::{Stage, StageOutcome};
+pub use stage::{CallTrace, Stage, StageOutcome};
 /// The record type that flows through a pipeline: the same owned record the batch encoding reads
 /// and writes. `offset` is the source offset a record derives from.
 pub use weir_wire::Record;

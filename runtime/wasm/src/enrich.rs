@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Store, Trap};
-use weir_core::{Failure, FailureKind, Record, Stage, StageOutcome};
+use weir_core::{CallTrace, Failure, FailureKind, Record, Stage, StageOutcome};
 use weir_wire::{BatchWriter, DecodeError, Entry, FORMAT_VERSION, ResultReader};
 
 use crate::bindings::{Enricher, EnricherPre};
@@ -118,6 +118,7 @@ impl EnrichModule {
             live: Some(live),
             since_recycle: 0,
             buf: Vec::new(),
+            context: None,
         })
     }
 
@@ -226,6 +227,8 @@ pub struct EnrichInstance {
     live: Option<Live>,
     since_recycle: u64,
     buf: Vec<u8>,
+    /// The next call's trace and span ids (hex), for the guest's log lines.
+    context: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for EnrichInstance {
@@ -273,12 +276,17 @@ impl EnrichInstance {
         let batch = w.finish();
         let ticks = self.module.deadline_ticks();
         let limits = self.module.limits;
+        let context = self.context.clone();
         let live = self.live()?;
         {
             let s = live.store.data_mut();
             s.call.partition = partition;
             s.call.first_offset = records.first().map_or(-1, |r| r.offset);
             s.call.last_offset = records.last().map_or(-1, |r| r.offset);
+            if let Some(t) = &context {
+                s.call.trace_id.clone_from(&t.0);
+                s.call.span_id.clone_from(&t.1);
+            }
             s.panic = None;
         }
         live.store.set_epoch_deadline(ticks);
@@ -345,6 +353,13 @@ fn humantime_ms(d: Duration) -> String {
 }
 
 impl Stage for EnrichInstance {
+    fn set_context(&mut self, context: &CallTrace) {
+        self.context = Some((
+            weir_core::trace::hex(&context.trace_id),
+            weir_core::trace::hex(&context.span_id),
+        ));
+    }
+
     fn process(&mut self, topic: &str, partition: i32, records: &[Record]) -> Vec<StageOutcome> {
         if records.is_empty() {
             return Vec::new();

@@ -148,6 +148,9 @@ pub(crate) struct CallContext {
     pub partition: i32,
     pub first_offset: i64,
     pub last_offset: i64,
+    /// The stage call's span (hex), when the runtime traces it.
+    pub trace_id: String,
+    pub span_id: String,
 }
 
 pub(crate) struct StoreState {
@@ -215,6 +218,8 @@ impl host::Host for StoreState {
             partition,
             first_offset,
             last_offset,
+            ref trace_id,
+            ref span_id,
         } = self.call;
         macro_rules! emit {
             ($lvl:ident) => {
@@ -224,6 +229,8 @@ impl host::Host for StoreState {
                     partition,
                     first_offset,
                     last_offset,
+                    trace_id,
+                    span_id,
                     fields,
                     "{message}"
                 )

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use weir_config::{CanaryCohort, Rollback};
-use weir_core::{Record, Stage, StageOutcome};
+use weir_core::{CallTrace, Record, Stage, StageOutcome};
 
 /// Which partitions run a stage's canary, and when it is judged.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +119,10 @@ impl std::fmt::Debug for Observed {
 }
 
 impl Stage for Observed {
+    fn set_context(&mut self, context: &CallTrace) {
+        self.inner.set_context(context);
+    }
+
     fn process(&mut self, topic: &str, partition: i32, records: &[Record]) -> Vec<StageOutcome> {
         let started = Instant::now();
         let outcomes = self.inner.process(topic, partition, records);
@@ -149,6 +153,11 @@ impl std::fmt::Debug for Rescue {
 }
 
 impl Stage for Rescue {
+    fn set_context(&mut self, context: &CallTrace) {
+        self.canary.set_context(context);
+        self.stable.set_context(context);
+    }
+
     fn process(&mut self, topic: &str, partition: i32, records: &[Record]) -> Vec<StageOutcome> {
         let mut outcomes = self.canary.process(topic, partition, records);
         let failed: Vec<usize> = (0..outcomes.len())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use weir_core::trace::{IdGenerator, SpanId, TraceId};
-use weir_core::{Failure, Record, Stage};
+use weir_core::{CallTrace, Failure, Record, Stage};
 use weir_telemetry::StageMetrics;
 
 /// How a stage's output records are spread over the output topic's partitions.
@@ -186,6 +186,11 @@ impl Chain {
                 break;
             }
             let publish = self.emit_all || self.infos[si].output.is_some();
+            let call = CallTrace {
+                trace_id: self.ids.trace_id(),
+                span_id: self.ids.span_id(),
+            };
+            stage.set_context(&call);
             let start = SystemTime::now();
             let timer = Instant::now();
             let outcomes = stage.process(topic, partition, &inputs);
@@ -194,8 +199,8 @@ impl Chain {
                 start,
                 end: start + took,
                 records: inputs.len(),
-                trace_id: self.ids.trace_id(),
-                span_id: self.ids.span_id(),
+                trace_id: call.trace_id,
+                span_id: call.span_id,
             });
             debug_assert_eq!(outcomes.len(), inputs.len());
             let mut next = Vec::with_capacity(inputs.len());
