@@ -261,17 +261,62 @@ partitions = [0]"#,
     a.terminate();
     b.terminate();
 
-    // A new instance remembers the decision: the canary does not come back.
+    // A new deployment of the pipeline (a new consumer group, so it reads the input from the
+    // start) remembers the decision: the canary does not come back.
+    let text = std::fs::read_to_string(&s.pipeline).unwrap();
+    let group_line = text.lines().find(|l| l.starts_with("group = ")).unwrap();
+    let redeployed = text.replace(group_line, &format!("group = \"{}\"", unique("group")));
+    std::fs::write(&s.pipeline, redeployed).unwrap();
     let c = Weir::run_with_env(&s.pipeline, &[], &env);
     c.wait_for_log("from the control topic", Duration::from_secs(30));
     produce(&s.input, &records(0, 20, 10, 0));
-    let out = consume(&s.output, 30, Duration::from_secs(60));
-    assert!(
-        out[20..]
-            .iter()
-            .all(|r| version(r).as_deref() == Some("v1"))
+    let by_key = |out: &[Rec], from: usize, to: usize| -> Vec<Option<String>> {
+        (from..to)
+            .map(|i| {
+                let key = format!("k{i}");
+                let mut versions = out
+                    .iter()
+                    .filter(|r| r.key.as_deref() == Some(key.as_bytes()))
+                    .map(version);
+                versions.next_back().flatten()
+            })
+            .collect()
+    };
+    // 20 outputs from before, 30 more from the redeployment's pass over the whole input.
+    let out = consume(&s.output, 50, Duration::from_secs(90));
+    assert_eq!(out.len(), 50);
+    assert_eq!(
+        out.iter()
+            .filter(|r| version(r).as_deref() == Some("v2"))
+            .count(),
+        10,
+        "only the records before the rollback went through the canary"
     );
-    let st = status(&c.admin_addr().to_string());
+    assert!(
+        by_key(&out, 20, 30)
+            .iter()
+            .all(|v| v.as_deref() == Some("v1"))
+    );
+    let admin_c = c.admin_addr().to_string();
+    let st = status(&admin_c);
     assert_eq!(st[0]["state"], "rolled-back");
+
+    // Until an operator starts it again.
+    let (ok, _, err) = weir_cli(&[
+        "canary", "start", "tag", "--admin", &admin_c, "--token", TOKEN,
+    ]);
+    assert!(ok, "{err}");
+    c.wait_for_log("Canary started", Duration::from_secs(30));
+    crate::harness::wait_for_value(Duration::from_secs(10), || {
+        (status(&admin_c)[0]["state"] == "running").then_some(())
+    });
+    produce(&s.input, &records(0, 30, 10, 0));
+    let out = consume(&s.output, 60, Duration::from_secs(60));
+    assert_eq!(out.len(), 60);
+    assert!(
+        by_key(&out, 30, 40)
+            .iter()
+            .all(|v| v.as_deref() == Some("v2"))
+    );
     c.terminate();
 }

@@ -156,6 +156,8 @@ pub fn run(
         loaded: RwLock::new(Arc::clone(&loaded)),
         canary_board: Mutex::default(),
         canary_requests: Mutex::default(),
+        assigned: Mutex::default(),
+        prepared: Mutex::default(),
         generation: AtomicU64::new(0),
         metrics: Arc::clone(&metrics),
         tracing: Tracing {
@@ -441,6 +443,7 @@ impl Manager {
             .map(|l| l.tx.len() + l.stash.len() + l.tracker.in_flight())
             .sum();
         self.assigned.store(lanes.len(), Ordering::Relaxed);
+        *self.shared.assigned.lock() = lanes.keys().cloned().collect();
         self.metrics
             .set_lanes(lanes.len() as i64, paused as i64, in_flight as i64);
     }
@@ -564,6 +567,9 @@ impl Manager {
 impl PartitionHandler for Manager {
     fn assigned(&self, partitions: &[TopicPartition]) {
         let mut lanes = self.lanes.lock();
+        // The generation first: should a reload land in between, the lane sees a newer version
+        // than its generation says and swaps (to the same version) once, rather than never.
+        let generation = self.shared.generation.load(Ordering::Acquire);
         let loaded = self.shared.current();
         for tp in partitions {
             match loaded.chain_for(tp.partition) {
@@ -581,6 +587,7 @@ impl PartitionHandler for Manager {
                         tp.clone(),
                         chain,
                         Arc::clone(&loaded),
+                        generation,
                         Arc::clone(&self.shared),
                         self.metrics.partition(&tp.topic, tp.partition),
                         self.capacity,

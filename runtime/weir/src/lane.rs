@@ -43,6 +43,19 @@ pub(crate) struct Shared {
     pub canary_board: Mutex<Vec<crate::canary::CanaryStatus>>,
     /// Canary actions asked through the admin API, for the reload thread.
     pub canary_requests: Mutex<Vec<(String, crate::canary::Action)>>,
+    /// The partitions with a running lane, so a publish can prepare their new instances.
+    pub assigned: Mutex<Vec<TopicPartition>>,
+    /// New stage instances made ready for each lane by the publisher, so that a lane's swap
+    /// costs a few pointer moves rather than instantiations.
+    pub prepared: Mutex<std::collections::BTreeMap<TopicPartition, Prepared>>,
+}
+
+/// Instances prepared for one lane: the stages that change between two generations.
+pub(crate) struct Prepared {
+    /// The generation the lane must be at for these to apply, and the one they lead to.
+    from: u64,
+    to: u64,
+    stages: Vec<(usize, Box<dyn weir_core::Stage>)>,
 }
 
 /// How lanes trace records.
@@ -63,8 +76,37 @@ impl Shared {
         Arc::clone(&self.loaded.read())
     }
 
-    /// Puts `loaded` in force: every lane swaps to it before its next batch.
+    /// Puts `loaded` in force: every lane swaps to it before its next batch. The new instances
+    /// of the changed stages are made here, on the publisher's thread, so lanes barely pause.
     pub fn publish(&self, loaded: Arc<LoadedPipeline>) {
+        let previous = self.current();
+        let from = self.generation.load(Ordering::Acquire);
+        let mut ready = Vec::new();
+        for tp in self.assigned.lock().clone() {
+            let stages: Result<Vec<_>, _> = previous
+                .changed_on(&loaded, tp.partition)
+                .into_iter()
+                .map(|i| loaded.instance_for(i, tp.partition).map(|s| (i, s)))
+                .collect();
+            // Should one fail, the lane makes its own (and reports why).
+            if let Ok(stages) = stages {
+                ready.push((tp, stages));
+            }
+        }
+        {
+            let mut prepared = self.prepared.lock();
+            prepared.clear();
+            for (tp, stages) in ready {
+                prepared.insert(
+                    tp,
+                    Prepared {
+                        from,
+                        to: from + 1,
+                        stages,
+                    },
+                );
+            }
+        }
         *self.loaded.write() = loaded;
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
@@ -94,6 +136,7 @@ impl Lane {
         tp: TopicPartition,
         chain: Chain,
         loaded: Arc<LoadedPipeline>,
+        generation: u64,
         shared: Arc<Shared>,
         metrics: PartitionMetrics,
         capacity: usize,
@@ -102,7 +145,7 @@ impl Lane {
         let stop = Arc::new(AtomicBool::new(false));
         let tracker = Arc::new(PartitionTracker::new());
         let worker = Worker {
-            generation: shared.generation.load(Ordering::Acquire),
+            generation,
             tp: tp.clone(),
             chain,
             loaded,
@@ -312,44 +355,46 @@ impl Worker {
         let generation = self.shared.generation.load(Ordering::Acquire);
         let next = self.shared.current();
         let partition = self.tp.partition;
+        let prepared = self
+            .shared
+            .prepared
+            .lock()
+            .remove(&self.tp)
+            .filter(|p| p.from == self.generation && p.to == generation);
+        let instances: Vec<(usize, Box<dyn weir_core::Stage>)> = match prepared {
+            Some(p) => p.stages,
+            None => {
+                let made: Result<Vec<_>, _> = self
+                    .loaded
+                    .changed_on(&next, partition)
+                    .into_iter()
+                    .map(|i| next.instance_for(i, partition).map(|s| (i, s)))
+                    .collect();
+                match made {
+                    Ok(made) => made,
+                    Err(error) => {
+                        // Validated before it was published, so this is the environment
+                        // (memory); keep the running version rather than stop the lane.
+                        tracing::error!(
+                            %error,
+                            partition = %self.tp,
+                            "Cannot instantiate the new stage versions; keeping the running ones."
+                        );
+                        return;
+                    }
+                }
+            }
+        };
         let mut swapped = Vec::new();
-        for (i, module) in next.modules().iter().enumerate() {
-            let same_canary = match (
-                next.canary_on(i, partition),
-                self.loaded.canary_on(i, partition),
-            ) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            };
-            // A stage that gained or lost a canary elsewhere still changes how it is observed.
-            let same_plan = next.canaries()[i].is_some() == self.loaded.canaries()[i].is_some();
-            if Arc::ptr_eq(module, &self.loaded.modules()[i]) && same_canary && same_plan {
-                continue;
-            }
-            match next.instance_for(i, partition) {
-                Ok(instance) => {
-                    let metrics = self.chain.stage_metrics(i).map(|_| {
-                        let labels = next.labels(&self.shared.pipeline, i, partition);
-                        self.shared
-                            .metrics
-                            .stage(&labels, &self.tp.topic, partition)
-                    });
-                    self.chain.replace_stage(i, instance, metrics);
-                    swapped.push(module.stage().to_owned());
-                }
-                Err(error) => {
-                    // Validated before it was published, so this is the environment (memory);
-                    // keep the running version rather than stop the lane.
-                    tracing::error!(
-                        %error,
-                        partition = %self.tp,
-                        stage = module.stage(),
-                        "Cannot instantiate the new stage version; keeping the running one."
-                    );
-                    return;
-                }
-            }
+        for (i, instance) in instances {
+            let metrics = self.chain.stage_metrics(i).map(|_| {
+                let labels = next.labels(&self.shared.pipeline, i, partition);
+                self.shared
+                    .metrics
+                    .stage(&labels, &self.tp.topic, partition)
+            });
+            self.chain.replace_stage(i, instance, metrics);
+            swapped.push(next.modules()[i].stage().to_owned());
         }
         self.chain.set_infos(next.infos_for(partition));
         self.loaded = next;

@@ -256,6 +256,24 @@ impl LoadedPipeline {
         next
     }
 
+    /// The stages whose instances on `partition` differ between `self` and `next`: another
+    /// module, another canary, or a canary gained or lost elsewhere (which changes how the
+    /// stage is observed).
+    pub fn changed_on(&self, next: &LoadedPipeline, partition: i32) -> Vec<usize> {
+        (0..next.modules.len())
+            .filter(|&i| {
+                let same_canary = match (next.canary_on(i, partition), self.canary_on(i, partition))
+                {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                let same_plan = next.canaries[i].is_some() == self.canaries[i].is_some();
+                !(Arc::ptr_eq(&next.modules[i], &self.modules[i]) && same_canary && same_plan)
+            })
+            .collect()
+    }
+
     /// The metric labels of stage `stage` on `partition` of pipeline `pipeline`.
     pub fn labels(&self, pipeline: &Arc<str>, stage: usize, partition: i32) -> StageLabels {
         let (info, cohort) = match self.canary_on(stage, partition) {

@@ -115,6 +115,7 @@ impl Reloader {
             last_analysis: Instant::now(),
             control,
             decisions: BTreeMap::new(),
+            restarted: BTreeSet::new(),
         };
         state.watch()?;
         // Apply the decisions other instances (or this pipeline before a restart) took before
@@ -149,6 +150,8 @@ struct State {
     control: Option<ControlChannel>,
     /// The latest decision per stage read from the control topic.
     decisions: BTreeMap<String, Decision>,
+    /// Canary starts read from the control topic and carried out here, (stage, version).
+    restarted: BTreeSet<(String, String)>,
 }
 
 /// How often canaries are judged.
@@ -185,7 +188,7 @@ impl State {
             self.read_control();
             let requests = std::mem::take(&mut *self.shared.canary_requests.lock());
             for (stage, action) in requests {
-                self.canary_action(&stage, action, "an operator");
+                self.canary_action(&stage, action, "an operator", true);
             }
             if self.last_analysis.elapsed() >= ANALYSIS_EVERY {
                 self.last_analysis = Instant::now();
@@ -237,12 +240,31 @@ impl State {
     /// Judges every running canary, acts on the verdicts and refreshes the status board.
     fn analyse(&mut self) {
         // First what the fleet decided: a canary rolled back or promoted elsewhere (or before a
-        // restart) ends here too.
+        // restart) ends here too, and one restarted elsewhere starts here too.
+        let current = self.shared.current();
+        let restarts: Vec<String> = self
+            .decisions
+            .iter()
+            .filter(|(stage, d)| {
+                d.verdict == "start"
+                    && current
+                        .infos()
+                        .iter()
+                        .zip(current.canaries())
+                        .any(|(info, c)| &*info.name == stage.as_str() && c.is_none())
+                    && self.restarted.insert(((*stage).clone(), d.canary.clone()))
+            })
+            .map(|(stage, _)| stage.clone())
+            .collect();
+        for stage in restarts {
+            self.canary_action(&stage, Action::Start, "the control topic", false);
+        }
         let current = self.shared.current();
         for c in current.canaries().iter().flatten() {
             let stage = c.info.name.to_string();
             if let Some(d) = self.decisions.get(&stage)
                 && d.canary == *c.info.module_sha256
+                && d.verdict != "start"
             {
                 let action = if d.verdict == "promote" {
                     Action::Promote
@@ -309,11 +331,29 @@ impl State {
         }
     }
 
-    /// Carries out `action` on stage `stage`'s canary for `who`.
-    fn canary_action(&mut self, stage: &str, action: Action, who: &str) {
+    /// Records `decision` about stage `stage` as the latest, and writes it to the control topic
+    /// when `publish` (a decision taken here rather than read from there).
+    fn share(&mut self, stage: &str, decision: Decision, publish: bool) {
+        if publish && let Some(control) = &self.control {
+            let value = serde_json::to_vec(&decision).expect("a decision serialises");
+            if let Err(error) = control.publish(stage, &value, Duration::from_secs(10)) {
+                tracing::error!(
+                    %error,
+                    stage,
+                    "Cannot share the canary decision; other instances judge on their own."
+                );
+                return;
+            }
+        }
+        self.decisions.insert(stage.to_owned(), decision);
+    }
+
+    /// Carries out `action` on stage `stage`'s canary for `who`; `share` writes the decision to
+    /// the control topic.
+    fn canary_action(&mut self, stage: &str, action: Action, who: &str, share: bool) {
         match action {
             Action::Rollback | Action::Promote => {
-                self.end_canary(stage, action, &format!("by {who}"), true);
+                self.end_canary(stage, action, &format!("by {who}"), share);
             }
             Action::Start => {
                 let Some(index) = self.running.stages.iter().position(|s| s.name == stage) else {
@@ -331,12 +371,21 @@ impl State {
                 match LoadedPipeline::reload(&self.options.host, &self.running, &forgotten) {
                     Ok((next, _)) => {
                         self.finished.retain(|f| f.stage != stage);
+                        let canary = next.canaries()[index].clone();
                         let next = Arc::new(next);
                         self.shared
                             .metrics
                             .set_guests(next.guest_sources(&self.shared.pipeline));
                         self.shared.publish(next);
                         tracing::info!(stage, who, "Canary started.");
+                        if let Some(c) = canary {
+                            let decision = Decision {
+                                canary: c.info.module_sha256.to_string(),
+                                verdict: "start".into(),
+                                reason: format!("by {who}"),
+                            };
+                            self.share(stage, decision, share);
+                        }
                     }
                     Err(errors) => tracing::warn!(
                         stage,
@@ -378,24 +427,12 @@ impl State {
             "rollback"
         };
         self.shared.metrics.canary_verdict(stage, verdict);
-        if share && let Some(control) = &self.control {
-            let decision = Decision {
-                canary: canary.info.module_sha256.to_string(),
-                verdict: verdict.into(),
-                reason: reason.to_owned(),
-            };
-            let value = serde_json::to_vec(&decision).expect("a decision serialises");
-            match control.publish(stage, &value, Duration::from_secs(10)) {
-                Ok(()) => {
-                    self.decisions.insert(stage.to_owned(), decision);
-                }
-                Err(error) => tracing::error!(
-                    %error,
-                    stage,
-                    "Cannot share the canary verdict; other instances judge on their own."
-                ),
-            }
-        }
+        let decision = Decision {
+            canary: canary.info.module_sha256.to_string(),
+            verdict: verdict.into(),
+            reason: reason.to_owned(),
+        };
+        self.share(stage, decision, share);
         let shown = self
             .shared
             .canary_board
