@@ -301,7 +301,13 @@ fn test(paths: &[PathBuf], cache: Option<PathBuf>) -> Result<ExitCode> {
         if pipeline.tests.is_empty() {
             println!("{}: no [[test]] cases", path.display());
         }
-        for report in weir::testing::run_cases(&pipeline, &loaded) {
+        // The cases run against the stable versions, then again with every canary in place.
+        let canary_reports =
+            weir::testing::run_canary_cases(&pipeline, &loaded).unwrap_or_default();
+        for report in weir::testing::run_cases(&pipeline, &loaded)
+            .into_iter()
+            .chain(canary_reports)
+        {
             if report.failures.is_empty() {
                 passed += 1;
                 println!("ok    {} :: {}", path.display(), report.name);
