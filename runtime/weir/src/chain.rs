@@ -142,16 +142,17 @@ impl Chain {
 
     /// Replaces stage `stage`'s instance (and its metric handles, when the chain has any) by
     /// one of another module version, between two batches.
+    /// Returns the instance it replaced, for the caller to drop where a pause does not matter.
     pub fn replace_stage(
         &mut self,
         stage: usize,
         instance: Box<dyn Stage>,
         metrics: Option<StageMetrics>,
-    ) {
-        self.stages[stage] = instance;
+    ) -> Box<dyn Stage> {
         if let (Some(slot), Some(m)) = (self.metrics.get_mut(stage), metrics) {
             *slot = m;
         }
+        std::mem::replace(&mut self.stages[stage], instance)
     }
 
     /// Takes the stage descriptions of a reloaded pipeline (same stages, in the same order).

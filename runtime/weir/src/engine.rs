@@ -158,6 +158,7 @@ pub fn run(
         canary_requests: Mutex::default(),
         assigned: Mutex::default(),
         prepared: Mutex::default(),
+        retired: Mutex::default(),
         generation: AtomicU64::new(0),
         metrics: Arc::clone(&metrics),
         tracing: Tracing {

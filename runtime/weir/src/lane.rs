@@ -45,6 +45,8 @@ pub(crate) struct Shared {
     pub canary_requests: Mutex<Vec<(String, crate::canary::Action)>>,
     /// The partitions with a running lane, so a publish can prepare their new instances.
     pub assigned: Mutex<Vec<TopicPartition>>,
+    /// Instances lanes swapped out, dropped by the reload thread.
+    pub retired: Mutex<Vec<Box<dyn weir_core::Stage>>>,
     /// New stage instances made ready for each lane by the publisher, so that a lane's swap
     /// costs a few pointer moves rather than instantiations.
     pub prepared: Mutex<std::collections::BTreeMap<TopicPartition, Prepared>>,
@@ -386,6 +388,7 @@ impl Worker {
             }
         };
         let mut swapped = Vec::new();
+        let mut retired = Vec::new();
         for (i, instance) in instances {
             let metrics = self.chain.stage_metrics(i).map(|_| {
                 let labels = next.labels(&self.shared.pipeline, i, partition);
@@ -393,9 +396,11 @@ impl Worker {
                     .metrics
                     .stage(&labels, &self.tp.topic, partition)
             });
-            self.chain.replace_stage(i, instance, metrics);
+            retired.push(self.chain.replace_stage(i, instance, metrics));
             swapped.push(next.modules()[i].stage().to_owned());
         }
+        // Dropping an instance unmaps its memory: the reload thread does it, not the lane.
+        self.shared.retired.lock().extend(retired);
         self.chain.set_infos(next.infos_for(partition));
         self.loaded = next;
         self.generation = generation;

@@ -185,6 +185,7 @@ impl State {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {}
             }
+            drop(std::mem::take(&mut *self.shared.retired.lock()));
             self.read_control();
             let requests = std::mem::take(&mut *self.shared.canary_requests.lock());
             for (stage, action) in requests {
