@@ -9,6 +9,7 @@ pub mod headers;
 pub mod offsets;
 pub mod stage;
 pub mod trace;
+pub mod window;
 
 pub use failure::{Failure, FailureKind};
 pub use offsets::{InputAck, PartitionTracker};
