@@ -50,6 +50,17 @@ weir_pid=$!
 echo "==> reading what came out"
 "$demo" --brokers "$brokers" --count "$count" --phase report
 
+echo "==> a few of weir's metrics (http://127.0.0.1:9464/metrics; also /healthz, /readyz)"
+python3 - <<'PY' || echo "    (metrics unavailable)"
+import urllib.request
+text = urllib.request.urlopen("http://127.0.0.1:9464/metrics", timeout=5).read().decode()
+wanted = ("weir_records_in_total", "weir_records_dead_lettered_total",
+          "weir_end_to_end_latency_seconds_count", "weir_guest_")
+for line in text.splitlines():
+    if line.startswith(wanted):
+        print("   ", line)
+PY
+
 echo "==> stopping weir (SIGTERM: drain, commit, leave the group)"
 kill -TERM "$weir_pid"
 wait "$weir_pid"
