@@ -1,5 +1,6 @@
-//! The export glue behind [`enricher!`](crate::enricher): the `weir:stage/enrich` implementation
-//! a stage's crate exports through the SDK's bindings. Not public API.
+//! The export glue behind [`enricher!`](crate::enricher) and `aggregator!`: the
+//! `weir:stage/enrich` and `weir:stage/aggregate` implementations a stage's crate exports through
+//! the SDK's bindings. Not public API.
 
 use std::cell::RefCell;
 
@@ -62,6 +63,70 @@ pub fn process(batch: Vec<u8>) -> Vec<u8> {
     })
 }
 
+/// The aggregate half of the glue (`aggregator!`).
+#[cfg(feature = "serde")]
+mod aggregate_glue {
+    use std::cell::RefCell;
+
+    use crate::aggregate::{AggregateStage, TypeAggregate};
+    use crate::{Aggregator, Config, Error, Window};
+
+    /// Type-checks an [`Aggregator`] named by `aggregator!(type A)`, on every target.
+    pub const fn assert_aggregator<A: Aggregator>() {}
+
+    thread_local! {
+        /// The instance's aggregate stage, set by `init`.
+        static AGGREGATE: RefCell<Option<Box<dyn AggregateStage>>> = RefCell::new(None);
+    }
+
+    fn with_stage<R>(f: impl FnOnce(&mut dyn AggregateStage) -> R) -> R {
+        AGGREGATE.with_borrow_mut(|stage| {
+            f(stage
+                .as_deref_mut()
+                .expect("weir-sdk: aggregate called before init"))
+        })
+    }
+
+    /// `init` for `aggregator!(type A)`.
+    pub fn init_aggregate<A: Aggregator>(config: String) -> Result<(), Error> {
+        #[cfg(target_arch = "wasm32")]
+        super::install_panic_hook();
+        let stage = A::init(Config::new(config))?;
+        AGGREGATE.set(Some(Box::new(TypeAggregate(stage))));
+        Ok(())
+    }
+
+    /// `create`: the encoded empty accumulator.
+    pub fn create() -> Vec<u8> {
+        with_stage(|s| s.create())
+    }
+
+    /// `add`: one result per `(accumulator, encoded batch)` group, in order.
+    pub fn add(
+        groups: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Vec<Result<Vec<u8>, Error>> {
+        with_stage(|s| {
+            groups
+                .into_iter()
+                .map(|(acc, records)| s.add(&acc, records))
+                .collect()
+        })
+    }
+
+    /// `merge`.
+    pub fn merge(a: &[u8], b: &[u8]) -> Result<Vec<u8>, Error> {
+        with_stage(|s| s.merge(a, b))
+    }
+
+    /// `emit`: an encoded batch result with exactly one entry.
+    pub fn emit(key: &[u8], window: Window, acc: &[u8]) -> Vec<u8> {
+        with_stage(|s| s.emit(key, window, acc))
+    }
+}
+
+#[cfg(feature = "serde")]
+pub use aggregate_glue::*;
+
 #[cfg(target_arch = "wasm32")]
 mod wasm {
     use std::sync::Once;
@@ -69,7 +134,7 @@ mod wasm {
     pub use wit_bindgen;
 
     pub use self::bindings::exports::weir::stage::enrich::Guest;
-    pub use self::bindings::weir::stage::types::StageError;
+    pub use self::bindings::weir::stage::types::{Group, StageError, Window as WitWindow};
     use crate::log::{self, Level};
 
     /// Bindings for the `enricher` world of the contract in `sdk/wit`. The export macro is public
@@ -85,6 +150,26 @@ mod wasm {
             ownership: Borrowing { duplicate_if_necessary: false },
         });
     }
+
+    /// Bindings for the `aggregator` world. Its imports and shared types are those of
+    /// [`bindings`], so both worlds share one `StageError` and one `host` import.
+    pub mod aggregator_bindings {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "aggregator",
+            pub_export_macro: true,
+            export_macro_name: "export",
+            default_bindings_module: "weir_sdk::__private::aggregator_bindings",
+            runtime_path: "weir_sdk::__private::wit_bindgen::rt",
+            ownership: Borrowing { duplicate_if_necessary: false },
+            with: {
+                "weir:stage/types@0.1.0": weir_sdk::__private::bindings::weir::stage::types,
+                "weir:stage/host@0.1.0": weir_sdk::__private::bindings::weir::stage::host,
+            },
+        });
+    }
+
+    pub use self::aggregator_bindings::exports::weir::stage::aggregate::Guest as AggregateGuest;
 
     /// Converts the SDK's error into the contract's.
     pub fn stage_error(e: crate::Error) -> StageError {

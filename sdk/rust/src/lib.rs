@@ -25,12 +25,18 @@
 //! Build with `cargo build --release --target wasm32-wasip2` (a `cdylib` crate); test natively
 //! with the helpers in [`testing`], which run a stage through the same batch encoding as the host.
 //!
-//! The SDK implements the contract `weir:stage@0.1.0` ([`CONTRACT`]), world `enricher`, and batch
-//! encoding format 2 ([`BATCH_FORMAT`]).
+//! An *aggregate* stage folds keyed records into event-time windows: it implements
+//! [`Aggregator`] over an accumulator type of its choosing (which the SDK encodes, and the host
+//! keeps) and is exported with `aggregator!(type MyAggregate)` (feature `serde`, on by default).
+//!
+//! The SDK implements the contract `weir:stage@0.1.0` ([`CONTRACT`]), worlds `enricher` and
+//! `aggregator`, and batch encoding format 2 ([`BATCH_FORMAT`]).
 
 // The bindings name the SDK by its crate name, both here and in a stage's crate.
 extern crate self as weir_sdk;
 
+#[cfg(feature = "serde")]
+mod aggregate;
 #[cfg(feature = "allocator")]
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod alloc;
@@ -56,6 +62,8 @@ pub mod __private;
 #[global_allocator]
 static ALLOCATOR: alloc::PoolAlloc = alloc::PoolAlloc::new();
 
+#[cfg(feature = "serde")]
+pub use aggregate::{Aggregator, Window};
 pub use config::Config;
 pub use error::Error;
 pub use record::Record;
@@ -127,6 +135,81 @@ macro_rules! __enricher_export {
             }
 
             $crate::__private::bindings::export!(WeirStage with_types_in $crate::__private::bindings);
+        };
+    };
+}
+
+/// Exports an aggregate stage as the component's `weir:stage/aggregate` implementation:
+/// `aggregator!(type A)`, where `A` implements [`Aggregator`]. Use it once per crate, instead of
+/// [`enricher!`] (a component is one or the other). Needs the `serde` feature (on by default).
+///
+/// On `wasm32` the macro generates the component's exports; on other targets it only checks its
+/// argument, so a stage's crate builds and tests natively (see [`testing::AggregateHarness`]).
+#[cfg(feature = "serde")]
+#[macro_export]
+macro_rules! aggregator {
+    (type $ty:ty) => {
+        const _: () = $crate::__private::assert_aggregator::<$ty>();
+
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct WeirAggregate;
+
+            impl $crate::__private::AggregateGuest for WeirAggregate {
+                fn batch_format() -> u32 {
+                    $crate::BATCH_FORMAT
+                }
+
+                fn state_version() -> u32 {
+                    <$ty as $crate::Aggregator>::STATE_VERSION
+                }
+
+                fn init(
+                    config: ::std::string::String,
+                ) -> ::std::result::Result<(), $crate::__private::StageError> {
+                    $crate::__private::init_aggregate::<$ty>(config)
+                        .map_err($crate::__private::stage_error)
+                }
+
+                fn create() -> ::std::vec::Vec<u8> {
+                    $crate::__private::create()
+                }
+
+                fn add(
+                    groups: ::std::vec::Vec<$crate::__private::Group>,
+                ) -> ::std::vec::Vec<
+                    ::std::result::Result<::std::vec::Vec<u8>, $crate::__private::StageError>,
+                > {
+                    $crate::__private::add(groups.into_iter().map(|g| (g.acc, g.records)))
+                        .into_iter()
+                        .map(|r| r.map_err($crate::__private::stage_error))
+                        .collect()
+                }
+
+                fn merge(
+                    a: ::std::vec::Vec<u8>,
+                    b: ::std::vec::Vec<u8>,
+                ) -> ::std::result::Result<::std::vec::Vec<u8>, $crate::__private::StageError>
+                {
+                    $crate::__private::merge(&a, &b).map_err($crate::__private::stage_error)
+                }
+
+                fn emit(
+                    key: ::std::vec::Vec<u8>,
+                    window: $crate::__private::WitWindow,
+                    acc: ::std::vec::Vec<u8>,
+                ) -> ::std::vec::Vec<u8> {
+                    $crate::__private::emit(
+                        &key,
+                        $crate::Window::new(window.start_ms, window.end_ms),
+                        &acc,
+                    )
+                }
+            }
+
+            $crate::__private::aggregator_bindings::export!(
+                WeirAggregate with_types_in $crate::__private::aggregator_bindings
+            );
         };
     };
 }

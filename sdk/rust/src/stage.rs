@@ -123,6 +123,12 @@ pub(crate) fn current_offset() -> Option<i64> {
     CURRENT_OFFSET.get()
 }
 
+/// Sets the offset the panic report names (aggregate stages set it per record of a group).
+#[cfg(feature = "serde")]
+pub(crate) fn set_current_offset(offset: Option<i64>) {
+    CURRENT_OFFSET.set(offset);
+}
+
 /// Decodes `batch`, runs `f` over each record in order and encodes one result entry per record.
 ///
 /// Each output is written into the result as the stage hands it over. A field the stage left as

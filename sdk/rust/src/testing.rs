@@ -110,3 +110,118 @@ where
 {
     Harness::from_fn(f).process(records)
 }
+
+/// One aggregate stage instance, called the way the host calls it: accumulators as the encoded
+/// bytes the host keeps, the records of a group as an encoded batch, `emit`'s result decoded.
+///
+/// ```
+/// use weir_sdk::{Aggregator, Config, Error, Record, Window, testing::AggregateHarness};
+///
+/// struct Count;
+/// impl Aggregator for Count {
+///     type Acc = u64;
+///     fn init(_: Config) -> Result<Self, Error> { Ok(Count) }
+///     fn add(&mut self, acc: &mut u64, _: &Record) -> Result<(), Error> { *acc += 1; Ok(()) }
+///     fn merge(&mut self, a: u64, b: u64) -> Result<u64, Error> { Ok(a + b) }
+///     fn emit(&mut self, _: &[u8], _: Window, acc: u64) -> Result<Vec<Record>, Error> {
+///         Ok(vec![Record::new(acc.to_string())])
+///     }
+/// }
+///
+/// let mut h = AggregateHarness::new::<Count>("{}").unwrap();
+/// let empty = h.create();
+/// let acc = h.add(vec![(empty, vec![Record::new("a"), Record::new("b")])]).remove(0).unwrap();
+/// assert_eq!(AggregateHarness::decode::<u64>(&acc).unwrap(), 2);
+/// let out = h.emit(b"k", Window::new(0, 60_000), &acc).unwrap();
+/// assert_eq!(out[0].value(), Some(&b"2"[..]));
+/// ```
+#[cfg(feature = "serde")]
+pub struct AggregateHarness {
+    stage: Box<dyn crate::aggregate::AggregateStage>,
+}
+
+#[cfg(feature = "serde")]
+impl fmt::Debug for AggregateHarness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AggregateHarness").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "serde")]
+impl AggregateHarness {
+    /// Initialises an [`Aggregator`](crate::Aggregator) with `config` (JSON text), as the host's
+    /// `init` call would.
+    pub fn new<A: crate::Aggregator>(config: &str) -> Result<Self, Error> {
+        Ok(Self {
+            stage: Box::new(crate::aggregate::TypeAggregate(A::init(Config::new(
+                config,
+            ))?)),
+        })
+    }
+
+    /// `create`: a new, empty accumulator, encoded.
+    pub fn create(&mut self) -> Vec<u8> {
+        self.stage.create()
+    }
+
+    /// `add`: folds each group's records (sent as one encoded batch per group) into its encoded
+    /// accumulator; one result per group, in order.
+    pub fn add(&mut self, groups: Vec<(Vec<u8>, Vec<Record>)>) -> Vec<Result<Vec<u8>, Error>> {
+        groups
+            .into_iter()
+            .map(|(acc, records)| {
+                let mut batch = BatchWriter::new("test", 0);
+                for r in &records {
+                    batch.push_record(r.as_wire());
+                }
+                self.stage.add(&acc, batch.finish())
+            })
+            .collect()
+    }
+
+    /// `merge` of two encoded accumulators.
+    pub fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, Error> {
+        self.stage.merge(a, b)
+    }
+
+    /// `emit`: the window's output records, or its error, decoded from the batch result.
+    pub fn emit(&mut self, key: &[u8], window: crate::Window, acc: &[u8]) -> Outcome {
+        let result = self.stage.emit(key, window, acc);
+        let entries = weir_wire::decode_result(result.into(), &[weir_wire::Record::default()])
+            .unwrap_or_else(|e| panic!("the stage wrote an undecodable result: {e}"));
+        match entries.into_iter().next() {
+            Some(Entry::Ok(outputs)) => Ok(outputs.into_iter().map(Record::from).collect()),
+            Some(Entry::Err { code, message }) => Err(Error::new(code, message)),
+            None => unreachable!("decode_result checked there is one entry"),
+        }
+    }
+
+    /// Decodes an encoded accumulator, to look inside it.
+    pub fn decode<T: serde::de::DeserializeOwned>(acc: &[u8]) -> Result<T, Error> {
+        crate::aggregate::decode_acc(acc)
+    }
+
+    /// Encodes an accumulator the way the SDK does, to hand one to `add`, `merge` or `emit`.
+    pub fn encode<T: serde::Serialize>(acc: &T) -> Result<Vec<u8>, Error> {
+        crate::aggregate::encode_acc(acc)
+    }
+}
+
+/// Initialises `A` with `config`, folds `records` into a new accumulator as one group and emits
+/// it for `key` and `window`.
+///
+/// # Panics
+/// If `A` refuses the configuration; test that with [`AggregateHarness::new`].
+#[cfg(feature = "serde")]
+pub fn aggregate<A: crate::Aggregator>(
+    config: &str,
+    key: &[u8],
+    window: crate::Window,
+    records: Vec<Record>,
+) -> Outcome {
+    let mut h = AggregateHarness::new::<A>(config)
+        .unwrap_or_else(|e| panic!("the stage refused its configuration: {e}"));
+    let empty = h.create();
+    let acc = h.add(vec![(empty, records)]).remove(0)?;
+    h.emit(key, window, &acc)
+}
