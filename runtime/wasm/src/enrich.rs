@@ -62,11 +62,8 @@ impl EnrichModule {
         config: String,
         limits: Limits,
     ) -> Result<Arc<Self>, WasmError> {
-        check_contract(host, &module)?;
-        let engine = host.engine();
-        let mut linker = Linker::<StoreState>::new(engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        check_contract(host, &module, "enricher", enrich_export())?;
+        let mut linker = base_linker(host)?;
         Enricher::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let pre = linker
@@ -123,14 +120,7 @@ impl EnrichModule {
     }
 
     fn instantiate(&self) -> Result<Live, WasmError> {
-        let memory = usize::try_from(self.limits.memory).unwrap_or(usize::MAX);
-        let mut store = Store::new(
-            self.host.engine(),
-            StoreState::new(Arc::clone(&self.stage), memory, Arc::clone(&self.metrics)),
-        );
-        store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(self.deadline_ticks());
-        store.epoch_deadline_trap();
+        let mut store = new_store(&self.host, &self.stage, &self.limits, &self.metrics);
         let fail = |what: &str, e: wasmtime::Error| WasmError::Instantiate {
             stage: self.stage.to_string(),
             message: format!("{what}: {e:#}"),
@@ -163,16 +153,53 @@ impl EnrichModule {
     }
 
     fn deadline_ticks(&self) -> u64 {
-        let tick = EPOCH_TICK.as_micros().max(1);
-        // One tick more than the budget: the clock may tick right after the deadline is set.
-        u64::try_from(self.limits.timeout.as_micros().div_ceil(tick))
-            .unwrap_or(u64::MAX / 2)
-            .saturating_add(1)
+        deadline_ticks(self.limits.timeout)
     }
 }
 
-fn check_contract(host: &WasmHost, module: &CompiledModule) -> Result<(), WasmError> {
-    let expected = enrich_export();
+/// Epoch ticks of a call's time budget.
+pub(crate) fn deadline_ticks(timeout: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_micros().max(1);
+    // One tick more than the budget: the clock may tick right after the deadline is set.
+    u64::try_from(timeout.as_micros().div_ceil(tick))
+        .unwrap_or(u64::MAX / 2)
+        .saturating_add(1)
+}
+
+/// A linker with WASI (nothing granted) and nothing else yet; the world adds the `host` imports.
+pub(crate) fn base_linker(host: &WasmHost) -> Result<Linker<StoreState>, WasmError> {
+    let mut linker = Linker::<StoreState>::new(host.engine());
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+    Ok(linker)
+}
+
+/// A store for one instance of `stage`: memory capped by the limiter, calls by the epoch deadline.
+pub(crate) fn new_store(
+    host: &WasmHost,
+    stage: &Arc<str>,
+    limits: &Limits,
+    metrics: &Arc<GuestMetrics>,
+) -> Store<StoreState> {
+    let memory = usize::try_from(limits.memory).unwrap_or(usize::MAX);
+    let mut store = Store::new(
+        host.engine(),
+        StoreState::new(Arc::clone(stage), memory, Arc::clone(metrics)),
+    );
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(deadline_ticks(limits.timeout));
+    store.epoch_deadline_trap();
+    store
+}
+
+/// Checks `module` exports `expected` (the interface of `world`); a module of another contract
+/// version, or of another world, is refused with the reason.
+pub(crate) fn check_contract(
+    host: &WasmHost,
+    module: &CompiledModule,
+    world: &'static str,
+    expected: String,
+) -> Result<(), WasmError> {
     let ty = module.component.component_type();
     let exports: Vec<String> = ty
         .exports(host.engine())
@@ -202,7 +229,7 @@ fn check_contract(host: &WasmHost, module: &CompiledModule) -> Result<(), WasmEr
     }
     Err(WasmError::WrongWorld {
         path,
-        world: "enricher",
+        world,
         expected,
         exports: if exports.is_empty() {
             "nothing".into()
@@ -320,7 +347,7 @@ fn decode_outcomes(result: Vec<u8>, records: &[Record]) -> Result<Vec<StageOutco
     Ok(outcomes)
 }
 
-fn classify(error: &wasmtime::Error, panic: Option<String>, limits: &Limits) -> Failure {
+pub(crate) fn classify(error: &wasmtime::Error, panic: Option<String>, limits: &Limits) -> Failure {
     if let Some(m) = error.downcast_ref::<MemoryLimitExceeded>() {
         return Failure::new(FailureKind::Memory, m.to_string());
     }
