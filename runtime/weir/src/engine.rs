@@ -618,6 +618,10 @@ impl PartitionHandler for Manager {
         self.update_gauges();
         for tp in partitions {
             self.metrics.forget_lag(&tp.topic, tp.partition);
+            // Instances prepared for a lane that is going away are dropped off this thread.
+            if let Some(p) = self.shared.prepared.lock().remove(tp) {
+                self.shared.retired.lock().extend(p.into_stages());
+            }
         }
         self.drain(taken)
     }

@@ -60,6 +60,13 @@ pub(crate) struct Prepared {
     stages: Vec<(usize, Box<dyn weir_core::Stage>)>,
 }
 
+impl Prepared {
+    /// The instances, unused.
+    pub fn into_stages(self) -> impl Iterator<Item = Box<dyn weir_core::Stage>> {
+        self.stages.into_iter().map(|(_, s)| s)
+    }
+}
+
 /// How lanes trace records.
 #[derive(Debug, Clone)]
 pub(crate) struct Tracing {
