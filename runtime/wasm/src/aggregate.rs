@@ -15,7 +15,9 @@ use weir_wire::{BatchWriter, Entry, FORMAT_VERSION, ResultReader};
 
 use crate::bindings::aggregator::{Aggregator, AggregatorPre};
 use crate::bindings::weir::stage::types::{Group, StageError, Window};
-use crate::enrich::{Limits, base_linker, check_contract, classify, deadline_ticks, new_store};
+use crate::enrich::{
+    Limits, base_linker, check_contract, classify, deadline_ticks, instance_pre, new_store,
+};
 use crate::host::{CompiledModule, WasmHost};
 use crate::state::{GuestMetrics, StoreState};
 use crate::{CONTRACT_VERSION, WasmError};
@@ -64,17 +66,13 @@ impl AggregateModule {
         let mut linker = base_linker(host)?;
         Aggregator::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-        let pre = linker
-            .instantiate_pre(&module.component)
-            .map_err(|e| WasmError::Imports {
+        let pre = AggregatorPre::new(instance_pre(&linker, &module)?).map_err(|e| {
+            WasmError::WrongWorld {
                 path: module.path.clone(),
-                message: format!("{e:#}"),
-            })?;
-        let pre = AggregatorPre::new(pre).map_err(|e| WasmError::WrongWorld {
-            path: module.path.clone(),
-            world: "aggregator",
-            expected: aggregate_export(),
-            exports: format!("{e:#}"),
+                world: "aggregator",
+                expected: aggregate_export(),
+                exports: format!("{e:#}"),
+            }
         })?;
         let mut this = Self {
             host: host.clone(),

@@ -66,17 +66,13 @@ impl EnrichModule {
         let mut linker = base_linker(host)?;
         Enricher::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-        let pre = linker
-            .instantiate_pre(&module.component)
-            .map_err(|e| WasmError::Imports {
+        let pre = EnricherPre::new(instance_pre(&linker, &module)?).map_err(|e| {
+            WasmError::WrongWorld {
                 path: module.path.clone(),
-                message: format!("{e:#}"),
-            })?;
-        let pre = EnricherPre::new(pre).map_err(|e| WasmError::WrongWorld {
-            path: module.path.clone(),
-            world: "enricher",
-            expected: enrich_export(),
-            exports: format!("{e:#}"),
+                world: "enricher",
+                expected: enrich_export(),
+                exports: format!("{e:#}"),
+            }
         })?;
         let this = Arc::new(Self {
             host: host.clone(),
@@ -172,6 +168,20 @@ pub(crate) fn base_linker(host: &WasmHost) -> Result<Linker<StoreState>, WasmErr
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
         .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
     Ok(linker)
+}
+
+/// `linker` resolved against `module` once, for fast instantiation; an import the runtime does
+/// not grant is an error that names it.
+pub(crate) fn instance_pre(
+    linker: &Linker<StoreState>,
+    module: &CompiledModule,
+) -> Result<wasmtime::component::InstancePre<StoreState>, WasmError> {
+    linker
+        .instantiate_pre(&module.component)
+        .map_err(|e| WasmError::Imports {
+            path: module.path.clone(),
+            message: format!("{e:#}"),
+        })
 }
 
 /// A store for one instance of `stage`: memory capped by the limiter, calls by the epoch deadline.

@@ -57,7 +57,7 @@ pub(crate) struct Prepared {
     /// The generation the lane must be at for these to apply, and the one they lead to.
     from: u64,
     to: u64,
-    stages: Vec<(usize, Box<dyn weir_core::Stage>)>,
+    stages: Vec<crate::loader::StageInstance>,
 }
 
 impl Prepared {
@@ -92,13 +92,8 @@ impl Shared {
         let from = self.generation.load(Ordering::Acquire);
         let mut ready = Vec::new();
         for tp in self.assigned.lock().clone() {
-            let stages: Result<Vec<_>, _> = previous
-                .changed_on(&loaded, tp.partition)
-                .into_iter()
-                .map(|i| loaded.instance_for(i, tp.partition).map(|s| (i, s)))
-                .collect();
             // Should one fail, the lane makes its own (and reports why).
-            if let Ok(stages) = stages {
+            if let Ok(stages) = loaded.changed_instances(&previous, tp.partition) {
                 ready.push((tp, stages));
             }
         }
@@ -370,16 +365,10 @@ impl Worker {
             .lock()
             .remove(&self.tp)
             .filter(|p| p.from == self.generation && p.to == generation);
-        let instances: Vec<(usize, Box<dyn weir_core::Stage>)> = match prepared {
+        let instances: Vec<crate::loader::StageInstance> = match prepared {
             Some(p) => p.stages,
             None => {
-                let made: Result<Vec<_>, _> = self
-                    .loaded
-                    .changed_on(&next, partition)
-                    .into_iter()
-                    .map(|i| next.instance_for(i, partition).map(|s| (i, s)))
-                    .collect();
-                match made {
+                match next.changed_instances(&self.loaded, partition) {
                     Ok(made) => made,
                     Err(error) => {
                         // Validated before it was published, so this is the environment

@@ -28,6 +28,9 @@ pub struct LoadedPipeline {
     keys: Vec<ModuleKey>,
 }
 
+/// A stage's index and a fresh instance of it.
+pub type StageInstance = (usize, Box<dyn weir_core::Stage>);
+
 /// A stage's canary: the next module version, where it runs, and what it did so far.
 #[derive(Debug)]
 pub struct CanaryModule {
@@ -271,6 +274,19 @@ impl LoadedPipeline {
                 let same_plan = next.canaries[i].is_some() == self.canaries[i].is_some();
                 !(Arc::ptr_eq(&next.modules[i], &self.modules[i]) && same_canary && same_plan)
             })
+            .collect()
+    }
+
+    /// Fresh instances, for `partition`, of the stages that differ from `previous` there.
+    pub fn changed_instances(
+        &self,
+        previous: &LoadedPipeline,
+        partition: i32,
+    ) -> Result<Vec<StageInstance>, WasmError> {
+        previous
+            .changed_on(self, partition)
+            .into_iter()
+            .map(|i| self.instance_for(i, partition).map(|s| (i, s)))
             .collect()
     }
 

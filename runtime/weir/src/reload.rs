@@ -312,11 +312,7 @@ impl State {
             });
             verdicts.push((stage, verdict));
         }
-        *self.shared.canary_board.lock() = board
-            .iter()
-            .cloned()
-            .chain(self.finished.iter().cloned())
-            .collect();
+        self.show(board);
         for (stage, verdict) in verdicts {
             match verdict {
                 Verdict::Continue => {}
@@ -466,14 +462,16 @@ impl State {
         } else {
             tracing::warn!(stage, version = %canary.info.module_sha256, reason, "Canary rolled back.");
         }
-        self.analyse_board_only();
+        let still_running = self.shared.canary_board.lock().clone();
+        self.show(still_running);
     }
 
-    /// Refreshes the board without judging (after an action).
-    fn analyse_board_only(&mut self) {
-        let mut board = self.shared.canary_board.lock();
-        board.retain(|s| s.state == "running" && !self.finished.iter().any(|f| f.stage == s.stage));
-        board.extend(self.finished.iter().cloned());
+    /// Puts `running` (minus any that just ended) and the ended canaries on the status board.
+    fn show(&self, mut running: Vec<CanaryStatus>) {
+        running
+            .retain(|s| s.state == "running" && !self.finished.iter().any(|f| f.stage == s.stage));
+        running.extend(self.finished.iter().cloned());
+        *self.shared.canary_board.lock() = running;
     }
 
     fn is_watched(&self, path: &Path) -> bool {
