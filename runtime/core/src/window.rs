@@ -730,7 +730,20 @@ impl<A> WindowState<A> {
 impl<A: AsRef<[u8]>> WindowState<A> {
     /// The state as version-1 bytes (see the module documentation).
     pub fn snapshot(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.by_end.len() * 16);
+        let mut out = self.snapshot_header();
+        put_uvar(&mut out, self.entries.len() as u64);
+        for (key, windows) in &self.entries {
+            put_uvar(&mut out, key.len() as u64);
+            out.extend_from_slice(key);
+            put_windows(&mut out, windows);
+        }
+        out
+    }
+
+    /// The part of a snapshot before its keys: magic, version, window spec and watermark. With
+    /// [`snapshot_key`](Self::snapshot_key) it lets a changelog store the state key by key.
+    pub fn snapshot_header(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(24);
         out.extend_from_slice(MAGIC);
         out.push(SNAPSHOT_VERSION);
         match self.config.spec {
@@ -755,23 +768,27 @@ impl<A: AsRef<[u8]>> WindowState<A> {
                 put_svar(&mut out, m);
             }
         }
-        put_uvar(&mut out, self.entries.len() as u64);
-        for (key, windows) in &self.entries {
-            put_uvar(&mut out, key.len() as u64);
-            out.extend_from_slice(key);
-            put_uvar(&mut out, windows.len() as u64);
-            for (w, acc) in windows {
-                put_svar(&mut out, w.start_ms);
-                put_uvar(
-                    &mut out,
-                    (i128::from(w.end_ms) - i128::from(w.start_ms)) as u64,
-                );
-                let acc = acc.as_ref();
-                put_uvar(&mut out, acc.len() as u64);
-                out.extend_from_slice(acc);
-            }
-        }
         out
+    }
+
+    /// The windows of `key` as a snapshot encodes them after the key, or `None` when the key
+    /// holds no window (a changelog then deletes it).
+    pub fn snapshot_key(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let windows = self.entries.get(key)?;
+        let mut out = Vec::with_capacity(8 + windows.len() * 16);
+        put_windows(&mut out, windows);
+        Some(out)
+    }
+}
+
+fn put_windows<A: AsRef<[u8]>>(out: &mut Vec<u8>, windows: &BTreeMap<Window, A>) {
+    put_uvar(out, windows.len() as u64);
+    for (w, acc) in windows {
+        put_svar(out, w.start_ms);
+        put_uvar(out, (i128::from(w.end_ms) - i128::from(w.start_ms)) as u64);
+        let acc = acc.as_ref();
+        put_uvar(out, acc.len() as u64);
+        out.extend_from_slice(acc);
     }
 }
 
@@ -781,6 +798,60 @@ impl<A: for<'a> From<&'a [u8]>> WindowState<A> {
     pub fn restore(config: WindowConfig, bytes: &[u8], now_ms: i64) -> Result<Self, WindowError> {
         let mut state = WindowState::new(config)?;
         let mut r = Reader { bytes, pos: 0 };
+        state.read_header(&mut r)?;
+        let keys = r.uvar()?;
+        let mut previous_key: Option<Arc<[u8]>> = None;
+        for _ in 0..keys {
+            let len = r.len()?;
+            let key: Arc<[u8]> = Arc::from(r.take(len)?);
+            if previous_key.as_ref().is_some_and(|p| *p >= key) {
+                return Err(SnapshotError::Malformed("keys not strictly ascending").into());
+            }
+            state.read_windows(&key, &mut r)?;
+            previous_key = Some(key);
+        }
+        if r.pos != bytes.len() {
+            return Err(SnapshotError::TrailingBytes(bytes.len() - r.pos).into());
+        }
+        state.idle_anchor = state.max_event.map(|m| (now_ms, m));
+        Ok(state)
+    }
+
+    /// Like [`restore`](Self::restore), from a [`snapshot_header`](Self::snapshot_header) and the
+    /// [`snapshot_key`](Self::snapshot_key) of every key (in any order, each once).
+    pub fn restore_parts<'k>(
+        config: WindowConfig,
+        header: &[u8],
+        keys: impl IntoIterator<Item = (&'k [u8], &'k [u8])>,
+        now_ms: i64,
+    ) -> Result<Self, WindowError> {
+        let mut state = WindowState::new(config)?;
+        let mut r = Reader {
+            bytes: header,
+            pos: 0,
+        };
+        state.read_header(&mut r)?;
+        if r.pos != header.len() {
+            return Err(SnapshotError::TrailingBytes(header.len() - r.pos).into());
+        }
+        for (key, body) in keys {
+            if state.entries.contains_key(key) {
+                return Err(SnapshotError::Malformed("a key given twice").into());
+            }
+            let mut r = Reader {
+                bytes: body,
+                pos: 0,
+            };
+            state.read_windows(&Arc::from(key), &mut r)?;
+            if r.pos != body.len() {
+                return Err(SnapshotError::TrailingBytes(body.len() - r.pos).into());
+            }
+        }
+        state.idle_anchor = state.max_event.map(|m| (now_ms, m));
+        Ok(state)
+    }
+
+    fn read_header(&mut self, r: &mut Reader<'_>) -> Result<(), WindowError> {
         if r.take(4).map_err(|_| SnapshotError::BadMagic)? != MAGIC {
             return Err(SnapshotError::BadMagic.into());
         }
@@ -801,55 +872,45 @@ impl<A: for<'a> From<&'a [u8]>> WindowState<A> {
             },
             _ => return Err(SnapshotError::Malformed("unknown window kind").into()),
         };
-        if spec != config.spec {
+        if spec != self.config.spec {
             return Err(SnapshotError::SpecMismatch {
                 snapshot: spec,
-                config: config.spec,
+                config: self.config.spec,
             }
             .into());
         }
-        state.max_event = match r.byte()? {
+        self.max_event = match r.byte()? {
             0 => None,
             1 => Some(r.svar()?),
             _ => return Err(SnapshotError::Malformed("bad watermark flag").into()),
         };
-        let keys = r.uvar()?;
-        let mut previous_key: Option<Arc<[u8]>> = None;
-        for _ in 0..keys {
+        Ok(())
+    }
+
+    fn read_windows(&mut self, key: &Arc<[u8]>, r: &mut Reader<'_>) -> Result<(), WindowError> {
+        let count = r.uvar()?;
+        if count == 0 {
+            return Err(SnapshotError::Malformed("key without windows").into());
+        }
+        let mut previous: Option<Window> = None;
+        for _ in 0..count {
+            let start = r.svar()?;
+            let span = r.uvar()?;
+            let end = i64::try_from(i128::from(start) + i128::from(span))
+                .map_err(|_| SnapshotError::Malformed("window end out of range"))?;
+            let w = Window::new(start, end);
+            if span == 0 || !fits(&self.config.spec, &w) {
+                return Err(SnapshotError::Malformed("window does not fit the spec").into());
+            }
+            if previous.is_some_and(|p| p >= w) {
+                return Err(SnapshotError::Malformed("windows not strictly ascending").into());
+            }
+            previous = Some(w);
             let len = r.len()?;
-            let key: Arc<[u8]> = Arc::from(r.take(len)?);
-            if previous_key.as_ref().is_some_and(|p| *p >= key) {
-                return Err(SnapshotError::Malformed("keys not strictly ascending").into());
-            }
-            let count = r.uvar()?;
-            if count == 0 {
-                return Err(SnapshotError::Malformed("key without windows").into());
-            }
-            let mut previous: Option<Window> = None;
-            for _ in 0..count {
-                let start = r.svar()?;
-                let span = r.uvar()?;
-                let end = i64::try_from(i128::from(start) + i128::from(span))
-                    .map_err(|_| SnapshotError::Malformed("window end out of range"))?;
-                let w = Window::new(start, end);
-                if span == 0 || !fits(&config.spec, &w) {
-                    return Err(SnapshotError::Malformed("window does not fit the spec").into());
-                }
-                if previous.is_some_and(|p| p >= w) {
-                    return Err(SnapshotError::Malformed("windows not strictly ascending").into());
-                }
-                previous = Some(w);
-                let len = r.len()?;
-                let acc = A::from(r.take(len)?);
-                state.insert(key.clone(), w, acc);
-            }
-            previous_key = Some(key);
+            let acc = A::from(r.take(len)?);
+            self.insert(key.clone(), w, acc);
         }
-        if r.pos != bytes.len() {
-            return Err(SnapshotError::TrailingBytes(bytes.len() - r.pos).into());
-        }
-        state.idle_anchor = state.max_event.map(|m| (now_ms, m));
-        Ok(state)
+        Ok(())
     }
 }
 
@@ -1105,6 +1166,22 @@ mod tests {
                 late_before_snapshot = state.counters().late_records;
                 let restored = State::restore(cfg, &bytes, 0).unwrap();
                 assert_eq!(restored.snapshot(), bytes);
+                // Key by key, as a changelog holds it, in reverse order: the same state.
+                let header = state.snapshot_header();
+                let keys: Vec<(Arc<[u8]>, Vec<u8>)> = state
+                    .entries
+                    .keys()
+                    .rev()
+                    .map(|k| (k.clone(), state.snapshot_key(k).unwrap()))
+                    .collect();
+                let parts = State::restore_parts(
+                    cfg,
+                    &header,
+                    keys.iter().map(|(k, b)| (&k[..], &b[..])),
+                    0,
+                )
+                .unwrap();
+                assert_eq!(parts.snapshot(), bytes);
                 state = restored;
             }
         }
