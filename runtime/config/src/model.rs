@@ -125,8 +125,11 @@ pub struct Stage {
     /// `partitioning`: which partition of `output` a result goes to. Default `"source"`.
     pub partitioning: Partitioning,
     /// `[stage.canary]`: a new version of the module, run on some partitions only, compared
-    /// with this one and rolled back automatically on regression. Default: none.
+    /// with this one and rolled back automatically on regression. Enrich stages only.
+    /// Default: none.
     pub canary: Option<Canary>,
+    /// The windowing of an aggregate stage (`kind = "aggregate"`): `None` for enrich stages.
+    pub aggregate: Option<Aggregate>,
     /// Line of the stage in the pipeline file, for messages.
     pub line: usize,
     /// Where `module` is written in the pipeline file, for messages.
@@ -196,6 +199,88 @@ pub enum StageKind {
     /// `"enrich"`: each input record becomes zero, one or more output records, or an error.
     #[default]
     Enrich,
+    /// `"aggregate"`: records are folded, per key, into event-time windows whose accumulators
+    /// the runtime keeps and checkpoints; each closed window becomes output records. Only the
+    /// last stage of a pipeline may be an aggregate.
+    Aggregate,
+}
+
+/// The keys of an aggregate stage's `[[stage]]` table (beside `name`, `module`, `config`,
+/// `limits`, `output` and `partitioning`, which mean what they mean for any stage).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    /// `key`: a JSON pointer (RFC 6901, such as `"/user/id"`) into the record's value that gives
+    /// its grouping key; a string is taken as its text, any other JSON value as its JSON text.
+    /// Default: the record's Kafka key. A record without a key is dead-lettered.
+    pub key: Option<String>,
+    /// `time`: a JSON pointer into the value that gives the record's event time, as a number of
+    /// milliseconds since the Unix epoch (or a string of such digits). Default: the record's
+    /// Kafka timestamp. A record without an event time is dead-lettered.
+    pub time: Option<String>,
+    /// `window`, required: `{ tumbling = "10s" }`, `{ hopping = { size = "1m", every = "10s" } }`
+    /// or `{ session = { gap = "30s" } }`. Sizes are whole milliseconds or more.
+    pub window: WindowKind,
+    /// `lateness`: how far behind the newest event time of its partition a record may be and
+    /// still count. A window closes, and is emitted, once the partition's newest event time
+    /// passes its end plus this. Default 0s.
+    pub lateness: Duration,
+    /// `late`: what becomes of a record that arrives after every window it belongs to closed:
+    /// `"dead-letter"` (default) or `"drop"`. Both are counted.
+    pub late: LatePolicy,
+    /// `idle_timeout`: once a partition has received nothing for this long, its event time is
+    /// taken to advance with the wall clock, so its windows still close. Default 1m.
+    pub idle_timeout: Duration,
+    /// `max_windows`: the most open (key, window) accumulators one source partition may hold.
+    /// Default 100000.
+    pub max_windows: usize,
+    /// `on_full`: what happens when a batch would exceed `max_windows`: `"fail"` (default: the
+    /// batch's records are dead-lettered with error kind `state-full` and the state is left as
+    /// it was) or `"evict-oldest"` (the windows that end first are emitted early).
+    pub on_full: OnFull,
+    /// `changelog`: the compacted topic the accumulators are checkpointed to, with at least as
+    /// many partitions as each source topic (the state of source partition N goes to changelog
+    /// partition N). Created with `cleanup.policy=compact` when missing.
+    /// Default `"<pipeline>.<stage>.changelog"`.
+    pub changelog: String,
+}
+
+impl Aggregate {
+    /// Default of [`Aggregate::idle_timeout`].
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Default of [`Aggregate::max_windows`].
+    pub const DEFAULT_MAX_WINDOWS: usize = 100_000;
+}
+
+/// `window` of an aggregate stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    /// `{ tumbling = "10s" }`: back-to-back windows of this size.
+    Tumbling(Duration),
+    /// `{ hopping = { size = "1m", every = "10s" } }`: windows of `size` starting every
+    /// `every` (a record belongs to `size / every` of them). `every` at most `size`.
+    Hopping { size: Duration, every: Duration },
+    /// `{ session = { gap = "30s" } }`: per key, records closer than `gap` share a window.
+    Session { gap: Duration },
+}
+
+/// `late` of an aggregate stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LatePolicy {
+    /// `"dead-letter"`: sent to the dead-letter topic with error kind `late`.
+    #[default]
+    DeadLetter,
+    /// `"drop"`: counted and dropped.
+    Drop,
+}
+
+/// `on_full` of an aggregate stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnFull {
+    /// `"fail"`: the batch that would exceed the bound is dead-lettered.
+    #[default]
+    Fail,
+    /// `"evict-oldest"`: the windows that end first are emitted early.
+    EvictOldest,
 }
 
 /// `limits` of a stage: what one instance of its module may use.

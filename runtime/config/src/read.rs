@@ -36,7 +36,10 @@ pub(crate) fn pipeline(
         "stage",
         "[[stage]] table: a pipeline needs at least one stage",
     )
-    .and_then(|value| stages::stages(&value, base, report, &mut refs));
+    .and_then(|value| {
+        let pipeline = name.as_deref().unwrap_or("pipeline");
+        stages::stages(&value, base, pipeline, report, &mut refs)
+    });
     let dead_letter = required_section(&mut root, report, "dead_letter", "table [dead_letter]")
         .and_then(|value| dead_letter(&value, report, &mut refs));
     let sink = root.with_default("sink", Sink::default(), |value| sink(value, report));

@@ -263,3 +263,48 @@ fn errors_display_one_per_line() {
     ]);
     assert_eq!(errors.to_string(), "a.toml:3:7: first\na.toml: second");
 }
+
+#[test]
+fn aggregate_stages() {
+    let pipeline = golden("ok_aggregate.toml");
+    assert_eq!(pipeline.stages[0].aggregate, None);
+    let stage = &pipeline.stages[1];
+    assert_eq!(stage.kind, StageKind::Aggregate);
+    assert_eq!(
+        stage.aggregate,
+        Some(Aggregate {
+            key: Some("/country".into()),
+            time: Some("/ts".into()),
+            window: WindowKind::Hopping {
+                size: Duration::from_secs(60),
+                every: Duration::from_secs(10),
+            },
+            lateness: Duration::from_secs(5),
+            late: LatePolicy::Drop,
+            idle_timeout: Duration::from_secs(30),
+            max_windows: 5000,
+            on_full: OnFull::EvictOldest,
+            changelog: "counts.state".into(),
+        })
+    );
+
+    let text = MINIMAL.replace(
+        "output = \"out\"",
+        "output = \"out\"\nkind = \"aggregate\"\nwindow = { tumbling = \"10s\" }",
+    );
+    let pipeline = parse(&text, Path::new("minimal.toml")).unwrap();
+    assert_eq!(
+        pipeline.stages[0].aggregate,
+        Some(Aggregate {
+            key: None,
+            time: None,
+            window: WindowKind::Tumbling(Duration::from_secs(10)),
+            lateness: Duration::ZERO,
+            late: LatePolicy::DeadLetter,
+            idle_timeout: Aggregate::DEFAULT_IDLE_TIMEOUT,
+            max_windows: Aggregate::DEFAULT_MAX_WINDOWS,
+            on_full: OnFull::Fail,
+            changelog: "minimal.identity.changelog".into(),
+        })
+    );
+}

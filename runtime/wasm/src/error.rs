@@ -52,6 +52,16 @@ pub enum WasmError {
     },
     #[error("stage {stage}: {message}")]
     Instantiate { stage: String, message: String },
+    #[error(
+        "stage {stage}: the new module keeps its accumulators in state version {found}, the \
+         running one in version {running}, so the open windows cannot be carried over; restart \
+         with a new `changelog` topic to start the windows afresh"
+    )]
+    StateVersion {
+        stage: String,
+        found: u32,
+        running: u32,
+    },
     #[error("wasm engine: {0}")]
     Engine(String),
 }

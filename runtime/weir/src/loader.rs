@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicU64;
 
 use weir_config::{Pipeline, Stage, StageKind};
 use weir_telemetry::{GuestSource, StageLabels};
-use weir_wasm::{EnrichModule, Limits, WasmError, WasmHost};
+use weir_wasm::{AggregateModule, EnrichModule, Limits, WasmError, WasmHost};
 
 use crate::canary::{CanaryPlan, CanaryStats, Observed, Rescue};
 use crate::chain::{Chain, Partitioning, StageInfo};
@@ -26,6 +26,19 @@ pub struct LoadedPipeline {
     canaries: Vec<Option<Arc<CanaryModule>>>,
     /// What each stage was loaded from, to tell on reload whether it changed.
     keys: Vec<ModuleKey>,
+    /// The last stage, when it is an aggregate (the stages above are then the enrich stages
+    /// before it).
+    aggregate: Option<Arc<LoadedAggregate>>,
+}
+
+/// An aggregate stage's module and windowing.
+#[derive(Debug)]
+pub struct LoadedAggregate {
+    pub module: Arc<AggregateModule>,
+    pub info: StageInfo,
+    pub spec: weir_config::Aggregate,
+    /// What it was loaded from, to tell on reload whether it changed.
+    key: ModuleKey,
 }
 
 /// A stage's index and a fresh instance of it.
@@ -59,6 +72,55 @@ fn limits(stage: &Stage) -> Limits {
         timeout: stage.limits.timeout,
         recycle_after: stage.limits.recycle_after,
     }
+}
+
+/// Loads an aggregate stage, or reuses `previous` when its module, configuration and limits
+/// are unchanged. The flag says whether it was loaded afresh.
+fn load_aggregate(
+    host: &WasmHost,
+    stage: &Stage,
+    previous: Option<&Arc<LoadedAggregate>>,
+) -> Result<(Arc<LoadedAggregate>, bool), WasmError> {
+    let spec = stage
+        .aggregate
+        .clone()
+        .expect("aggregate stages have their windowing");
+    let compiled = host.compile_file(&stage.module)?;
+    let key = ModuleKey {
+        sha256: compiled.sha256().to_owned(),
+        config: stage.config.to_string(),
+        limits: stage.limits,
+        canary: None,
+    };
+    if let Some(prev) = previous
+        && prev.key == key
+        && prev.spec == spec
+    {
+        return Ok((Arc::clone(prev), false));
+    }
+    let module = AggregateModule::new(
+        host,
+        &stage.name,
+        compiled,
+        key.config.clone(),
+        limits(stage),
+    )?;
+    if let Some(prev) = previous
+        && prev.module.state_version() != module.state_version()
+    {
+        return Err(WasmError::StateVersion {
+            stage: stage.name.clone(),
+            found: module.state_version(),
+            running: prev.module.state_version(),
+        });
+    }
+    let loaded = LoadedAggregate {
+        info: info(stage, module.sha256()),
+        module,
+        spec,
+        key,
+    };
+    Ok((Arc::new(loaded), true))
 }
 
 fn info(stage: &Stage, sha256: &str) -> StageInfo {
@@ -101,8 +163,21 @@ impl LoadedPipeline {
         let mut keys = Vec::new();
         let mut changed = Vec::new();
         let mut errors = Vec::new();
+        let mut aggregate = None;
         for (i, stage) in pipeline.stages.iter().enumerate() {
-            let StageKind::Enrich = stage.kind;
+            if stage.kind == StageKind::Aggregate {
+                let previous = previous.and_then(|p| p.aggregate.as_ref());
+                match load_aggregate(host, stage, previous) {
+                    Ok((loaded, fresh)) => {
+                        if fresh {
+                            changed.push(stage.name.clone());
+                        }
+                        aggregate = Some(loaded);
+                    }
+                    Err(e) => errors.push(e),
+                }
+                continue;
+            }
             let compiled = match host.compile_file(&stage.module) {
                 Ok(c) => c,
                 Err(e) => {
@@ -194,11 +269,17 @@ impl LoadedPipeline {
                 modules,
                 canaries,
                 keys,
+                aggregate,
             };
             Ok((loaded, changed))
         } else {
             Err(errors)
         }
+    }
+
+    /// The aggregate stage that ends the pipeline, if it has one.
+    pub fn aggregate(&self) -> Option<&Arc<LoadedAggregate>> {
+        self.aggregate.as_ref()
     }
 
     pub fn infos(&self) -> &Arc<[StageInfo]> {
@@ -231,6 +312,7 @@ impl LoadedPipeline {
             modules: self.modules.clone(),
             canaries,
             keys: self.keys.clone(),
+            aggregate: self.aggregate.clone(),
         }
     }
 
@@ -244,6 +326,7 @@ impl LoadedPipeline {
             modules: self.modules.clone(),
             canaries: self.canaries.clone(),
             keys,
+            aggregate: self.aggregate.clone(),
         }
     }
 

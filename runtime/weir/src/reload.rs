@@ -624,6 +624,13 @@ pub(crate) fn restart_needed(running: &Pipeline, next: &Pipeline) -> Option<Stri
                 a.name
             ));
         }
+        if a.aggregate != b.aggregate {
+            return Some(format!(
+                "stage {:?}: its windowing (`key`, `time`, `window`, `lateness`, `late`, \
+                 `idle_timeout`, `max_windows`, `on_full` or `changelog`) changed",
+                a.name
+            ));
+        }
     }
     None
 }

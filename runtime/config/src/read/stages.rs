@@ -3,7 +3,10 @@
 use std::path::Path;
 
 use crate::formats;
-use crate::model::{Canary, CanaryCohort, Limits, Partitioning, Rollback, Stage, StageKind};
+use crate::model::{
+    Aggregate, Canary, CanaryCohort, LatePolicy, Limits, OnFull, Partitioning, Rollback, Stage,
+    StageKind, WindowKind,
+};
 use crate::reader::{Value, collect_all};
 use crate::report::{Place, Report};
 use crate::validate::{Crossrefs, StageRefs, Written};
@@ -13,6 +16,7 @@ use super::{array_of_tables, item_label};
 pub(super) fn stages(
     value: &Value<'_, '_>,
     base: &Path,
+    pipeline: &str,
     report: &mut Report<'_>,
     refs: &mut Crossrefs,
 ) -> Option<Vec<Stage>> {
@@ -24,14 +28,32 @@ pub(super) fn stages(
     let stages = items
         .iter()
         .enumerate()
-        .map(|(index, item)| stage(item, index, base, report, refs));
-    collect_all(stages)
+        .map(|(index, item)| stage(item, index, base, pipeline, report, refs));
+    let stages = collect_all(stages)?;
+    let last = stages.len() - 1;
+    for (i, stage) in stages.iter().enumerate() {
+        if stage.kind == StageKind::Aggregate && i != last {
+            let item = &items[i];
+            item.owner_error(
+                report,
+                format_args!(
+                    "stage {:?}: an aggregate stage must be the last stage of its pipeline (its \
+                     results are window results, not records derived from the input); read its \
+                     output topic from a second pipeline to process them further",
+                    stage.name
+                ),
+            );
+            return None;
+        }
+    }
+    Some(stages)
 }
 
 fn stage(
     value: &Value<'_, '_>,
     index: usize,
     base: &Path,
+    pipeline: &str,
     report: &mut Report<'_>,
     refs: &mut Crossrefs,
 ) -> Option<Stage> {
@@ -62,6 +84,17 @@ fn stage(
         )
     });
     let canary = table.optional("canary", |value| canary(value, base, report));
+    let stage_name = name.as_ref().map_or("stage", |n| n.value.as_str());
+    let aggregate = aggregate(&mut table, kind, pipeline, stage_name, report);
+    if kind == Some(StageKind::Aggregate)
+        && let Some(Some(_)) = &canary
+    {
+        table.error(
+            report,
+            "an aggregate stage cannot have a [stage.canary] yet: roll out a new aggregate \
+             module with a reload",
+        );
+    }
     let span = table.span();
     table.finish(report);
 
@@ -83,6 +116,7 @@ fn stage(
         output: output?.map(|output| output.value),
         partitioning: partitioning?,
         canary: canary?,
+        aggregate: aggregate?,
         line: report.location(span.start).line,
         module_location,
     })
@@ -175,22 +209,188 @@ fn rollback(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<Rollback> 
 fn kind(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<StageKind> {
     match value.str(report)? {
         "enrich" => Some(StageKind::Enrich),
-        "aggregate" => {
-            value.owner_error(
-                report,
-                "kind \"aggregate\" is not supported by this version of weir yet \
-                 (supported: enrich)",
-            );
-            None
-        }
+        "aggregate" => Some(StageKind::Aggregate),
         other => {
             value.owner_error(
                 report,
-                format_args!("unknown kind {other:?} (supported: enrich)"),
+                format_args!("unknown kind {other:?} (supported: enrich, aggregate)"),
             );
             None
         }
     }
+}
+
+/// The keys only aggregate stages have.
+const AGGREGATE_KEYS: [&str; 9] = [
+    "key",
+    "time",
+    "window",
+    "lateness",
+    "late",
+    "idle_timeout",
+    "max_windows",
+    "on_full",
+    "changelog",
+];
+
+/// The aggregate keys of a stage table: `Some(None)` for an enrich stage (which must have none
+/// of them), `None` when something is wrong.
+fn aggregate(
+    table: &mut crate::reader::Table<'_, '_>,
+    kind: Option<StageKind>,
+    pipeline: &str,
+    stage: &str,
+    report: &mut Report<'_>,
+) -> Option<Option<Aggregate>> {
+    match kind {
+        Some(StageKind::Aggregate) => {}
+        Some(StageKind::Enrich) => {
+            let mut ok = true;
+            for key in AGGREGATE_KEYS {
+                if let Some(value) = table.get(key) {
+                    value.error(
+                        report,
+                        format_args!(
+                            "`{key}` applies to aggregate stages only (add kind = \"aggregate\")"
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+            return ok.then_some(None);
+        }
+        None => {
+            // The kind is wrong (reported): take the keys so they are not also "unknown".
+            for key in AGGREGATE_KEYS {
+                table.get(key);
+            }
+            return None;
+        }
+    }
+    let key = table.optional("key", |v| json_pointer(v, report));
+    let time = table.optional("time", |v| json_pointer(v, report));
+    let window = match table.get("window") {
+        Some(value) => window(&value, report),
+        None => {
+            table.missing(report, "key `window` of an aggregate stage");
+            None
+        }
+    };
+    let lateness = table.with_default("lateness", std::time::Duration::ZERO, |value| {
+        value.duration(report)
+    });
+    let late = table.with_default("late", LatePolicy::default(), |value| {
+        value.choice(
+            report,
+            &[("dead-letter", LatePolicy::DeadLetter), ("drop", LatePolicy::Drop)],
+        )
+    });
+    let idle_timeout = table.with_default("idle_timeout", Aggregate::DEFAULT_IDLE_TIMEOUT, |v| {
+        v.positive_duration(report)
+    });
+    let max_windows = table.with_default("max_windows", Aggregate::DEFAULT_MAX_WINDOWS, |v| {
+        v.integer_in(report, 1..=100_000_000)
+    });
+    let on_full = table.with_default("on_full", OnFull::default(), |value| {
+        value.choice(
+            report,
+            &[("fail", OnFull::Fail), ("evict-oldest", OnFull::EvictOldest)],
+        )
+    });
+    let changelog = table.with_default("changelog", format!("{pipeline}.{stage}.changelog"), |v| {
+        v.parsed(report, "topic name", formats::topic)
+    });
+    Some(Some(Aggregate {
+        key: key?,
+        time: time?,
+        window: window?,
+        lateness: lateness?,
+        late: late?,
+        idle_timeout: idle_timeout?,
+        max_windows: max_windows?,
+        on_full: on_full?,
+        changelog: changelog?,
+    }))
+}
+
+fn json_pointer(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<String> {
+    value.parsed(report, "JSON pointer", |text: &str| {
+        if text.starts_with('/') {
+            Ok(text.to_owned())
+        } else {
+            Err(format!(
+                "must start with '/', such as \"/{}\" (RFC 6901)",
+                text.trim_start_matches('/')
+            ))
+        }
+    })
+}
+
+fn window(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<WindowKind> {
+    let mut table = value.table(report)?;
+    let tumbling = table.optional("tumbling", |v| window_duration(v, report));
+    let hopping = table.optional("hopping", |v| {
+        let mut t = v.table(report)?;
+        let size = t
+            .required(report, "size")
+            .and_then(|v| window_duration(&v, report));
+        let every = t
+            .required(report, "every")
+            .and_then(|v| window_duration(&v, report));
+        t.finish(report);
+        let (size, every) = (size?, every?);
+        if every > size {
+            v.error(
+                report,
+                "`every` must not be more than `size` (records would fall between windows)",
+            );
+            return None;
+        }
+        Some(WindowKind::Hopping { size, every })
+    });
+    let session = table.optional("session", |v| {
+        let mut t = v.table(report)?;
+        let gap = t
+            .required(report, "gap")
+            .and_then(|v| window_duration(&v, report));
+        t.finish(report);
+        Some(WindowKind::Session { gap: gap? })
+    });
+    let given: Vec<WindowKind> = [
+        tumbling.clone()?.map(WindowKind::Tumbling),
+        hopping.clone()?,
+        session.clone()?,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let kind = match given[..] {
+        [kind] => Some(kind),
+        [] => {
+            table.error(
+                report,
+                "say which window: { tumbling = \"10s\" }, \
+                 { hopping = { size = \"1m\", every = \"10s\" } } or { session = { gap = \"30s\" } }",
+            );
+            None
+        }
+        _ => {
+            table.error(report, "give one of `tumbling`, `hopping` and `session`");
+            None
+        }
+    };
+    table.finish(report);
+    kind
+}
+
+/// A window duration: positive and whole milliseconds.
+fn window_duration(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<std::time::Duration> {
+    let d = value.positive_duration(report)?;
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        value.error(report, "must be whole milliseconds");
+        return None;
+    }
+    Some(d)
 }
 
 fn limits(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<Limits> {
