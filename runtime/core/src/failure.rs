@@ -16,6 +16,13 @@ pub enum FailureKind {
     Memory,
     /// The module answered with a result that does not follow the batch encoding.
     InvalidOutput,
+    /// An aggregate stage could not read the record's grouping key or event time.
+    InvalidInput,
+    /// The record reached an aggregate stage after every window it belongs to had closed.
+    Late,
+    /// An aggregate stage holds `max_windows` windows on the partition and the record would
+    /// open another (with `on_full = "fail"`).
+    StateFull,
 }
 
 impl FailureKind {
@@ -27,6 +34,9 @@ impl FailureKind {
             Self::Timeout => "timeout",
             Self::Memory => "memory",
             Self::InvalidOutput => "invalid-output",
+            Self::InvalidInput => "invalid-input",
+            Self::Late => "late",
+            Self::StateFull => "state-full",
         }
     }
 }

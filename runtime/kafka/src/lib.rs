@@ -6,11 +6,13 @@
 //! - [`KafkaSink`]: an idempotent producer; every delivery report settles the
 //!   [`weir_core::InputAck`] of the record the output came from.
 
+mod changelog;
 mod control;
 mod error;
 mod sink;
 mod source;
 
+pub use changelog::{ensure_changelog, read_changelog};
 pub use control::ControlChannel;
 pub use error::KafkaError;
 pub use sink::{DeliveryObserver, KafkaSink, SinkSettings};
