@@ -1,0 +1,3 @@
+module weir.local/sdk
+
+go 1.27
