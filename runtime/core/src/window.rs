@@ -671,6 +671,16 @@ impl<A> WindowState<A> {
         out
     }
 
+    /// Forgets the entry `(key, window)` without handing it out (the engine's way to undo a
+    /// window that a failed update would have opened). Returns whether it was there.
+    pub fn discard(&mut self, key: &Arc<[u8]>, window: &Window) -> bool {
+        let found = self.remove(key, window).is_some();
+        if found {
+            self.generation += 1;
+        }
+        found
+    }
+
     /// The idle rule (see the module documentation): returns whether the watermark moved.
     pub fn on_idle(&mut self, now_ms: i64) -> bool {
         let (Some(timeout), Some((wall, event))) = (self.config.idle_timeout_ms, self.idle_anchor)

@@ -23,10 +23,12 @@ pub fn ensure_changelog(
     partitions: usize,
     timeout: Duration,
 ) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(&[("bootstrap.servers", brokers)], &admin_properties(properties))
-            .create()
-            .map_err(|e| KafkaError::Config(e.to_string()))?;
+    let admin: AdminClient<DefaultClientContext> = client_config(
+        &[("bootstrap.servers", brokers)],
+        &admin_properties(properties),
+    )
+    .create()
+    .map_err(|e| KafkaError::Config(e.to_string()))?;
     let existing = crate::source::partition_count(admin.inner(), topic, timeout);
     let count = match existing {
         Ok(n) => n,

@@ -183,6 +183,10 @@ pub struct Metrics {
     reloads: Family<ResultLabels, Counter>,
     swap_pause: HistogramFamily<PipelineLabels>,
     canary_verdicts: Family<VerdictLabels, Counter>,
+    windows_open: Family<RecordLabels, Gauge>,
+    late_records: Family<RecordLabels, Counter>,
+    checkpoints: Family<RecordLabels, Counter>,
+    checkpoint_bytes: Family<RecordLabels, Counter>,
     guests: Arc<RwLock<Vec<GuestEntry>>>,
 }
 
@@ -223,6 +227,10 @@ impl Metrics {
             Family::new_with_constructor(swap_histogram);
         let canary_verdicts = Family::default();
         let guests: Arc<RwLock<Vec<GuestEntry>>> = Arc::default();
+        let windows_open = Family::default();
+        let late_records = Family::default();
+        let checkpoints = Family::default();
+        let checkpoint_bytes = Family::default();
 
         let r = &mut registry;
         r.register(
@@ -326,6 +334,27 @@ impl Metrics {
             canary_verdicts.clone(),
         );
         r.register(
+            "weir_windows_open",
+            "Open (key, window) accumulators an aggregate stage holds on a partition",
+            windows_open.clone(),
+        );
+        r.register(
+            "weir_late_records",
+            "Records that reached an aggregate stage after all their windows closed",
+            late_records.clone(),
+        );
+        r.register(
+            "weir_checkpoints",
+            "Checkpoints an aggregate stage wrote to its changelog",
+            checkpoints.clone(),
+        );
+        r.register_with_unit(
+            "weir_checkpoint",
+            "Changelog bytes an aggregate stage's checkpoints wrote (keys and values)",
+            Unit::Bytes,
+            checkpoint_bytes.clone(),
+        );
+        r.register(
             "weir_build",
             "Weir's version",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
@@ -337,6 +366,10 @@ impl Metrics {
         Arc::new(Self {
             pipeline: pipeline.into(),
             registry,
+            windows_open,
+            late_records,
+            checkpoints,
+            checkpoint_bytes,
             records_in,
             records_out,
             dead_lettered,
@@ -537,6 +570,28 @@ pub struct StageMetrics {
 }
 
 impl StageMetrics {
+    /// An aggregate stage holds `n` open windows on this lane.
+    pub fn set_open_windows(&self, n: u64) {
+        self.metrics
+            .windows_open
+            .get_or_create(&self.labels)
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// A record reached this aggregate stage after all its windows closed.
+    pub fn late(&self) {
+        self.metrics.late_records.get_or_create(&self.labels).inc();
+    }
+
+    /// This aggregate stage wrote a checkpoint of `bytes` bytes to its changelog.
+    pub fn checkpointed(&self, bytes: u64) {
+        self.metrics.checkpoints.get_or_create(&self.labels).inc();
+        self.metrics
+            .checkpoint_bytes
+            .get_or_create(&self.labels)
+            .inc_by(bytes);
+    }
+
     /// A record failed in this stage with failure `kind` (a `weir.error.kind` name); `wasm`
     /// says whether it was the sandbox that stopped it (trap, timeout, memory).
     pub fn failed(&self, kind: &'static str, wasm: bool) {

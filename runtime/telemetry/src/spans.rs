@@ -38,6 +38,8 @@ pub enum SpanKind {
     Consumer,
     /// Work inside the runtime, such as one stage call over a batch.
     Internal,
+    /// The making of new records, such as an aggregate's window result (OTel `PRODUCER`).
+    Producer,
 }
 
 /// An attribute value.
@@ -276,6 +278,7 @@ impl Exporter {
             span_kind: match s.kind {
                 SpanKind::Consumer => OtelKind::Consumer,
                 SpanKind::Internal => OtelKind::Internal,
+                SpanKind::Producer => OtelKind::Producer,
             },
             name: Cow::Borrowed(s.name),
             start_time: s.start,

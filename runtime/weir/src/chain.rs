@@ -86,6 +86,10 @@ pub struct Run {
     pub calls: Vec<StageCall>,
     /// Wall time of the whole chain.
     pub elapsed: Duration,
+    /// With [`Chain::with_forward`]: the last stage's results (or the batch itself when the
+    /// chain is empty), each with the index of its input and the span that produced it, for
+    /// the aggregate stage that follows the chain.
+    pub forwarded: Vec<(usize, Record, Option<SpanId>)>,
 }
 
 /// One lane's instances of the pipeline's stages, in order.
@@ -98,6 +102,8 @@ pub struct Chain {
     metrics: Vec<StageMetrics>,
     /// Whether to report each record's pass through each stage (when spans are exported).
     record_spans: bool,
+    /// Whether to hand the last stage's results on in [`Run::forwarded`].
+    forward: bool,
     ids: IdGenerator,
 }
 
@@ -119,8 +125,15 @@ impl Chain {
             emit_all,
             metrics: Vec::new(),
             record_spans: false,
+            forward: false,
             ids: IdGenerator::default(),
         }
+    }
+
+    /// Hands the last stage's results on in [`Run::forwarded`] (for an aggregate stage).
+    pub fn with_forward(mut self, forward: bool) -> Self {
+        self.forward = forward;
+        self
     }
 
     /// Counts records and times calls into `metrics`, one entry per stage.
@@ -181,7 +194,16 @@ impl Chain {
         let mut inputs: Cow<'_, [Record]> = Cow::Borrowed(batch);
         let mut origins: Vec<usize> = (0..batch.len()).collect();
         let mut parents: Vec<Option<SpanId>> = vec![None; batch.len()];
-        let last = self.stages.len() - 1;
+        let mut forwarded = Vec::new();
+        if self.stages.is_empty() && self.forward {
+            forwarded = batch
+                .iter()
+                .cloned()
+                .enumerate()
+                .map(|(i, r)| (i, r, None))
+                .collect();
+        }
+        let last = self.stages.len().saturating_sub(1);
         for (si, stage) in self.stages.iter_mut().enumerate() {
             if inputs.is_empty() {
                 break;
@@ -231,7 +253,16 @@ impl Chain {
                             out.offset = input.offset;
                             out.timestamp = out.timestamp.or(input.timestamp);
                             if si == last {
-                                if publish {
+                                if self.forward {
+                                    if publish {
+                                        emits[origin].push(Emit::Output {
+                                            stage: si,
+                                            record: out.clone(),
+                                            span,
+                                        });
+                                    }
+                                    forwarded.push((origin, out, Some(span)));
+                                } else if publish {
                                     emits[origin].push(Emit::Output {
                                         stage: si,
                                         record: out,
@@ -274,6 +305,7 @@ impl Chain {
             spans,
             calls,
             elapsed: started.elapsed(),
+            forwarded,
         }
     }
 }

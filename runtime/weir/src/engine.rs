@@ -150,6 +150,10 @@ pub fn run(
         pipeline: pipeline.name.as_str().into(),
         dead_letter: pipeline.dead_letter.topic.as_str().into(),
         batch_size: pipeline.source.batch_size,
+        brokers: brokers.to_owned(),
+        source_properties: pipeline.source.kafka.clone(),
+        commit_interval: pipeline.source.commit_interval,
+        drain_timeout: pipeline.source.drain_timeout,
         sink: Arc::clone(&sink),
         stats: Arc::clone(&stats),
         fatal: Mutex::new(None),
@@ -203,7 +207,7 @@ pub fn run(
         )?),
         None => None,
     };
-    check_topics(pipeline, &loaded, &sink)?;
+    check_topics(pipeline, &loaded, &sink, brokers)?;
     manager.reachable.store(true, Ordering::Relaxed);
     let source = KafkaSource::new(
         &SourceSettings {
@@ -380,13 +384,24 @@ fn check_topics(
     pipeline: &Pipeline,
     loaded: &LoadedPipeline,
     sink: &KafkaSink,
+    brokers: &str,
 ) -> Result<(), KafkaError> {
     let mut source_partitions = 0;
     for t in &pipeline.source.topics {
         source_partitions = source_partitions.max(sink.partition_count(t, METADATA_TIMEOUT)?);
     }
     sink.partition_count(&pipeline.dead_letter.topic, METADATA_TIMEOUT)?;
-    for info in loaded.infos().iter() {
+    let aggregate = loaded.aggregate().map(|a| &a.info);
+    if let Some(a) = loaded.aggregate() {
+        weir_kafka::ensure_changelog(
+            brokers,
+            &pipeline.source.kafka,
+            &a.spec.changelog,
+            source_partitions,
+            METADATA_TIMEOUT,
+        )?;
+    }
+    for info in loaded.infos().iter().chain(aggregate) {
         let Some(topic) = &info.output else { continue };
         let n = sink.partition_count(topic, METADATA_TIMEOUT)?;
         if info.partitioning == Partitioning::Source && n < source_partitions {
@@ -583,7 +598,8 @@ impl PartitionHandler for Manager {
                         .collect();
                     let chain = chain
                         .with_metrics(stage_metrics)
-                        .with_spans(self.shared.tracing.spans.enabled());
+                        .with_spans(self.shared.tracing.spans.enabled())
+                        .with_forward(loaded.aggregate().is_some());
                     let lane = Lane::start(
                         tp.clone(),
                         chain,

@@ -10,7 +10,9 @@ use parking_lot::{Mutex, RwLock};
 use weir_core::trace::{self, Incoming, SpanId, TraceId};
 use weir_core::{Failure, FailureKind, Header, InputAck, PartitionTracker, Record, headers};
 use weir_kafka::{KafkaSink, TopicPartition};
-use weir_telemetry::{Attr, Metrics, PartitionMetrics, SpanKind, SpanRecord, Spans};
+use weir_telemetry::{Attr, Metrics, PartitionMetrics, SpanKind, SpanRecord, Spans, StageMetrics};
+
+use crate::aggregate::{AggregateLane, Fate, WindowResult};
 
 use crate::chain::{Chain, Emit, Partitioning, Run, StageCall, StageInfo};
 use crate::loader::LoadedPipeline;
@@ -28,6 +30,13 @@ pub(crate) struct Shared {
     pub pipeline: Arc<str>,
     pub dead_letter: Arc<str>,
     pub batch_size: usize,
+    /// Where aggregate lanes read their changelog from, and with which client properties.
+    pub brokers: String,
+    pub source_properties: std::collections::BTreeMap<String, String>,
+    /// How often aggregate lanes checkpoint.
+    pub commit_interval: Duration,
+    /// The longest an aggregate lane waits for its window results or checkpoint.
+    pub drain_timeout: Duration,
     pub sink: Arc<KafkaSink>,
     pub stats: Arc<Stats>,
     /// The first error that makes the pipeline stop.
@@ -158,6 +167,8 @@ impl Lane {
             stop: Arc::clone(&stop),
             tracker: Arc::clone(&tracker),
             metrics,
+            aggregate: None,
+            aggregate_metrics: None,
         };
         let thread = std::thread::Builder::new()
             .name(format!("weir-lane-{}-{}", tp.topic, tp.partition))
@@ -186,6 +197,9 @@ struct Worker {
     stop: Arc<AtomicBool>,
     tracker: Arc<PartitionTracker>,
     metrics: PartitionMetrics,
+    /// The aggregate stage that ends the chain, if any: its state, and its metric handles.
+    aggregate: Option<AggregateLane>,
+    aggregate_metrics: Option<StageMetrics>,
 }
 
 /// An input record's trace: where its spans and its outputs' `traceparent` belong.
@@ -200,57 +214,396 @@ struct RecordTrace {
 
 impl Worker {
     fn run(mut self) {
+        if let Err(message) = self.start_aggregate() {
+            self.shared.set_fatal(message);
+            return;
+        }
+        // An aggregate lane wakes up now and then without records: idle partitions still close
+        // their windows, and checkpoints still go out.
+        let tick = self.aggregate.as_ref().map(|_| Duration::from_millis(100));
         let mut batch = Vec::with_capacity(self.shared.batch_size);
-        while let Ok(first) = self.rx.recv() {
+        loop {
+            let first = match tick {
+                None => match self.rx.recv() {
+                    Ok(r) => Some(r),
+                    Err(_) => break,
+                },
+                Some(t) => match self.rx.recv_timeout(t) {
+                    Ok(r) => Some(r),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                },
+            };
             if self.stop.load(Ordering::Acquire) {
                 break;
             }
-            if self.shared.generation.load(Ordering::Acquire) != self.generation {
-                self.swap();
-            }
-            batch.clear();
-            batch.push(first);
-            while batch.len() < self.shared.batch_size {
-                match self.rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
+            let idle = first.is_none();
+            if let Some(first) = first {
+                if self.shared.generation.load(Ordering::Acquire) != self.generation {
+                    self.swap();
                 }
-            }
-            self.shared
-                .stats
-                .records_in
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            self.metrics.consumed.inc_by(batch.len() as u64);
-            let run = self.chain.run(&self.tp.topic, self.tp.partition, &batch);
-            let Run {
-                emits,
-                spans,
-                calls,
-                elapsed,
-            } = run;
-            let traces: Vec<RecordTrace> = batch
-                .iter()
-                .zip(&emits)
-                .map(|(input, emits)| self.trace(input, emits, elapsed))
-                .collect();
-            if self.shared.tracing.spans.enabled() {
-                self.export_spans(&batch, &traces, &spans, &calls);
-            }
-            for ((input, emits), trace) in batch.iter().zip(emits).zip(&traces) {
-                if let Err(message) = self.deliver(input, emits, trace) {
+                batch.clear();
+                batch.push(first);
+                while batch.len() < self.shared.batch_size {
+                    match self.rx.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(message) = self.process(&batch) {
                     self.shared.set_fatal(message);
                     return;
                 }
             }
+            if let Err(message) = self.tend_aggregate(idle) {
+                self.shared.set_fatal(message);
+                return;
+            }
+        }
+        if let Err(message) = self.finish_aggregate() {
+            tracing::warn!(partition = %self.tp, error = %message, "Final checkpoint failed; the next owner re-reads from the last commit.");
         }
         tracing::debug!(partition = %self.tp, "Lane stopped.");
+    }
+
+    /// One batch through the chain (and the aggregate stage), then to the producer.
+    fn process(&mut self, batch: &[Record]) -> Result<(), String> {
+        self.shared
+            .stats
+            .records_in
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.metrics.consumed.inc_by(batch.len() as u64);
+        let run = self.chain.run(&self.tp.topic, self.tp.partition, batch);
+        let Run {
+            mut emits,
+            mut spans,
+            mut calls,
+            elapsed,
+            forwarded,
+        } = run;
+        let mut traces: Vec<RecordTrace> = batch
+            .iter()
+            .zip(&emits)
+            .map(|(input, emits)| self.trace(input, emits, elapsed))
+            .collect();
+        let mut held = vec![false; batch.len()];
+        if self.aggregate.is_some() {
+            self.fold(
+                forwarded,
+                &mut emits,
+                &mut spans,
+                &mut calls,
+                &mut traces,
+                &mut held,
+            );
+        }
+        if self.shared.tracing.spans.enabled() {
+            self.export_spans(batch, &traces, &spans, &calls);
+        }
+        let mut aggregate = self.aggregate.take();
+        let delivered = batch
+            .iter()
+            .zip(emits)
+            .zip(&traces)
+            .zip(&held)
+            .try_for_each(|(((input, emits), trace), &hold)| {
+                let hold = if hold { aggregate.as_mut() } else { None };
+                self.deliver(input, emits, trace, hold)
+            });
+        self.aggregate = aggregate;
+        delivered
+    }
+
+    /// Restores the aggregate stage's state, when the pipeline ends with one.
+    fn start_aggregate(&mut self) -> Result<(), String> {
+        let Some(loaded) = self.loaded.aggregate() else {
+            return Ok(());
+        };
+        let lane = AggregateLane::start(
+            Arc::clone(loaded),
+            &self.tp,
+            &self.shared.brokers,
+            &self.shared.source_properties,
+            self.shared.drain_timeout.max(Duration::from_secs(30)),
+        )?;
+        if let Some(labels) = self.loaded.aggregate_labels(&self.shared.pipeline) {
+            self.aggregate_metrics = Some(self.shared.metrics.stage(
+                &labels,
+                &self.tp.topic,
+                self.tp.partition,
+            ));
+        }
+        self.aggregate = Some(lane);
+        Ok(())
+    }
+
+    /// Folds the records the chain handed on into the aggregate stage's windows: their fate
+    /// becomes dead letters (added to `emits`), held acknowledgements (`held`) and spans.
+    fn fold(
+        &mut self,
+        forwarded: Vec<(usize, Record, Option<SpanId>)>,
+        emits: &mut [Vec<Emit>],
+        spans: &mut Vec<crate::chain::StageSpan>,
+        calls: &mut Vec<StageCall>,
+        traces: &mut [RecordTrace],
+        held: &mut [bool],
+    ) {
+        let Some(agg) = self.aggregate.as_mut() else {
+            return;
+        };
+        if forwarded.is_empty() {
+            return;
+        }
+        let stage = self.chain.infos().len();
+        let ids = self.chain.ids();
+        let call = weir_core::CallTrace {
+            trace_id: ids.trace_id(),
+            span_id: ids.span_id(),
+        };
+        let mut parents = Vec::with_capacity(forwarded.len());
+        let mut records = Vec::with_capacity(forwarded.len());
+        for (origin, record, parent) in forwarded {
+            let span = ids.span_id();
+            parents.push((origin, parent, span));
+            records.push((record, (traces[origin].trace_id, span)));
+        }
+        agg.instance().set_context(&call);
+        let start = std::time::SystemTime::now();
+        let timer = Instant::now();
+        let fates = agg.fold(&records);
+        let took = timer.elapsed();
+        calls.push(StageCall {
+            start,
+            end: start + took,
+            records: records.len(),
+            trace_id: call.trace_id,
+            span_id: call.span_id,
+        });
+        let keep_errors = self.shared.tracing.keep_errors;
+        let mut folded = 0u64;
+        for (((origin, parent, span), (record, _)), fate) in
+            parents.into_iter().zip(records).zip(fates)
+        {
+            let outcome = match fate {
+                Fate::Held => {
+                    held[origin] = true;
+                    folded += 1;
+                    Ok(0)
+                }
+                Fate::Covered => Ok(0),
+                Fate::Dropped => {
+                    if let Some(m) = &self.aggregate_metrics {
+                        m.late();
+                    }
+                    Ok(0)
+                }
+                Fate::Failed(failure) => {
+                    if failure.kind == weir_core::FailureKind::Late
+                        && let Some(m) = &self.aggregate_metrics
+                    {
+                        m.late();
+                    }
+                    traces[origin].keep |= keep_errors;
+                    let message = failure.to_string();
+                    emits[origin].push(Emit::DeadLetter {
+                        stage,
+                        record,
+                        failure,
+                        span,
+                    });
+                    Err(message)
+                }
+            };
+            if self.chain_records_spans() {
+                spans.push(crate::chain::StageSpan {
+                    origin,
+                    stage,
+                    span_id: span,
+                    parent,
+                    outcome,
+                });
+            }
+        }
+        if let Some(m) = &self.aggregate_metrics {
+            m.records_in.inc_by(folded);
+            m.duration.observe(took.as_secs_f64());
+        }
+    }
+
+    fn chain_records_spans(&self) -> bool {
+        self.shared.tracing.spans.enabled()
+    }
+
+    /// Between batches: the idle rule, closed windows to the output topic, checkpoints, and
+    /// the release of inputs whose checkpoint is acknowledged.
+    fn tend_aggregate(&mut self, idle: bool) -> Result<(), String> {
+        let Some(mut agg) = self.aggregate.take() else {
+            return Ok(());
+        };
+        let result = (|| {
+            if idle {
+                agg.on_idle();
+            }
+            let results = agg.closed();
+            if !results.is_empty() {
+                self.publish_windows(&agg, results)?;
+            }
+            if agg.checkpoint_due(self.shared.commit_interval) {
+                let bytes = agg.checkpoint(&self.shared.sink, self.shared.drain_timeout)?;
+                if let Some(m) = &self.aggregate_metrics {
+                    m.checkpointed(bytes);
+                }
+            }
+            agg.poll()
+        })();
+        self.metrics_open_windows(&agg);
+        self.aggregate = Some(agg);
+        result
+    }
+
+    fn metrics_open_windows(&self, agg: &AggregateLane) {
+        if let Some(m) = &self.aggregate_metrics {
+            m.set_open_windows(agg.open_windows());
+        }
+    }
+
+    /// On stop: a last checkpoint of what was folded, and a wait (bounded by the drain timeout)
+    /// for it, so the drain can commit the inputs it covers.
+    fn finish_aggregate(&mut self) -> Result<(), String> {
+        let Some(agg) = self.aggregate.as_mut() else {
+            return Ok(());
+        };
+        agg.checkpoint(&self.shared.sink, self.shared.drain_timeout)?;
+        let deadline = Instant::now() + self.shared.drain_timeout;
+        while agg.pending() && Instant::now() < deadline {
+            agg.poll()?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        agg.poll()
+    }
+
+    /// Publishes the results of closed windows, each under a new trace whose span links to the
+    /// records that went into the window.
+    fn publish_windows(
+        &mut self,
+        agg: &AggregateLane,
+        results: Vec<WindowResult>,
+    ) -> Result<(), String> {
+        let info = agg.loaded.info.clone();
+        let stage = self.chain.infos().len();
+        let ack = Arc::clone(agg.emitted());
+        let t = self.shared.tracing.clone();
+        for result in results {
+            let ids = self.chain.ids();
+            let trace_id = ids.trace_id();
+            let span = ids.span_id();
+            let failed = result.outputs.is_err();
+            let keep = (t.keep_errors && failed) || (t.ratio > 0.0 && ids.unit() < t.ratio);
+            let trace = RecordTrace {
+                trace_id,
+                parent: None,
+                tracestate: None,
+                keep,
+            };
+            if keep && t.spans.enabled() {
+                let now = std::time::SystemTime::now();
+                t.spans.submit(SpanRecord {
+                    trace_id,
+                    span_id: span,
+                    parent: None,
+                    name: "weir.window",
+                    kind: SpanKind::Producer,
+                    start: now,
+                    end: now,
+                    attributes: vec![
+                        (
+                            "weir.pipeline",
+                            Attr::Str(Arc::clone(&self.shared.pipeline)),
+                        ),
+                        ("weir.stage", Attr::Str(Arc::clone(&info.name))),
+                        (
+                            "weir.module.version",
+                            Attr::Str(Arc::clone(&info.module_sha256)),
+                        ),
+                        (
+                            "messaging.destination.partition.id",
+                            Attr::Str(self.tp.partition.to_string().into()),
+                        ),
+                        ("weir.window.start", Attr::Int(result.window.start_ms)),
+                        ("weir.window.end", Attr::Int(result.window.end_ms)),
+                        ("weir.window.links", Attr::Int(result.links.len() as i64)),
+                    ],
+                    error: result.outputs.as_ref().err().map(ToString::to_string),
+                    links: result.links.clone(),
+                });
+            }
+            match result.outputs {
+                Ok(outputs) => {
+                    let topic = info
+                        .output
+                        .as_deref()
+                        .expect("aggregate stages have an output");
+                    let partition = match info.partitioning {
+                        Partitioning::Source => Some(self.tp.partition),
+                        Partitioning::Key => None,
+                    };
+                    if let Some(m) = &self.aggregate_metrics {
+                        m.records_out.inc_by(outputs.len() as u64);
+                    }
+                    for mut record in outputs {
+                        trace.stamp(&mut record, &span);
+                        self.shared
+                            .sink
+                            .send(topic, partition, &record, &ack)
+                            .map_err(|e| {
+                                format!("cannot publish a window result of {}: {e}", self.tp)
+                            })?;
+                        self.shared
+                            .stats
+                            .records_out
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(failure) => {
+                    // The window's accumulator goes to the dead-letter topic, so the result
+                    // can be recomputed: keyed by the window key, with the window in headers.
+                    let mut record = Record {
+                        offset: -1,
+                        key: Some(weir_core::Bytes::copy_from_slice(&result.key)),
+                        value: Some(weir_core::Bytes::from(result.acc)),
+                        timestamp: Some(result.window.end_ms.saturating_sub(1)),
+                        ..Record::default()
+                    };
+                    record.headers.push(
+                        crate::aggregate::WINDOW_START,
+                        Some(result.window.start_ms.to_string().as_bytes()),
+                    );
+                    record.headers.push(
+                        crate::aggregate::WINDOW_END,
+                        Some(result.window.end_ms.to_string().as_bytes()),
+                    );
+                    trace.stamp(&mut record, &span);
+                    self.dead_letter(stage, record, &failure, &ack, &trace, &span)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Hands every emit of `input` to the producer under one acknowledgement. An error means the
     /// record can be neither delivered nor dead-lettered: the lane must stop, and the record's
     /// acknowledgement is never settled so its offset is never committed.
-    fn deliver(&self, input: &Record, emits: Vec<Emit>, trace: &RecordTrace) -> Result<(), String> {
+    fn deliver(
+        &self,
+        input: &Record,
+        emits: Vec<Emit>,
+        trace: &RecordTrace,
+        hold: Option<&mut AggregateLane>,
+    ) -> Result<(), String> {
         let ack = self.tracker.track(input.offset);
+        if let Some(agg) = hold {
+            agg.hold(&ack);
+        }
         let infos = self.chain.infos();
         for emit in emits {
             match emit {
@@ -260,7 +613,7 @@ impl Worker {
                     span,
                 } => {
                     trace.stamp(&mut record, &span);
-                    let info = &infos[stage];
+                    let info = self.info(stage, infos);
                     let topic = info
                         .output
                         .as_deref()
@@ -313,7 +666,7 @@ impl Worker {
         trace: &RecordTrace,
         span: &SpanId,
     ) -> Result<(), String> {
-        let stage = &self.chain.infos()[stage_index];
+        let stage = self.info(stage_index, self.chain.infos());
         tracing::warn!(
             stage = &*stage.name,
             partition = self.tp.partition,
@@ -324,7 +677,11 @@ impl Worker {
             error = %failure.message,
             "Record dead-lettered."
         );
-        if let Some(m) = self.chain.stage_metrics(stage_index) {
+        let metrics = self
+            .chain
+            .stage_metrics(stage_index)
+            .or(self.aggregate_metrics.as_ref());
+        if let Some(m) = metrics {
             let wasm = matches!(
                 failure.kind,
                 FailureKind::Trap | FailureKind::Timeout | FailureKind::Memory
@@ -343,9 +700,25 @@ impl Worker {
         Ok(())
     }
 
+    /// Stage `stage`'s description: one of the chain's, or the aggregate stage after them.
+    fn info<'a>(&'a self, stage: usize, infos: &'a [StageInfo]) -> &'a StageInfo {
+        match infos.get(stage) {
+            Some(info) => info,
+            None => {
+                &self
+                    .loaded
+                    .aggregate()
+                    .expect("a stage past the chain is the aggregate")
+                    .info
+            }
+        }
+    }
+
     /// Whether this lane runs stage `stage`'s canary or its stable version.
     fn cohort(&self, stage: usize) -> &'static str {
-        if self.loaded.canary_on(stage, self.tp.partition).is_some() {
+        if stage < self.loaded.canaries().len()
+            && self.loaded.canary_on(stage, self.tp.partition).is_some()
+        {
             crate::loader::CANARY
         } else {
             crate::loader::STABLE
@@ -394,6 +767,29 @@ impl Worker {
             });
             retired.push(self.chain.replace_stage(i, instance, metrics));
             swapped.push(next.modules()[i].stage().to_owned());
+        }
+        if let (Some(agg), Some(next_agg)) = (self.aggregate.as_mut(), next.aggregate())
+            && !Arc::ptr_eq(&agg.loaded, next_agg)
+        {
+            // The windows stay: only the module that folds into them changes (the loader
+            // refused a version whose accumulators would not read the running ones').
+            match agg.replace(Arc::clone(next_agg)) {
+                Ok(()) => {
+                    swapped.push(next_agg.info.name.to_string());
+                    if let Some(labels) = next.aggregate_labels(&self.shared.pipeline) {
+                        self.aggregate_metrics = Some(self.shared.metrics.stage(
+                            &labels,
+                            &self.tp.topic,
+                            partition,
+                        ));
+                    }
+                }
+                Err(error) => tracing::error!(
+                    %error,
+                    partition = %self.tp,
+                    "Cannot instantiate the new aggregate version; keeping the running one."
+                ),
+            }
         }
         // Dropping an instance unmaps its memory: the reload thread does it, not the lane.
         self.shared.retired.lock().extend(retired);
@@ -464,7 +860,7 @@ impl Worker {
             if !trace.keep {
                 continue;
             }
-            let info = &infos[s.stage];
+            let info = self.info(s.stage, infos);
             let call = &calls[s.stage];
             calls_kept[s.stage] = true;
             let (outcome, outputs, error) = match &s.outcome {
@@ -515,7 +911,7 @@ impl Worker {
             if !calls_kept[si] {
                 continue;
             }
-            let info = &infos[si];
+            let info = self.info(si, infos);
             t.spans.submit(SpanRecord {
                 trace_id: call.trace_id,
                 span_id: call.span_id,

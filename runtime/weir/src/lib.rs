@@ -7,6 +7,7 @@
 //! - [`engine`]: the consumer loop, lanes, commits, rebalances, shutdown and hot reload.
 //! - [`testing`]: `weir test`, a pipeline's `[[test]]` cases without Kafka.
 
+mod aggregate;
 pub mod canary;
 pub mod chain;
 pub mod engine;

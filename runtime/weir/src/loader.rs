@@ -282,6 +282,13 @@ impl LoadedPipeline {
         self.aggregate.as_ref()
     }
 
+    /// The metric labels of the aggregate stage, if there is one.
+    pub fn aggregate_labels(&self, pipeline: &Arc<str>) -> Option<StageLabels> {
+        self.aggregate
+            .as_ref()
+            .map(|a| labels(pipeline, &a.info, STABLE))
+    }
+
     pub fn infos(&self) -> &Arc<[StageInfo]> {
         &self.infos
     }

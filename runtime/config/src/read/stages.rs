@@ -282,7 +282,10 @@ fn aggregate(
     let late = table.with_default("late", LatePolicy::default(), |value| {
         value.choice(
             report,
-            &[("dead-letter", LatePolicy::DeadLetter), ("drop", LatePolicy::Drop)],
+            &[
+                ("dead-letter", LatePolicy::DeadLetter),
+                ("drop", LatePolicy::Drop),
+            ],
         )
     });
     let idle_timeout = table.with_default("idle_timeout", Aggregate::DEFAULT_IDLE_TIMEOUT, |v| {
@@ -294,7 +297,10 @@ fn aggregate(
     let on_full = table.with_default("on_full", OnFull::default(), |value| {
         value.choice(
             report,
-            &[("fail", OnFull::Fail), ("evict-oldest", OnFull::EvictOldest)],
+            &[
+                ("fail", OnFull::Fail),
+                ("evict-oldest", OnFull::EvictOldest),
+            ],
         )
     });
     let changelog = table.with_default("changelog", format!("{pipeline}.{stage}.changelog"), |v| {
@@ -356,14 +362,10 @@ fn window(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<WindowKind> 
         t.finish(report);
         Some(WindowKind::Session { gap: gap? })
     });
-    let given: Vec<WindowKind> = [
-        tumbling.clone()?.map(WindowKind::Tumbling),
-        hopping.clone()?,
-        session.clone()?,
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let given: Vec<WindowKind> = [tumbling?.map(WindowKind::Tumbling), hopping?, session?]
+        .into_iter()
+        .flatten()
+        .collect();
     let kind = match given[..] {
         [kind] => Some(kind),
         [] => {

@@ -1,0 +1,768 @@
+//! An aggregate stage on one lane: the partition's windows and accumulators, the module instance
+//! that folds records into them, and the checkpoints that make them durable.
+//!
+//! # Delivery
+//! A record folded into a window holds one unit of its [`InputAck`] until a checkpoint that
+//! contains its contribution is acknowledged by the changelog, so its offset is committed only
+//! once the state it went into is durable. A checkpoint writes, for every key whose windows
+//! changed, the key's windows (or a tombstone once it has none), then a meta record with the
+//! watermark and the next source offset the state covers. The outputs of closed windows are
+//! acknowledged before the checkpoint that forgets those windows is written, so a window is
+//! never lost between its emission and its removal; a crash in between emits it again after the
+//! restart (at-least-once: a window result can repeat, a contribution is never lost or counted
+//! twice, since records below the restored offset are not folded again).
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use weir_core::trace::{SpanId, TraceId};
+use weir_core::window::{
+    Closed, OnFull, Window, WindowConfig, WindowError, WindowSpec, WindowState,
+};
+use weir_core::{Failure, FailureKind, InputAck, PartitionTracker, Record};
+use weir_kafka::{KafkaSink, TopicPartition};
+use weir_wasm::AggregateInstance;
+
+use crate::loader::LoadedAggregate;
+
+/// Header of every window result: the window's start, in milliseconds since the Unix epoch.
+pub const WINDOW_START: &str = "weir.window.start";
+/// Header of every window result: the window's end (exclusive), in milliseconds.
+pub const WINDOW_END: &str = "weir.window.end";
+/// Most input spans a window result's span links to.
+pub const MAX_LINKS: usize = 128;
+
+/// Version of the changelog's meta record.
+const META_VERSION: u8 = 1;
+const META_MAGIC: &[u8; 4] = b"WCKP";
+/// Kinds of changelog keys, after the partition prefix.
+const META_KEY: u8 = 0;
+const WINDOW_KEY: u8 = 1;
+
+/// A span a window result links to: an input's pass through the aggregate stage.
+pub(crate) type SpanLink = (TraceId, SpanId);
+
+/// What became of a record handed to the aggregate stage.
+#[derive(Debug)]
+pub(crate) enum Fate {
+    /// Folded into its windows: its offset waits for the checkpoint.
+    Held,
+    /// Already in the restored state (below the checkpoint's offset): nothing to wait for.
+    Covered,
+    /// Late and dropped by configuration.
+    Dropped,
+    /// Sent to the dead-letter topic.
+    Failed(Failure),
+}
+
+/// A closed window turned into output records (or the module's error for it).
+pub(crate) struct WindowResult {
+    pub key: Arc<[u8]>,
+    pub window: Window,
+    pub outputs: Result<Vec<Record>, Failure>,
+    /// The accumulator, for a dead letter when `outputs` failed.
+    pub acc: Vec<u8>,
+    /// Spans of the records that went into the window (capped at [`MAX_LINKS`]).
+    pub links: Vec<SpanLink>,
+}
+
+/// The state of one partition's aggregate stage.
+pub(crate) struct AggregateLane {
+    pub loaded: Arc<LoadedAggregate>,
+    instance: AggregateInstance,
+    state: WindowState<Vec<u8>>,
+    tp: TopicPartition,
+    /// Changelog keys of this partition start with it.
+    prefix: Vec<u8>,
+    /// Records below this offset are already in the restored state.
+    restored_next: i64,
+    /// One past the last offset folded (or covered).
+    next_offset: Option<i64>,
+    /// Keys whose windows changed since the last checkpoint.
+    dirty: BTreeSet<Arc<[u8]>>,
+    /// Whether anything (watermark, offsets) changed since the last checkpoint.
+    changed: bool,
+    /// Inputs folded since the last checkpoint.
+    held: Vec<Arc<InputAck>>,
+    /// Units for the outputs of windows closed since the last checkpoint.
+    checkpoints: PartitionTracker,
+    sequence: i64,
+    emitted: Arc<InputAck>,
+    /// Checkpoints sent and not yet acknowledged, with the inputs each one releases.
+    in_flight: VecDeque<(Arc<InputAck>, Vec<Arc<InputAck>>)>,
+    last_checkpoint: Instant,
+    /// Input spans of each open window, for the result's span links.
+    links: HashMap<(Arc<[u8]>, Window), Vec<SpanLink>>,
+    /// `create()`'s accumulator, asked once per instance.
+    empty: Option<Vec<u8>>,
+    /// Windows evicted early, emitted with the closed ones.
+    evicted: Vec<Closed<Vec<u8>>>,
+}
+
+impl AggregateLane {
+    /// Restores the partition's state from the changelog and makes an instance of the module.
+    pub fn start(
+        loaded: Arc<LoadedAggregate>,
+        tp: &TopicPartition,
+        brokers: &str,
+        properties: &std::collections::BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        let config = window_config(&loaded.spec);
+        let prefix = key_prefix(&tp.topic, tp.partition);
+        let started = Instant::now();
+        let stored = weir_kafka::read_changelog(
+            brokers,
+            properties,
+            &loaded.spec.changelog,
+            tp.partition,
+            &prefix,
+            timeout,
+        )
+        .map_err(|e| format!("cannot restore {}'s windows: {e}", tp))?;
+        let now = now_ms();
+        let (state, restored_next) = match stored.get(&[META_KEY][..]) {
+            None => (
+                WindowState::new(config).map_err(|e| e.to_string())?,
+                i64::MIN,
+            ),
+            Some(meta) => {
+                let (state_version, next, header) = parse_meta(meta).ok_or_else(|| {
+                    format!(
+                        "changelog {} holds an unreadable checkpoint for {tp}",
+                        loaded.spec.changelog
+                    )
+                })?;
+                if state_version != loaded.module.state_version() {
+                    return Err(format!(
+                        "changelog {} holds accumulators of state version {state_version}, but \
+                         the module speaks version {}: use a new `changelog` topic to start the \
+                         windows afresh",
+                        loaded.spec.changelog,
+                        loaded.module.state_version()
+                    ));
+                }
+                let keys = stored.iter().filter_map(|(k, v)| match k.split_first() {
+                    Some((&WINDOW_KEY, key)) => Some((key, &v[..])),
+                    _ => None,
+                });
+                let state = WindowState::restore_parts(config, header, keys, now).map_err(|e| {
+                    format!(
+                        "cannot restore {tp}'s windows from changelog {}: {e}{}",
+                        loaded.spec.changelog,
+                        if matches!(e, WindowError::Snapshot(_)) {
+                            " (did the `window` change? use a new `changelog` topic)"
+                        } else {
+                            ""
+                        }
+                    )
+                })?;
+                (state, next)
+            }
+        };
+        tracing::info!(
+            partition = %tp,
+            windows = state.counters().open_windows,
+            next_offset = restored_next,
+            took_ms = started.elapsed().as_millis() as u64,
+            "Aggregate state restored."
+        );
+        let mut instance = loaded.module.instance().map_err(|e| e.to_string())?;
+        instance.set_source(&tp.topic, tp.partition);
+        let checkpoints = PartitionTracker::new();
+        let emitted = checkpoints.track(0);
+        Ok(Self {
+            loaded,
+            instance,
+            state,
+            tp: tp.clone(),
+            prefix,
+            restored_next,
+            next_offset: None,
+            dirty: BTreeSet::new(),
+            changed: false,
+            held: Vec::new(),
+            checkpoints,
+            sequence: 0,
+            emitted,
+            in_flight: VecDeque::new(),
+            last_checkpoint: Instant::now(),
+            links: HashMap::new(),
+            empty: None,
+            evicted: Vec::new(),
+        })
+    }
+
+    /// Swaps in a new version of the module (same state version, checked when it was loaded).
+    pub fn replace(&mut self, loaded: Arc<LoadedAggregate>) -> Result<(), String> {
+        let mut instance = loaded.module.instance().map_err(|e| e.to_string())?;
+        instance.set_source(&self.tp.topic, self.tp.partition);
+        self.instance = instance;
+        self.loaded = loaded;
+        self.empty = None;
+        Ok(())
+    }
+
+    pub fn instance(&mut self) -> &mut AggregateInstance {
+        &mut self.instance
+    }
+
+    /// Open `(key, window)` accumulators.
+    pub fn open_windows(&self) -> u64 {
+        self.state.counters().open_windows
+    }
+
+    /// Folds `records` (each with the span its aggregate pass is recorded under) into their
+    /// windows. Returns each record's fate, in order.
+    pub fn fold(&mut self, records: &[(Record, SpanLink)]) -> Vec<Fate> {
+        let mut fates: Vec<Option<Fate>> = records.iter().map(|_| None).collect();
+        let mut keyed: Vec<(Arc<[u8]>, i64)> = Vec::with_capacity(records.len());
+        let mut index: Vec<usize> = Vec::with_capacity(records.len());
+        for (i, (record, _)) in records.iter().enumerate() {
+            if record.offset < self.restored_next {
+                fates[i] = Some(Fate::Covered);
+                continue;
+            }
+            match self.key_and_time(record) {
+                Ok(kt) => {
+                    keyed.push(kt);
+                    index.push(i);
+                }
+                Err(failure) => fates[i] = Some(Fate::Failed(failure)),
+            }
+        }
+        if let Some(last) = records.last() {
+            let next = last.0.offset + 1;
+            self.next_offset = Some(self.next_offset.map_or(next, |n| n.max(next)));
+            self.changed = true;
+        }
+        if !keyed.is_empty() {
+            for (k, fate) in self
+                .fold_keyed(records, &keyed, &index)
+                .into_iter()
+                .enumerate()
+            {
+                fates[index[k]] = Some(fate);
+            }
+        }
+        fates
+            .into_iter()
+            .map(|f| f.expect("every record has a fate"))
+            .collect()
+    }
+
+    /// Plans, calls the module and applies: the fate of each keyed record.
+    fn fold_keyed(
+        &mut self,
+        records: &[(Record, SpanLink)],
+        keyed: &[(Arc<[u8]>, i64)],
+        index: &[usize],
+    ) -> Vec<Fate> {
+        let all = |f: Failure| keyed.iter().map(|_| Fate::Failed(f.clone())).collect();
+        let now = now_ms();
+        let plan = match self.state.plan_batch(keyed, now) {
+            Ok(plan) => plan,
+            Err(WindowError::TooManyEntries { limit, needed }) => {
+                let failure = Failure::new(
+                    FailureKind::StateFull,
+                    format!(
+                        "the stage would hold {needed} windows on this partition, more than \
+                         max_windows = {limit} (raise it, or set on_full = \"evict-oldest\")"
+                    ),
+                );
+                return all(failure);
+            }
+            Err(e) => return all(Failure::new(FailureKind::InvalidInput, e.to_string())),
+        };
+        // Each group's starting accumulator: create(), the stored one, or the merge of several.
+        let mut starts: Vec<Result<Vec<u8>, Failure>> = Vec::with_capacity(plan.groups.len());
+        for group in &plan.groups {
+            let start = match &group.accs[..] {
+                [] => empty_acc(&mut self.instance, &mut self.empty),
+                [one] => Ok((*one).clone()),
+                [first, rest @ ..] => {
+                    let mut acc = (*first).clone();
+                    let mut result = Ok(());
+                    for next in rest {
+                        match self.instance.merge(&acc, next) {
+                            Ok(Ok(merged)) => acc = merged,
+                            Ok(Err(e)) | Err(e) => {
+                                result = Err(e);
+                                break;
+                            }
+                        }
+                    }
+                    result.map(|()| acc)
+                }
+            };
+            starts.push(start);
+        }
+        let members: Vec<Vec<Record>> = plan
+            .groups
+            .iter()
+            .map(|g| {
+                g.records
+                    .iter()
+                    .map(|&k| records[index[k]].0.clone())
+                    .collect()
+            })
+            .collect();
+        let callable: Vec<(Vec<u8>, &[Record])> = starts
+            .iter()
+            .zip(&members)
+            .filter_map(|(s, m)| s.as_ref().ok().map(|acc| (acc.clone(), &m[..])))
+            .collect();
+        let answers = if callable.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.instance.add(&callable)
+        };
+        let mut answers = match answers {
+            Ok(a) => a.into_iter(),
+            // The call failed as a whole (a trap, a timeout): each group is tried alone, so
+            // that only the groups that fail again lose their records.
+            Err(failure) if callable.len() == 1 => vec![Err(failure)].into_iter(),
+            Err(_) => callable
+                .iter()
+                .map(
+                    |group| match self.instance.add(std::slice::from_ref(group)) {
+                        Ok(mut one) if one.len() == 1 => one.pop().expect("one result"),
+                        Ok(_) => Err(Failure::new(
+                            FailureKind::InvalidOutput,
+                            "add() answered a wrong number of results",
+                        )),
+                        Err(failure) => Err(failure),
+                    },
+                )
+                .collect::<Vec<_>>()
+                .into_iter(),
+        };
+        // A group the module refused keeps its previous accumulator (the merged one for
+        // bridged sessions, a fresh one for a new window), and its records are dead-lettered.
+        let mut failed: Vec<Option<Failure>> = vec![None; keyed.len()];
+        let mut discard = Vec::new();
+        let mut results = Vec::with_capacity(plan.groups.len());
+        for (g, group) in plan.groups.iter().enumerate() {
+            let outcome = match &starts[g] {
+                Err(e) => Err((e.clone(), None)),
+                Ok(start) => match answers.next() {
+                    Some(Ok(acc)) => Ok(acc),
+                    Some(Err(e)) => Err((e, Some(start.clone()))),
+                    None => Err((
+                        Failure::new(FailureKind::InvalidOutput, "add() answered too few groups"),
+                        Some(start.clone()),
+                    )),
+                },
+            };
+            let acc = match outcome {
+                Ok(acc) => acc,
+                Err((failure, start)) => {
+                    for &k in &group.records {
+                        failed[k] = Some(failure.clone());
+                    }
+                    if group.accs.is_empty() {
+                        // A window the failed records would have opened: not kept at all.
+                        discard.push((group.key.clone(), group.window));
+                    }
+                    start
+                        .or_else(|| group.accs.first().map(|a| (*a).clone()))
+                        .unwrap_or_default()
+                }
+            };
+            results.push(acc);
+        }
+        // Span links of the windows the records went into (a merged session takes those of
+        // the sessions it absorbed).
+        let mut link_updates = Vec::with_capacity(plan.groups.len());
+        for group in &plan.groups {
+            let mut links = Vec::new();
+            for &k in &group.records {
+                if failed[k].is_none() {
+                    links.push(records[index[k]].1);
+                }
+            }
+            link_updates.push((group.key.clone(), group.window, group.accs.len() > 1, links));
+        }
+        let late = plan.late.clone();
+        let commit = plan.into_commit();
+        let evicted = match self.state.apply(commit, results) {
+            Ok(evicted) => evicted,
+            Err(e) => return all(Failure::new(FailureKind::InvalidInput, e.to_string())),
+        };
+        for (key, window) in discard {
+            self.state.discard(&key, &window);
+        }
+        for (key, window, merged, links) in link_updates {
+            if merged {
+                // Sessions bridged by this batch: gather the links of every old session of
+                // the key that the new window covers.
+                let absorbed: Vec<_> = self
+                    .links
+                    .keys()
+                    .filter(|(k, w)| {
+                        *k == key && w.start_ms >= window.start_ms && w.end_ms <= window.end_ms
+                    })
+                    .cloned()
+                    .collect();
+                let mut all = Vec::new();
+                for k in absorbed {
+                    all.extend(self.links.remove(&k).unwrap_or_default());
+                }
+                self.links.insert((key.clone(), window), all);
+            }
+            if links.is_empty() {
+                self.dirty.insert(key);
+                continue;
+            }
+            let entry = self.links.entry((key.clone(), window)).or_default();
+            let room = MAX_LINKS.saturating_sub(entry.len());
+            entry.extend(links.into_iter().take(room));
+            self.dirty.insert(key);
+        }
+        for e in &evicted {
+            self.dirty.insert(e.key.clone());
+        }
+        self.evicted.extend(evicted);
+        let mut fates: Vec<Fate> = failed
+            .into_iter()
+            .map(|f| f.map_or(Fate::Held, Fate::Failed))
+            .collect();
+        for k in late {
+            fates[k] = self.late_fate(keyed[k].1);
+        }
+        fates
+    }
+
+    fn late_fate(&self, time: i64) -> Fate {
+        match self.loaded.spec.late {
+            weir_config::LatePolicy::Drop => Fate::Dropped,
+            weir_config::LatePolicy::DeadLetter => Fate::Failed(Failure::new(
+                FailureKind::Late,
+                format!(
+                    "event time {time} is behind the partition's watermark {} (the newest event \
+                     time minus `lateness`): every window of the record has closed",
+                    self.state.watermark().unwrap_or(i64::MIN)
+                ),
+            )),
+        }
+    }
+
+    /// The record's grouping key and event time, as the stage's `key` and `time` say.
+    fn key_and_time(&self, record: &Record) -> Result<(Arc<[u8]>, i64), Failure> {
+        let spec = &self.loaded.spec;
+        let invalid = |m: String| Failure::new(FailureKind::InvalidInput, m);
+        let json = if spec.key.is_some() || spec.time.is_some() {
+            let value = record.value.as_deref().unwrap_or_default();
+            Some(
+                serde_json::from_slice::<serde_json::Value>(value).map_err(|e| {
+                    invalid(format!(
+                        "the value is not JSON, so `key`/`time` cannot be read: {e}"
+                    ))
+                })?,
+            )
+        } else {
+            None
+        };
+        let key: Arc<[u8]> = match (&spec.key, &json) {
+            (Some(pointer), Some(json)) => match json.pointer(pointer) {
+                None | Some(serde_json::Value::Null) => {
+                    return Err(invalid(format!("the value has no key at {pointer}")));
+                }
+                Some(serde_json::Value::String(s)) => Arc::from(s.as_bytes()),
+                Some(other) => Arc::from(other.to_string().as_bytes()),
+            },
+            _ => match &record.key {
+                Some(k) => Arc::from(&k[..]),
+                None => {
+                    return Err(invalid(
+                        "the record has no Kafka key (set the stage's `key` to a JSON pointer \
+                         to group by a field of the value)"
+                            .into(),
+                    ));
+                }
+            },
+        };
+        let time = match (&spec.time, &json) {
+            (Some(pointer), Some(json)) => {
+                let t = match json.pointer(pointer) {
+                    Some(serde_json::Value::Number(n)) => {
+                        n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))
+                    }
+                    Some(serde_json::Value::String(s)) => s.parse::<i64>().ok(),
+                    _ => None,
+                };
+                t.ok_or_else(|| {
+                    invalid(format!(
+                        "no event time at {pointer} (a number of milliseconds since the Unix \
+                         epoch, or a string of one)"
+                    ))
+                })?
+            }
+            _ => record.timestamp.ok_or_else(|| {
+                invalid("the record has no timestamp to take its event time from".into())
+            })?,
+        };
+        Ok((key, time))
+    }
+
+    /// Applies the idle rule at wall time `now`: whether the watermark moved.
+    pub fn on_idle(&mut self) -> bool {
+        let moved = self.state.on_idle(now_ms());
+        self.changed |= moved;
+        moved
+    }
+
+    /// Turns every window closed (or evicted) since the last call into output records.
+    pub fn closed(&mut self) -> Vec<WindowResult> {
+        let mut windows = std::mem::take(&mut self.evicted);
+        windows.extend(self.state.closed());
+        windows
+            .into_iter()
+            .map(|Closed { key, window, acc }| {
+                self.dirty.insert(key.clone());
+                let links = self
+                    .links
+                    .remove(&(key.clone(), window))
+                    .unwrap_or_default();
+                let outputs = match self
+                    .instance
+                    .emit(&key, window.start_ms, window.end_ms, &acc)
+                {
+                    Ok(Ok(mut outputs)) => {
+                        for out in &mut outputs {
+                            if out.key.is_none() {
+                                out.key = Some(weir_core::Bytes::copy_from_slice(&key));
+                            }
+                            // A result without a time of its own is stamped at its window's
+                            // last millisecond.
+                            out.timestamp = out.timestamp.or(Some(window.end_ms.saturating_sub(1)));
+                            out.offset = -1;
+                            out.headers
+                                .push(WINDOW_START, Some(window.start_ms.to_string().as_bytes()));
+                            out.headers
+                                .push(WINDOW_END, Some(window.end_ms.to_string().as_bytes()));
+                        }
+                        Ok(outputs)
+                    }
+                    Ok(Err(e)) | Err(e) => Err(e),
+                };
+                WindowResult {
+                    key,
+                    window,
+                    outputs,
+                    acc,
+                    links,
+                }
+            })
+            .collect()
+    }
+
+    /// The acknowledgement unit the outputs of closed windows are sent under: the next
+    /// checkpoint waits for them.
+    pub fn emitted(&self) -> &Arc<InputAck> {
+        &self.emitted
+    }
+
+    /// Keeps one unit of `ack` (an input folded into a window) until the next checkpoint is
+    /// acknowledged.
+    pub fn hold(&mut self, ack: &Arc<InputAck>) {
+        ack.add_pending(1);
+        self.held.push(Arc::clone(ack));
+    }
+
+    /// Whether a checkpoint is due: `interval` passed and something changed.
+    pub fn checkpoint_due(&self, interval: Duration) -> bool {
+        (self.changed || !self.dirty.is_empty() || !self.held.is_empty())
+            && self.last_checkpoint.elapsed() >= interval
+    }
+
+    /// Writes a checkpoint of every changed key and the meta record to the changelog, once the
+    /// outputs of the windows closed since the last one are acknowledged (waiting at most
+    /// `timeout`). The inputs folded since the last checkpoint are released when the
+    /// changelog acknowledges it (see [`Self::poll`]).
+    /// Returns the bytes written.
+    pub fn checkpoint(&mut self, sink: &KafkaSink, timeout: Duration) -> Result<u64, String> {
+        self.last_checkpoint = Instant::now();
+        // 1. The outputs of closed windows first.
+        self.sequence += 1;
+        let emitted = std::mem::replace(&mut self.emitted, self.checkpoints.track(self.sequence));
+        emitted.settle();
+        let deadline = Instant::now() + timeout;
+        while !emitted.is_complete() {
+            if emitted.has_failed() || Instant::now() >= deadline {
+                return Err(format!(
+                    "{}: window results were not acknowledged, so the checkpoint cannot forget                      their windows",
+                    self.tp
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // 2. The changed keys, then the meta record.
+        self.sequence += 1;
+        let unit = self.checkpoints.track(self.sequence);
+        let topic = &self.loaded.spec.changelog;
+        let mut bytes = 0usize;
+        let mut writes = 0usize;
+        for key in std::mem::take(&mut self.dirty) {
+            let mut k = self.prefix.clone();
+            k.push(WINDOW_KEY);
+            k.extend_from_slice(&key);
+            let value = self.state.snapshot_key(&key);
+            bytes += k.len() + value.as_ref().map_or(0, Vec::len);
+            writes += 1;
+            let record = Record {
+                key: Some(weir_core::Bytes::from(k)),
+                value: value.map(weir_core::Bytes::from),
+                ..Record::default()
+            };
+            sink.send(topic, Some(self.tp.partition), &record, &unit)
+                .map_err(|e| format!("cannot checkpoint {} to {topic}: {e}", self.tp))?;
+        }
+        let mut k = self.prefix.clone();
+        k.push(META_KEY);
+        let meta = encode_meta(
+            self.loaded.module.state_version(),
+            self.next_offset
+                .unwrap_or(self.restored_next)
+                .max(self.restored_next),
+            &self.state.snapshot_header(),
+        );
+        bytes += k.len() + meta.len();
+        writes += 1;
+        let record = Record {
+            key: Some(weir_core::Bytes::from(k)),
+            value: Some(weir_core::Bytes::from(meta)),
+            ..Record::default()
+        };
+        sink.send(topic, Some(self.tp.partition), &record, &unit)
+            .map_err(|e| format!("cannot checkpoint {} to {topic}: {e}", self.tp))?;
+        unit.settle();
+        self.changed = false;
+        tracing::debug!(partition = %self.tp, writes, bytes, "Checkpoint sent.");
+        self.in_flight
+            .push_back((unit, std::mem::take(&mut self.held)));
+        Ok(bytes as u64)
+    }
+
+    /// Releases the inputs of every acknowledged checkpoint. An error: a checkpoint failed, so
+    /// its inputs must never be committed.
+    pub fn poll(&mut self) -> Result<(), String> {
+        while let Some((unit, _)) = self.in_flight.front() {
+            if unit.has_failed() {
+                return Err(format!(
+                    "{}: a checkpoint to {} failed",
+                    self.tp, self.loaded.spec.changelog
+                ));
+            }
+            if !unit.is_complete() {
+                break;
+            }
+            let (_, inputs) = self.in_flight.pop_front().expect("front exists");
+            for ack in inputs {
+                ack.ack();
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether checkpoints are still waiting for the changelog.
+    pub fn pending(&self) -> bool {
+        !self.in_flight.is_empty()
+    }
+}
+
+/// `create()`'s accumulator, asked of `instance` once and kept in `empty`.
+fn empty_acc(
+    instance: &mut AggregateInstance,
+    empty: &mut Option<Vec<u8>>,
+) -> Result<Vec<u8>, Failure> {
+    if let Some(acc) = empty {
+        return Ok(acc.clone());
+    }
+    let acc = instance.create()?;
+    *empty = Some(acc.clone());
+    Ok(acc)
+}
+
+/// The window configuration of an aggregate stage.
+pub(crate) fn window_config(spec: &weir_config::Aggregate) -> WindowConfig {
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let window = match spec.window {
+        weir_config::WindowKind::Tumbling(size) => WindowSpec::Tumbling { size_ms: ms(size) },
+        weir_config::WindowKind::Hopping { size, every } => WindowSpec::Hopping {
+            size_ms: ms(size),
+            every_ms: ms(every),
+        },
+        weir_config::WindowKind::Session { gap } => WindowSpec::Session { gap_ms: ms(gap) },
+    };
+    let mut config = WindowConfig::new(window);
+    config.lateness_ms = ms(spec.lateness);
+    config.idle_timeout_ms = Some(ms(spec.idle_timeout));
+    config.max_entries = spec.max_windows;
+    config.on_full = match spec.on_full {
+        weir_config::OnFull::Fail => OnFull::Fail,
+        weir_config::OnFull::EvictOldest => OnFull::EvictOldest,
+    };
+    config
+}
+
+/// Changelog keys of a source partition: the topic, a 0 byte, the partition (big-endian).
+fn key_prefix(topic: &str, partition: i32) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(topic.len() + 5);
+    prefix.extend_from_slice(topic.as_bytes());
+    prefix.push(0);
+    prefix.extend_from_slice(&partition.to_be_bytes());
+    prefix
+}
+
+/// The meta record: `"WCKP" u8:1 u32:state_version i64:next_offset` (little-endian), then the
+/// window state's snapshot header.
+fn encode_meta(state_version: u32, next_offset: i64, header: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17 + header.len());
+    out.extend_from_slice(META_MAGIC);
+    out.push(META_VERSION);
+    out.extend_from_slice(&state_version.to_le_bytes());
+    out.extend_from_slice(&next_offset.to_le_bytes());
+    out.extend_from_slice(header);
+    out
+}
+
+fn parse_meta(bytes: &[u8]) -> Option<(u32, i64, &[u8])> {
+    let rest = bytes.strip_prefix(META_MAGIC)?;
+    let (&version, rest) = rest.split_first()?;
+    if version != META_VERSION || rest.len() < 12 {
+        return None;
+    }
+    let state_version = u32::from_le_bytes(rest[..4].try_into().ok()?);
+    let next = i64::from_le_bytes(rest[4..12].try_into().ok()?);
+    Some((state_version, next, &rest[12..]))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_round_trips() {
+        let encoded = encode_meta(3, 12_345, b"WWIN-header");
+        assert_eq!(parse_meta(&encoded), Some((3, 12_345, &b"WWIN-header"[..])));
+        assert_eq!(parse_meta(&encoded[..10]), None);
+        assert_eq!(parse_meta(b"nope"), None);
+    }
+
+    #[test]
+    fn prefixes_of_partitions_differ_and_do_not_nest() {
+        let a = key_prefix("clicks", 1);
+        let b = key_prefix("clicks", 256);
+        let c = key_prefix("clicks.eu", 1);
+        assert_ne!(a, b);
+        assert!(!c.starts_with(&a) && !a.starts_with(&c));
+    }
+}

@@ -1,0 +1,413 @@
+//! Aggregate stages against the broker: window results equal a reference computed here, under
+//! disorder and lateness, a crash, a failing module and a rebalance.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use crate::harness::{
+    Rec, Weir, consume, consume_all, create_topic, module, produce, source_table, unique,
+    write_pipeline,
+};
+
+/// A window result: (partition, key, start, end, count, sum).
+type Result = (i32, String, i64, i64, u64, i64);
+
+/// Event-time windows as the test's reference computes them.
+#[derive(Debug, Clone, Copy)]
+enum Spec {
+    Fixed { size: i64, every: i64 },
+    Session { gap: i64 },
+}
+
+impl Spec {
+    fn toml(self) -> String {
+        match self {
+            Spec::Fixed { size, every } if size == every => {
+                format!(r#"window = {{ tumbling = "{size}ms" }}"#)
+            }
+            Spec::Fixed { size, every } => {
+                format!(r#"window = {{ hopping = {{ size = "{size}ms", every = "{every}ms" }} }}"#)
+            }
+            Spec::Session { gap } => format!(r#"window = {{ session = {{ gap = "{gap}ms" }} }}"#),
+        }
+    }
+}
+
+/// An input: (key, event time, amount).
+type Input = (String, i64, i64);
+
+/// What a partition's records become: the closed windows, and the indices of the late records.
+/// Each record is assigned against the watermark (newest event time before it minus
+/// `lateness`); windows whose end is at or before the watermark are closed and frozen.
+fn reference(
+    records: &[Input],
+    spec: Spec,
+    lateness: i64,
+) -> (Vec<(String, i64, i64, u64, i64)>, Vec<usize>) {
+    let mut open: BTreeMap<(String, i64, i64), (u64, i64)> = BTreeMap::new();
+    let mut closed = Vec::new();
+    let mut late = Vec::new();
+    let mut max: Option<i64> = None;
+    let close = |open: &mut BTreeMap<(String, i64, i64), (u64, i64)>,
+                 closed: &mut Vec<(String, i64, i64, u64, i64)>,
+                 wm: i64| {
+        let done: Vec<_> = open
+            .keys()
+            .filter(|(_, _, end)| *end <= wm)
+            .cloned()
+            .collect();
+        for k in done {
+            let (count, sum) = open.remove(&k).unwrap();
+            closed.push((k.0, k.1, k.2, count, sum));
+        }
+    };
+    for (i, (key, t, amount)) in records.iter().enumerate() {
+        let wm = max.map(|m| m - lateness);
+        if let Some(wm) = wm {
+            close(&mut open, &mut closed, wm);
+        }
+        let is_closed = |end: i64| wm.is_some_and(|wm| end <= wm);
+        match spec {
+            Spec::Fixed { size, every } => {
+                let mut start = t.div_euclid(every) * every;
+                let mut any = false;
+                while start + size > *t {
+                    if !is_closed(start + size) {
+                        let e = open.entry((key.clone(), start, start + size)).or_default();
+                        e.0 += 1;
+                        e.1 += amount;
+                        any = true;
+                    }
+                    start -= every;
+                }
+                if !any {
+                    late.push(i);
+                }
+            }
+            Spec::Session { gap } => {
+                if is_closed(t + gap) {
+                    late.push(i);
+                } else {
+                    let (mut start, mut end, mut count, mut sum) = (*t, t + gap, 1, *amount);
+                    let touching: Vec<_> = open
+                        .keys()
+                        .filter(|(k, s, e)| k == key && *s <= t + gap && *e >= *t)
+                        .cloned()
+                        .collect();
+                    for k in touching {
+                        let (c, s) = open.remove(&k).unwrap();
+                        start = start.min(k.1);
+                        end = end.max(k.2);
+                        count += c;
+                        sum += s;
+                    }
+                    open.insert((key.clone(), start, end), (count, sum));
+                }
+            }
+        }
+        max = Some(max.map_or(*t, |m| m.max(*t)));
+    }
+    if let Some(m) = max {
+        close(&mut open, &mut closed, m - lateness);
+    }
+    (closed, late)
+}
+
+fn value(key: &str, t: i64, amount: i64) -> String {
+    format!(r#"{{"k":"{key}","ts":{t},"amount":{amount}}}"#)
+}
+
+/// Deterministic disorder: times mostly rising with jitter, now and then a record far behind.
+fn inputs(partition: i32, n: usize, keys: usize, step: i64) -> Vec<Input> {
+    let mut x: u64 = 0x9E37_79B9 ^ (partition as u64 + 1);
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..n)
+        .map(|i| {
+            let r = next();
+            let base = 1_700_000_000_000 + i as i64 * step;
+            let jitter = (r % 5) as i64 * step - 2 * step;
+            let far_behind = if r % 23 == 0 { 40 * step } else { 0 };
+            (
+                format!("k{}", r % keys as u64),
+                base + jitter - far_behind,
+                (r % 100) as i64,
+            )
+        })
+        .collect()
+}
+
+fn records(partition: i32, inputs: &[Input]) -> Vec<Rec> {
+    inputs
+        .iter()
+        .map(|(k, t, a)| Rec::new(partition, k, value(k, *t, *a)))
+        .collect()
+}
+
+fn results(out: &[Rec]) -> Vec<Result> {
+    out.iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+            let start = r
+                .header_str("weir.window.start")
+                .expect("window start header");
+            let end = r.header_str("weir.window.end").expect("window end header");
+            (
+                r.partition,
+                String::from_utf8(r.key.clone().unwrap()).unwrap(),
+                start.parse().unwrap(),
+                end.parse().unwrap(),
+                v["count"].as_u64().unwrap(),
+                v["sum"].as_f64().unwrap().round() as i64,
+            )
+        })
+        .collect()
+}
+
+fn pipeline(name: &str, input: &str, output: &str, dlq: &str, window: &str, extra: &str) -> String {
+    format!(
+        r#"name = "{name}"
+{source}
+[[stage]]
+name = "count"
+kind = "aggregate"
+module = "{module}"
+config = {{ field = "amount" }}
+key = "/k"
+time = "/ts"
+{window}
+output = "{output}"
+{extra}
+
+[dead_letter]
+topic = "{dlq}"
+
+[telemetry]
+listen = "127.0.0.1:0"
+"#,
+        source = source_table(&[input], &unique("group")),
+        module = module("count_sum").display(),
+    )
+}
+
+#[test]
+fn windows_of_every_kind_match_a_reference_under_disorder_and_lateness() {
+    let _broker = crate::harness::exclusive();
+    let step = 100;
+    for spec in [
+        Spec::Fixed {
+            size: 1000,
+            every: 1000,
+        },
+        Spec::Fixed {
+            size: 1000,
+            every: 250,
+        },
+        Spec::Session { gap: 250 },
+    ] {
+        let lateness = 500;
+        let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
+        create_topic(&input, 2);
+        create_topic(&output, 2);
+        create_topic(&dlq, 1);
+        let mut expected = BTreeSet::new();
+        let mut late_offsets = BTreeSet::new();
+        for p in 0..2 {
+            let mut data = inputs(p, 600, 5, step);
+            // Far ahead, so that every window of the data closes.
+            data.push(("flush".into(), 1_800_000_000_000, 0));
+            let (closed, late) = reference(&data, spec, lateness);
+            expected.extend(
+                closed
+                    .into_iter()
+                    .map(|(k, s, e, c, sum)| (p, k, s, e, c, sum)),
+            );
+            late_offsets.extend(late.into_iter().map(|i| (p, i as i64)));
+            produce(&input, &records(p, &data));
+        }
+        assert!(!late_offsets.is_empty(), "the data has late records");
+        let toml = pipeline(
+            "windows",
+            &input,
+            &output,
+            &dlq,
+            &spec.toml(),
+            &format!("lateness = \"{lateness}ms\"\nidle_timeout = \"1h\""),
+        );
+        let (_dir, path) = write_pipeline(&toml);
+        let weir = Weir::run(&path);
+        let out = consume(&output, expected.len(), Duration::from_secs(60));
+        let letters = consume(&dlq, late_offsets.len(), Duration::from_secs(30));
+        weir.terminate();
+        let got: BTreeSet<Result> = results(&out).into_iter().collect();
+        assert_eq!(got.len(), out.len(), "{spec:?}: no window is emitted twice");
+        let missing: Vec<_> = expected.difference(&got).take(5).collect();
+        let extra: Vec<_> = got.difference(&expected).take(5).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{spec:?}: {} results, {} expected; missing {missing:?}, unexpected {extra:?}",
+            got.len(),
+            expected.len()
+        );
+        let dead: BTreeSet<(i32, i64)> = letters
+            .iter()
+            .map(|r| {
+                assert_eq!(r.header_str("weir.error.kind").as_deref(), Some("late"));
+                assert_eq!(r.header_str("weir.stage").as_deref(), Some("count"));
+                (
+                    r.header_str("weir.source.partition")
+                        .unwrap()
+                        .parse()
+                        .unwrap(),
+                    r.header_str("weir.source.offset").unwrap().parse().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            dead, late_offsets,
+            "{spec:?}: exactly the late records are dead-lettered"
+        );
+    }
+}
+
+#[test]
+fn a_trapping_group_is_dead_lettered_and_the_other_groups_count() {
+    let _broker = crate::harness::exclusive();
+    let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
+    create_topic(&input, 1);
+    create_topic(&output, 1);
+    create_topic(&dlq, 1);
+    let base = 1_700_000_000_000i64;
+    let mut data: Vec<Input> = (0..40)
+        .map(|i| (format!("k{}", i % 4), base + i * 10, i))
+        .collect();
+    // The only record of its key: its window must not appear at all.
+    data.insert(17, ("poison".into(), base + 170, 1));
+    data.push(("flush".into(), base + 10_000, 0));
+    let produced: Vec<Rec> = data
+        .iter()
+        .map(|(k, t, a)| {
+            let v = if k == "poison" {
+                format!(r#"{{"k":"{k}","ts":{t},"amount":{a},"poison":true}}"#)
+            } else {
+                value(k, *t, *a)
+            };
+            Rec::new(0, k, v)
+        })
+        .collect();
+    produce(&input, &produced);
+    let clean: Vec<Input> = data.iter().filter(|d| d.0 != "poison").cloned().collect();
+    let (closed, _) = reference(
+        &clean,
+        Spec::Fixed {
+            size: 1000,
+            every: 1000,
+        },
+        0,
+    );
+    let expected: BTreeSet<Result> = closed
+        .into_iter()
+        .map(|(k, s, e, c, sum)| (0, k, s, e, c, sum))
+        .collect();
+
+    let toml = pipeline(
+        "trap",
+        &input,
+        &output,
+        &dlq,
+        r#"window = { tumbling = "1s" }"#,
+        r#"idle_timeout = "1h""#,
+    )
+    .replace(
+        r#"config = { field = "amount" }"#,
+        r#"config = { field = "amount", trap_on = "poison" }"#,
+    );
+    let (_dir, path) = write_pipeline(&toml);
+    let weir = Weir::run(&path);
+    let out = consume(&output, expected.len(), Duration::from_secs(60));
+    let letters = consume_all(&dlq, Duration::from_secs(2), Duration::from_secs(30));
+    weir.terminate();
+    assert_eq!(results(&out).into_iter().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(letters.len(), 1, "only the poisoned record: {letters:?}");
+    let letter = &letters[0];
+    assert_eq!(
+        letter.header_str("weir.error.kind").as_deref(),
+        Some("trap")
+    );
+    assert_eq!(
+        letter.header_str("weir.source.offset").as_deref(),
+        Some("17")
+    );
+    assert!(letter.value_str().contains("poison"));
+}
+
+#[test]
+fn a_crash_mid_window_loses_no_input_and_repeats_only_identical_results() {
+    let _broker = crate::harness::exclusive();
+    let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
+    create_topic(&input, 2);
+    create_topic(&output, 2);
+    create_topic(&dlq, 1);
+    let mut expected = BTreeMap::new();
+    for p in 0..2 {
+        // Rising times, 50 keys, one window per 200 records: many windows open at any time.
+        let mut data: Vec<Input> = (0..20_000)
+            .map(|i| (format!("k{}", i % 50), 1_700_000_000_000 + i * 5, i % 7))
+            .collect();
+        data.push(("flush".into(), 1_800_000_000_000, 0));
+        let (closed, late) = reference(
+            &data,
+            Spec::Fixed {
+                size: 1000,
+                every: 1000,
+            },
+            0,
+        );
+        assert!(late.is_empty());
+        for (k, s, e, c, sum) in closed {
+            expected.insert((p, k, s, e), (c, sum));
+        }
+        produce(&input, &records(p, &data));
+    }
+    let toml = pipeline(
+        "crash",
+        &input,
+        &output,
+        &dlq,
+        r#"window = { tumbling = "1s" }"#,
+        r#"idle_timeout = "1h""#,
+    );
+    let (_dir, path) = write_pipeline(&toml);
+    let weir = Weir::run(&path);
+    // Some windows are out, most are not: die without a drain or a commit.
+    let early = consume(&output, expected.len() / 4, Duration::from_secs(60));
+    assert!(
+        early.len() >= expected.len() / 4,
+        "results before the crash"
+    );
+    weir.kill9();
+    let weir = Weir::run(&path);
+    weir.wait_for_log("Aggregate state restored", Duration::from_secs(60));
+    let out = consume(&output, expected.len(), Duration::from_secs(120));
+    let all = consume_all(&output, Duration::from_secs(3), Duration::from_secs(60));
+    weir.terminate();
+    assert!(out.len() >= expected.len());
+    let mut seen: BTreeMap<(i32, String, i64, i64), (u64, i64)> = BTreeMap::new();
+    for (p, k, s, e, c, sum) in results(&all) {
+        let window = (p, k, s, e);
+        let want = expected
+            .get(&window)
+            .unwrap_or_else(|| panic!("unexpected window {window:?}"));
+        assert_eq!(
+            &(c, sum),
+            want,
+            "window {window:?}: a repeat must equal the result"
+        );
+        seen.insert(window, (c, sum));
+    }
+    assert_eq!(seen, expected, "every window, with all its input");
+}
