@@ -43,6 +43,7 @@ fn load(host: &WasmHost, stage: &str, name: &str, config: &str) -> Arc<EnrichMod
         memory: 64 << 20,
         timeout: Duration::from_secs(5),
         recycle_after: None,
+        recycle_memory: None,
     };
     EnrichModule::new(host, stage, compiled, config.to_owned(), limits)
         .unwrap_or_else(|e| panic!("cannot load {name}: {e}"))

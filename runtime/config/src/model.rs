@@ -295,6 +295,11 @@ pub struct Limits {
     /// `recycle_after`: replace the instance with a fresh one after it has processed this many
     /// records, to bound leaks in the module. More than zero. Default: never.
     pub recycle_after: Option<u64>,
+    /// `recycle_memory`: replace the instance with a fresh one after a batch that leaves it
+    /// holding this much linear memory or more, such as `"192MiB"`, for modules whose memory
+    /// grows with the records they see (Python's does). Checked between batches, so no record is
+    /// lost. At least 1MiB and less than `memory`. Default: never.
+    pub recycle_memory: Option<u64>,
 }
 
 impl Limits {
@@ -310,6 +315,7 @@ impl Default for Limits {
             memory: 64 * MIB,
             timeout: Duration::from_millis(100),
             recycle_after: None,
+            recycle_memory: None,
         }
     }
 }

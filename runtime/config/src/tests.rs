@@ -54,6 +54,7 @@ fn defaults() {
     assert_eq!(stage.limits.memory, 64 << 20);
     assert_eq!(stage.limits.timeout, Duration::from_millis(100));
     assert_eq!(stage.limits.recycle_after, None);
+    assert_eq!(stage.limits.recycle_memory, None);
     assert_eq!(stage.partitioning, Partitioning::Source);
     assert_eq!(stage.line, 7);
 
@@ -105,6 +106,7 @@ fn every_key() {
         memory: 128 << 20,
         timeout: Duration::from_millis(50),
         recycle_after: Some(100_000),
+        recycle_memory: Some(96 << 20),
     };
     assert_eq!(geo.limits, limits);
     assert_eq!(geo.output.as_deref(), Some("clicks.geo"));

@@ -27,6 +27,9 @@ pub struct Limits {
     pub timeout: Duration,
     /// Replace the instance by a fresh one after this many records (guests that leak).
     pub recycle_after: Option<u64>,
+    /// Replace the instance by a fresh one after a batch that leaves it holding this many bytes
+    /// of linear memory or more (guests whose memory grows with every record, as Python's does).
+    pub recycle_memory: Option<u64>,
 }
 
 /// An enrich stage's module, compiled, checked against the contract and pre-instantiated. Shared
@@ -110,6 +113,7 @@ impl EnrichModule {
             module: Arc::clone(self),
             live: Some(live),
             since_recycle: 0,
+            recycled: 0,
             buf: Vec::new(),
             context: None,
         })
@@ -263,6 +267,8 @@ pub struct EnrichInstance {
     module: Arc<EnrichModule>,
     live: Option<Live>,
     since_recycle: u64,
+    /// Instances replaced at the record count or memory threshold (not after failures).
+    recycled: u64,
     buf: Vec<u8>,
     /// The next call's trace and span ids (hex), for the guest's log lines.
     context: Option<(String, String)>,
@@ -273,6 +279,7 @@ impl std::fmt::Debug for EnrichInstance {
         f.debug_struct("EnrichInstance")
             .field("stage", &self.module.stage)
             .field("since_recycle", &self.since_recycle)
+            .field("recycled", &self.recycled)
             .finish_non_exhaustive()
     }
 }
@@ -283,10 +290,17 @@ impl EnrichInstance {
         &self.module
     }
 
+    /// How many times the instance was replaced by a fresh one at its record count or memory
+    /// threshold (`Limits::recycle_after`, `Limits::recycle_memory`).
+    pub fn recycled(&self) -> u64 {
+        self.recycled
+    }
+
     fn live(&mut self) -> Result<&mut Live, Failure> {
         let limit = self.module.limits.recycle_after;
-        if limit.is_some_and(|n| self.since_recycle >= n) {
+        if self.live.is_some() && limit.is_some_and(|n| self.since_recycle >= n) {
             self.live = None;
+            self.recycled += 1;
         }
         if self.live.is_none() {
             self.since_recycle = 0;
@@ -332,9 +346,20 @@ impl EnrichInstance {
             .weir_stage_enrich()
             .call_process(&mut live.store, &batch)
             .map_err(|error| classify(&error, live.store.data_mut().panic.take(), &limits));
+        let grown = live.store.data().limiter.grown as u64;
         self.buf = batch;
         self.since_recycle += records.len() as u64;
         let out = result?;
+        // At a batch boundary, so no record is lost: the result is already out of the guest.
+        if limits.recycle_memory.is_some_and(|m| grown >= m) {
+            tracing::debug!(
+                stage = &*self.module.stage,
+                memory = grown,
+                "Instance recycled at its memory threshold."
+            );
+            self.live = None;
+            self.recycled += 1;
+        }
         decode_outcomes(out, records).map_err(|e| {
             Failure::new(
                 FailureKind::InvalidOutput,

@@ -19,16 +19,20 @@ pub(crate) struct MemoryLimitExceeded {
     pub desired: usize,
 }
 
-/// Caps linear memory and tables at the stage's `limits`.
+/// Caps linear memory and tables at the stage's `limits`, and keeps count of the linear memory
+/// the store's instance holds.
 #[derive(Debug)]
 pub(crate) struct Limiter {
     pub memory: usize,
+    /// Bytes of linear memory granted so far, over all the instance's memories (a linear memory
+    /// never shrinks): what an instance recycled at a memory threshold is measured by.
+    pub grown: usize,
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -38,6 +42,7 @@ impl ResourceLimiter for Limiter {
                 desired,
             }));
         }
+        self.grown = self.grown.saturating_add(desired.saturating_sub(current));
         Ok(true)
     }
 
@@ -171,7 +176,7 @@ impl StoreState {
             // and randomness, which std guests expect.
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limiter: Limiter { memory },
+            limiter: Limiter { memory, grown: 0 },
             stage,
             call: CallContext::default(),
             panic: None,

@@ -17,6 +17,7 @@ const LIMITS: Limits = Limits {
     memory: 64 << 20,
     timeout: Duration::from_secs(5),
     recycle_after: None,
+    recycle_memory: None,
 };
 
 fn load(config: &str) -> Result<Arc<AggregateModule>, WasmError> {

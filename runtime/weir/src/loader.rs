@@ -71,6 +71,7 @@ fn limits(stage: &Stage) -> Limits {
         memory: stage.limits.memory,
         timeout: stage.limits.timeout,
         recycle_after: stage.limits.recycle_after,
+        recycle_memory: stage.limits.recycle_memory,
     }
 }
 

@@ -410,10 +410,26 @@ fn limits(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<Limits> {
         value.positive_duration(report)
     });
     let recycle_after = table.optional("recycle_after", |value| value.integer_in(report, 1..));
+    let recycle_memory = table.optional("recycle_memory", |value| {
+        let size = value.size(report)?;
+        if size < Limits::MIN_MEMORY {
+            value.error(report, "must be at least 1MiB");
+            return None;
+        }
+        if memory.is_some_and(|memory| size >= memory) {
+            value.error(
+                report,
+                "must be less than `memory`, which the instance cannot outgrow",
+            );
+            return None;
+        }
+        Some(size)
+    });
     table.finish(report);
     Some(Limits {
         memory: memory?,
         timeout: timeout?,
         recycle_after: recycle_after?,
+        recycle_memory: recycle_memory?,
     })
 }
