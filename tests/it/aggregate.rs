@@ -36,31 +36,29 @@ impl Spec {
 /// An input: (key, event time, amount).
 type Input = (String, i64, i64);
 
+/// A closed window of one partition: (key, start, end, count, sum).
+type Closed = (String, i64, i64, u64, i64);
+
 /// What a partition's records become: the closed windows, and the indices of the late records.
 /// Each record is assigned against the watermark (newest event time before it minus
 /// `lateness`); windows whose end is at or before the watermark are closed and frozen.
-fn reference(
-    records: &[Input],
-    spec: Spec,
-    lateness: i64,
-) -> (Vec<(String, i64, i64, u64, i64)>, Vec<usize>) {
+fn reference(records: &[Input], spec: Spec, lateness: i64) -> (Vec<Closed>, Vec<usize>) {
     let mut open: BTreeMap<(String, i64, i64), (u64, i64)> = BTreeMap::new();
     let mut closed = Vec::new();
     let mut late = Vec::new();
     let mut max: Option<i64> = None;
-    let close = |open: &mut BTreeMap<(String, i64, i64), (u64, i64)>,
-                 closed: &mut Vec<(String, i64, i64, u64, i64)>,
-                 wm: i64| {
-        let done: Vec<_> = open
-            .keys()
-            .filter(|(_, _, end)| *end <= wm)
-            .cloned()
-            .collect();
-        for k in done {
-            let (count, sum) = open.remove(&k).unwrap();
-            closed.push((k.0, k.1, k.2, count, sum));
-        }
-    };
+    let close =
+        |open: &mut BTreeMap<(String, i64, i64), (u64, i64)>, closed: &mut Vec<Closed>, wm: i64| {
+            let done: Vec<_> = open
+                .keys()
+                .filter(|(_, _, end)| *end <= wm)
+                .cloned()
+                .collect();
+            for k in done {
+                let (count, sum) = open.remove(&k).unwrap();
+                closed.push((k.0, k.1, k.2, count, sum));
+            }
+        };
     for (i, (key, t, amount)) in records.iter().enumerate() {
         let wm = max.map(|m| m - lateness);
         if let Some(wm) = wm {
@@ -382,14 +380,16 @@ fn a_crash_mid_window_loses_no_input_and_repeats_only_identical_results() {
         r#"idle_timeout = "1h""#,
     );
     let (_dir, path) = write_pipeline(&toml);
-    let weir = Weir::run(&path);
-    // Some windows are out, most are not: die without a drain or a commit.
-    let early = consume(&output, expected.len() / 4, Duration::from_secs(60));
-    assert!(
-        early.len() >= expected.len() / 4,
-        "results before the crash"
-    );
-    weir.kill9();
+    // Twice: die without a drain or a commit while some windows are out and most are not.
+    for share in [20, 2] {
+        let weir = Weir::run(&path);
+        let early = consume(&output, expected.len() / share, Duration::from_secs(120));
+        assert!(
+            early.len() >= expected.len() / share,
+            "results before the crash"
+        );
+        weir.kill9();
+    }
     let weir = Weir::run(&path);
     weir.wait_for_log("Aggregate state restored", Duration::from_secs(60));
     let out = consume(&output, expected.len(), Duration::from_secs(120));
@@ -410,4 +410,85 @@ fn a_crash_mid_window_loses_no_input_and_repeats_only_identical_results() {
         seen.insert(window, (c, sum));
     }
     assert_eq!(seen, expected, "every window, with all its input");
+}
+
+#[test]
+fn a_rebalance_moves_a_partitions_windows_to_the_other_process() {
+    let _broker = crate::harness::exclusive();
+    let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
+    create_topic(&input, 2);
+    create_topic(&output, 2);
+    create_topic(&dlq, 1);
+    let data: Vec<Vec<Input>> = (0..2)
+        .map(|_| {
+            let mut d: Vec<Input> = (0..4_000)
+                .map(|i| (format!("k{}", i % 20), 1_700_000_000_000 + i * 5, i % 11))
+                .collect();
+            d.push(("flush".into(), 1_800_000_000_000, 0));
+            d
+        })
+        .collect();
+    let mut expected = BTreeMap::new();
+    for (p, d) in data.iter().enumerate() {
+        let (closed, _) = reference(
+            d,
+            Spec::Fixed {
+                size: 1000,
+                every: 1000,
+            },
+            0,
+        );
+        for (k, s, e, c, sum) in closed {
+            expected.insert((p as i32, k, s, e), (c, sum));
+        }
+    }
+    let toml = pipeline(
+        "rebalance",
+        &input,
+        &output,
+        &dlq,
+        r#"window = { tumbling = "1s" }"#,
+        r#"idle_timeout = "1h""#,
+    );
+    let (_dir, path) = write_pipeline(&toml);
+    // The first half of every partition, through one process: each ends with open windows.
+    for (p, d) in data.iter().enumerate() {
+        produce(&input, &records(p as i32, &d[..2_000]));
+    }
+    let first = Weir::run(&path);
+    let early = consume(&output, 100, Duration::from_secs(60));
+    assert!(early.len() >= 100);
+    // A second process joins: one partition, and its windows, move to it.
+    let second = Weir::run(&path);
+    wait_until_restored(&second);
+    for (p, d) in data.iter().enumerate() {
+        produce(&input, &records(p as i32, &d[2_000..]));
+    }
+    let out = consume(&output, expected.len(), Duration::from_secs(120));
+    let all = consume_all(&output, Duration::from_secs(3), Duration::from_secs(60));
+    second.terminate();
+    first.terminate();
+    assert!(out.len() >= expected.len());
+    let mut seen = BTreeMap::new();
+    for (p, k, s, e, c, sum) in results(&all) {
+        let window = (p, k, s, e);
+        let want = expected
+            .get(&window)
+            .unwrap_or_else(|| panic!("unexpected window {window:?}"));
+        assert_eq!(&(c, sum), want, "window {window:?}: all its input, once");
+        seen.insert(window, (c, sum));
+    }
+    assert_eq!(seen, expected, "every window of both partitions");
+}
+
+/// Waits until `weir` restored a partition's windows that another process had built.
+fn wait_until_restored(weir: &Weir) {
+    crate::harness::wait_for_value(Duration::from_secs(90), || {
+        weir.log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("Aggregate state restored") && !l.contains("\"windows\":0"))
+            .then_some(())
+    });
 }

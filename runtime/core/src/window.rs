@@ -671,6 +671,21 @@ impl<A> WindowState<A> {
         out
     }
 
+    /// Removes and returns every entry, closed or open, ordered by end, then key, then start
+    /// (the end of a finite input, such as a test case).
+    pub fn drain(&mut self) -> Vec<Closed<A>> {
+        let mut out = Vec::with_capacity(self.by_end.len());
+        while let Some((end, key, start)) = self.by_end.first().cloned() {
+            let window = Window::new(start, end);
+            let acc = self.remove(&key, &window).expect("by_end matches entries");
+            out.push(Closed { key, window, acc });
+        }
+        if !out.is_empty() {
+            self.generation += 1;
+        }
+        out
+    }
+
     /// Forgets the entry `(key, window)` without handing it out (the engine's way to undo a
     /// window that a failed update would have opened). Returns whether it was there.
     pub fn discard(&mut self, key: &Arc<[u8]>, window: &Window) -> bool {

@@ -168,16 +168,26 @@ impl AggregateLane {
             took_ms = started.elapsed().as_millis() as u64,
             "Aggregate state restored."
         );
+        Self::new(loaded, tp, state, restored_next)
+    }
+
+    /// A lane over `state`, which holds every record below `restored_next`.
+    fn new(
+        loaded: Arc<LoadedAggregate>,
+        tp: &TopicPartition,
+        state: WindowState<Vec<u8>>,
+        restored_next: i64,
+    ) -> Result<Self, String> {
         let mut instance = loaded.module.instance().map_err(|e| e.to_string())?;
         instance.set_source(&tp.topic, tp.partition);
         let checkpoints = PartitionTracker::new();
         let emitted = checkpoints.track(0);
         Ok(Self {
+            prefix: key_prefix(&tp.topic, tp.partition),
             loaded,
             instance,
             state,
             tp: tp.clone(),
-            prefix,
             restored_next,
             next_offset: None,
             dirty: BTreeSet::new(),
@@ -192,6 +202,23 @@ impl AggregateLane {
             empty: None,
             evicted: Vec::new(),
         })
+    }
+
+    /// A lane with no state and no changelog, for `weir test`.
+    pub fn detached(loaded: Arc<LoadedAggregate>, topic: &str) -> Result<Self, String> {
+        let state = WindowState::new(window_config(&loaded.spec)).map_err(|e| e.to_string())?;
+        let tp = TopicPartition {
+            topic: topic.into(),
+            partition: 0,
+        };
+        Self::new(loaded, &tp, state, i64::MIN)
+    }
+
+    /// Closes every window, open or not (the end of a `weir test` case), and turns them into
+    /// output records.
+    pub fn close_all(&mut self) -> Vec<WindowResult> {
+        self.evicted.extend(self.state.drain());
+        self.closed()
     }
 
     /// Swaps in a new version of the module (same state version, checked when it was loaded).

@@ -2,9 +2,12 @@
 
 use std::fmt::Write as _;
 
+use std::sync::Arc;
 use weir_config::{Expectation, Pipeline, TestCase};
+
 use weir_core::{Bytes, Header, Record};
 
+use crate::aggregate::{AggregateLane, Fate};
 use crate::chain::Emit;
 use crate::loader::LoadedPipeline;
 
@@ -29,7 +32,7 @@ pub fn run_cases(pipeline: &Pipeline, loaded: &LoadedPipeline) -> Vec<CaseReport
     pipeline
         .tests
         .iter()
-        .map(|case| run_case(pipeline, || loaded.chain(true), case))
+        .map(|case| run_case(pipeline, loaded, || loaded.chain(true), case))
         .collect()
 }
 
@@ -46,6 +49,7 @@ pub fn run_canary_cases(pipeline: &Pipeline, loaded: &LoadedPipeline) -> Option<
             .map(|case| {
                 let mut report = run_case(
                     pipeline,
+                    loaded,
                     || loaded.canary_chain().expect("a canary was found above"),
                     case,
                 );
@@ -58,11 +62,13 @@ pub fn run_canary_cases(pipeline: &Pipeline, loaded: &LoadedPipeline) -> Option<
 
 fn run_case(
     pipeline: &Pipeline,
+    loaded: &LoadedPipeline,
     make_chain: impl Fn() -> Result<crate::chain::Chain, weir_wasm::WasmError>,
     case: &TestCase,
 ) -> CaseReport {
+    let aggregate = loaded.aggregate();
     let mut chain = match make_chain() {
-        Ok(c) => c,
+        Ok(c) => c.with_forward(aggregate.is_some()),
         Err(e) => {
             return CaseReport {
                 name: case.name.clone(),
@@ -96,7 +102,44 @@ fn run_case(
         .iter()
         .map(|_| StageResult::default())
         .collect();
-    for emit in chain.run(topic, 0, &records).emits.into_iter().flatten() {
+    let run = chain.run(topic, 0, &records);
+    if let Some(loaded) = aggregate {
+        // The aggregate stage folds what the chain handed on, then every window is closed: a
+        // test case is a finite input.
+        let stage = &mut per_stage[pipeline.stages.len() - 1];
+        let mut lane = match AggregateLane::detached(Arc::clone(loaded), topic) {
+            Ok(lane) => lane,
+            Err(e) => {
+                return CaseReport {
+                    name: case.name.clone(),
+                    failures: vec![format!("cannot instantiate the aggregate stage: {e}")],
+                };
+            }
+        };
+        let inputs: Vec<_> = run
+            .forwarded
+            .into_iter()
+            .map(|(_, r, _)| (r, ([0; 16], [0; 8])))
+            .collect();
+        for fate in lane.fold(&inputs) {
+            if let Fate::Failed(f) = fate {
+                stage
+                    .errors
+                    .push((f.kind.as_str().to_owned(), f.code, f.message));
+            }
+        }
+        let mut results = lane.closed();
+        results.extend(lane.close_all());
+        for result in results {
+            match result.outputs {
+                Ok(outputs) => stage.outputs.extend(outputs),
+                Err(f) => stage
+                    .errors
+                    .push((f.kind.as_str().to_owned(), f.code, f.message)),
+            }
+        }
+    }
+    for emit in run.emits.into_iter().flatten() {
         match emit {
             Emit::Output { stage, record, .. } => per_stage[stage].outputs.push(record),
             Emit::DeadLetter { stage, failure, .. } => per_stage[stage].errors.push((
