@@ -492,3 +492,64 @@ fn wait_until_restored(weir: &Weir) {
             .then_some(())
     });
 }
+
+#[test]
+fn exactly_once_a_crash_mid_window_changes_nothing_in_the_committed_output() {
+    let _broker = crate::harness::exclusive();
+    let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
+    create_topic(&input, 2);
+    create_topic(&output, 2);
+    create_topic(&dlq, 1);
+    let mut expected = BTreeSet::new();
+    for p in 0..2 {
+        let mut data: Vec<Input> = (0..20_000)
+            .map(|i| (format!("k{}", i % 50), 1_700_000_000_000 + i * 5, i % 7))
+            .collect();
+        data.push(("flush".into(), 1_800_000_000_000, 0));
+        let (closed, _) = reference(
+            &data,
+            Spec::Fixed {
+                size: 1000,
+                every: 1000,
+            },
+            0,
+        );
+        expected.extend(
+            closed
+                .into_iter()
+                .map(|(k, s, e, c, sum)| (p, k, s, e, c, sum)),
+        );
+        produce(&input, &records(p, &data));
+    }
+    let toml = pipeline(
+        "exactly-once",
+        &input,
+        &output,
+        &dlq,
+        r#"window = { tumbling = "1s" }"#,
+        r#"idle_timeout = "1h""#,
+    )
+    .replace(
+        "[dead_letter]",
+        "[sink]\ndelivery = \"exactly-once\"\n\n[dead_letter]",
+    );
+    let (_dir, path) = write_pipeline(&toml);
+    for share in [20, 2] {
+        let weir = Weir::run(&path);
+        let early = consume(&output, expected.len() / share, Duration::from_secs(120));
+        assert!(
+            early.len() >= expected.len() / share,
+            "results before the crash"
+        );
+        weir.kill9();
+    }
+    let weir = Weir::run(&path);
+    let out = consume(&output, expected.len(), Duration::from_secs(120));
+    let all = consume_all(&output, Duration::from_secs(3), Duration::from_secs(60));
+    weir.terminate();
+    assert_eq!(out.len(), expected.len());
+    // The test's reader reads committed records only: each window exactly once.
+    let got = results(&all);
+    assert_eq!(got.len(), expected.len(), "no window twice, none missing");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
+}

@@ -36,9 +36,9 @@ use toml::de::DeTable;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Aggregate, Canary, CanaryCohort, Control, DeadLetter, Expectation, LatePolicy, Limits,
-    Location, OnFull, Partitioning, Pipeline, Rollback, Sample, Sink, Source, Stage, StageKind,
-    StartFrom, Telemetry, TestCase, TestRecord, WindowKind,
+    Aggregate, Canary, CanaryCohort, Control, DeadLetter, Delivery, Expectation, LatePolicy,
+    Limits, Location, OnFull, Partitioning, Pipeline, Rollback, Sample, Sink, Source, Stage,
+    StageKind, StartFrom, Telemetry, TestCase, TestRecord, WindowKind,
 };
 pub use units::{UnitError, parse_duration, parse_size};
 

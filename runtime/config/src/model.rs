@@ -343,6 +343,24 @@ pub struct Sink {
     /// `kafka`: raw librdkafka producer properties, such as `{ "linger.ms" = "5" }`.
     /// Numbers and booleans are accepted and passed as strings. Default none.
     pub kafka: BTreeMap<String, String>,
+    /// `delivery`: `"at-least-once"` (default) or `"exactly-once"`.
+    pub delivery: Delivery,
+}
+
+/// `delivery` of `[sink]`: what a crash or a rebalance can do to the outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// `"at-least-once"`: offsets are committed once every output of the records before them
+    /// is acknowledged. After a crash, the records since the last commit are processed again,
+    /// so an output can be published twice; none is lost.
+    #[default]
+    AtLeastOnce,
+    /// `"exactly-once"`: each partition's lane writes its outputs, dead letters, aggregate
+    /// checkpoints and consumed offsets in one Kafka transaction per `commit_interval`
+    /// (transactional id `<group>.<topic>.<partition>`). Consumers that read the outputs with
+    /// `isolation.level=read_committed` see each result once, whatever crashes or rebalances
+    /// happen. The brokers must support transactions.
+    ExactlyOnce,
 }
 
 /// `[control]`: a compacted topic on the source cluster where every instance of the pipeline

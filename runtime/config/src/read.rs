@@ -10,7 +10,9 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::formats;
-use crate::model::{Control, DeadLetter, Pipeline, Sample, Sink, Source, StartFrom, Telemetry};
+use crate::model::{
+    Control, DeadLetter, Delivery, Pipeline, Sample, Sink, Source, StartFrom, Telemetry,
+};
 use crate::reader::{Table, Value, collect_all};
 use crate::report::Report;
 use crate::validate::{Crossrefs, Written};
@@ -227,8 +229,20 @@ fn dead_letter(
 fn sink(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<Sink> {
     let mut table = value.table(report)?;
     let kafka = kafka_properties(&mut table, report);
+    let delivery = table.with_default("delivery", Delivery::default(), |value| {
+        value.choice(
+            report,
+            &[
+                ("at-least-once", Delivery::AtLeastOnce),
+                ("exactly-once", Delivery::ExactlyOnce),
+            ],
+        )
+    });
     table.finish(report);
-    Some(Sink { kafka: kafka? })
+    Some(Sink {
+        kafka: kafka?,
+        delivery: delivery?,
+    })
 }
 
 fn telemetry(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<Telemetry> {

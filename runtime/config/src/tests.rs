@@ -59,6 +59,7 @@ fn defaults() {
     assert_eq!(stage.line, 7);
 
     assert_eq!(pipeline.sink, Sink::default());
+    assert_eq!(pipeline.sink.delivery, Delivery::AtLeastOnce);
     let telemetry = &pipeline.telemetry;
     assert_eq!(telemetry.listen.to_string(), "127.0.0.1:9464");
     assert_eq!(telemetry.otlp, None);
@@ -137,6 +138,7 @@ fn every_key() {
     assert_eq!(pipeline.dead_letter.topic, "clicks.dlq");
     let sink = [("compression.type", "zstd"), ("linger.ms", "5")];
     assert_eq!(pipeline.sink.kafka, strings(&sink));
+    assert_eq!(pipeline.sink.delivery, Delivery::ExactlyOnce);
     let telemetry = &pipeline.telemetry;
     assert_eq!(telemetry.listen.to_string(), "0.0.0.0:9464");
     assert_eq!(telemetry.otlp.as_deref(), Some("http://127.0.0.1:4317"));

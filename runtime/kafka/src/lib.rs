@@ -15,7 +15,7 @@ mod source;
 pub use changelog::{ensure_changelog, read_changelog};
 pub use control::ControlChannel;
 pub use error::KafkaError;
-pub use sink::{DeliveryObserver, KafkaSink, SinkSettings};
+pub use sink::{DeliveryObserver, GroupMetadata, KafkaSink, SinkSettings};
 pub use source::{
     KafkaSource, PartitionHandler, PartitionStats, SourceSettings, SourceStats, StartFrom,
     TopicPartition,

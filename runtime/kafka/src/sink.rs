@@ -22,6 +22,9 @@ pub struct SinkSettings {
     pub properties: BTreeMap<String, String>,
     /// Told about every acknowledged record, for throughput and end-to-end latency.
     pub observer: Option<Arc<dyn DeliveryObserver>>,
+    /// With a transactional id, the producer writes in transactions (see
+    /// [`KafkaSink::commit_transaction`]); `None`: plain idempotent producer.
+    pub transactional_id: Option<String>,
 }
 
 impl fmt::Debug for SinkSettings {
@@ -29,6 +32,7 @@ impl fmt::Debug for SinkSettings {
         f.debug_struct("SinkSettings")
             .field("brokers", &self.brokers)
             .field("properties", &self.properties)
+            .field("transactional_id", &self.transactional_id)
             .finish_non_exhaustive()
     }
 }
@@ -85,12 +89,25 @@ impl fmt::Debug for KafkaSink {
     }
 }
 
+/// How long transaction calls (start, commit, abort) may take.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The consumer group's identity and generation, which a transaction's offsets are committed
+/// under (so a member fenced by a rebalance cannot commit).
+pub struct GroupMetadata(pub(crate) rdkafka::consumer::ConsumerGroupMetadata);
+
+impl fmt::Debug for GroupMetadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupMetadata").finish_non_exhaustive()
+    }
+}
+
 /// How long a send waits between retries while the producer's local queue is full.
 const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(2);
 
 impl KafkaSink {
     pub fn new(settings: &SinkSettings) -> Result<Self, KafkaError> {
-        let config = client_config(
+        let mut config = client_config(
             &[
                 ("bootstrap.servers", &settings.brokers),
                 ("enable.idempotence", "true"),
@@ -101,13 +118,60 @@ impl KafkaSink {
             ],
             &settings.properties,
         );
-        let producer = config
+        if let Some(id) = &settings.transactional_id {
+            config.set("transactional.id", id);
+        }
+        let producer: ThreadedProducer<SinkContext> = config
             .create_with_context(SinkContext {
                 failure: Mutex::new(None),
                 observer: settings.observer.clone(),
             })
             .map_err(|e| KafkaError::Config(e.to_string()))?;
+        if let Some(id) = &settings.transactional_id {
+            // Fences any earlier producer with this id (a crashed process, the partition's
+            // previous owner) and aborts the transaction it left open.
+            producer
+                .init_transactions(TRANSACTION_TIMEOUT)
+                .map_err(|e| KafkaError::broker(format!("cannot start transactions as {id}"), e))?;
+            producer
+                .begin_transaction()
+                .map_err(|e| KafkaError::broker("cannot begin a transaction", e))?;
+        }
         Ok(Self { producer })
+    }
+
+    /// Commits the open transaction with the consumer offsets `offsets` (the next offset to
+    /// read, per partition) of the group `group`, then begins the next one. Blocks until the
+    /// broker has every record of the transaction. On error the transaction is aborted and
+    /// the producer unusable: the caller must stop and let a restart resume from the last
+    /// committed transaction.
+    pub fn commit_transaction(
+        &self,
+        offsets: &[(crate::TopicPartition, i64)],
+        group: &GroupMetadata,
+    ) -> Result<(), KafkaError> {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for (tp, offset) in offsets {
+            tpl.add_partition_offset(&tp.topic, tp.partition, rdkafka::Offset::Offset(*offset))
+                .map_err(|e| KafkaError::broker("cannot build the transaction's offsets", e))?;
+        }
+        let result = (|| {
+            if tpl.count() > 0 {
+                self.producer
+                    .send_offsets_to_transaction(&tpl, &group.0, TRANSACTION_TIMEOUT)
+                    .map_err(|e| KafkaError::broker("cannot add offsets to the transaction", e))?;
+            }
+            self.producer
+                .commit_transaction(TRANSACTION_TIMEOUT)
+                .map_err(|e| KafkaError::broker("cannot commit the transaction", e))?;
+            self.producer
+                .begin_transaction()
+                .map_err(|e| KafkaError::broker("cannot begin a transaction", e))
+        })();
+        if result.is_err() {
+            let _ = self.producer.abort_transaction(TRANSACTION_TIMEOUT);
+        }
+        result
     }
 
     /// Hands `record` to the producer for `topic` (`partition`: `None` lets the partitioner hash

@@ -53,6 +53,9 @@ pub trait PartitionHandler: Send + Sync + 'static {
     /// These partitions are now this member's.
     fn assigned(&self, partitions: &[TopicPartition]);
 
+    /// The group's metadata after a rebalance (before [`Self::assigned`]), for transactions.
+    fn group_changed(&self, _metadata: crate::GroupMetadata) {}
+
     /// These partitions are being taken away. Stop working on them (finish or abandon in-flight
     /// work) and return, per partition, the offset that is safe to commit; the source commits it
     /// before the partitions are released.
@@ -178,8 +181,11 @@ impl ConsumerContext for SourceContext {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            if let Some(metadata) = consumer.group_metadata() {
+                self.handler.group_changed(crate::GroupMetadata(metadata));
+            }
             let parts = self.partitions(tpl);
             tracing::info!(partitions = %list(&parts), "Partitions assigned.");
             self.handler.assigned(&parts);

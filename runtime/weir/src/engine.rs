@@ -139,11 +139,14 @@ pub fn run(
     let loaded = Arc::new(loaded);
     let metrics = Metrics::new(&pipeline.name);
     let (spans, _spans_guard) = start_spans(pipeline, &metrics)?;
-    let sink = Arc::new(KafkaSink::new(&SinkSettings {
+    let sink_settings = SinkSettings {
         brokers: brokers.to_owned(),
         properties: pipeline.sink.kafka.clone(),
         observer: Some(Arc::new(Delivered(Arc::clone(&metrics)))),
-    })?);
+        transactional_id: None,
+    };
+    let sink = Arc::new(KafkaSink::new(&sink_settings)?);
+    let exactly_once = pipeline.sink.delivery == weir_config::Delivery::ExactlyOnce;
 
     let stats = Arc::new(Stats::default());
     let shared = Arc::new(Shared {
@@ -155,6 +158,9 @@ pub fn run(
         commit_interval: pipeline.source.commit_interval,
         drain_timeout: pipeline.source.drain_timeout,
         sink: Arc::clone(&sink),
+        exactly_once,
+        sink_settings,
+        group_metadata: Mutex::new(None),
         stats: Arc::clone(&stats),
         fatal: Mutex::new(None),
         loaded: RwLock::new(Arc::clone(&loaded)),
@@ -524,8 +530,12 @@ impl Manager {
         }
     }
 
-    /// Offsets that advanced since the last call, for a periodic commit.
+    /// Offsets that advanced since the last call, for a periodic commit. None with exactly-once
+    /// delivery: each lane commits its offsets in its transactions.
     fn committable(&self) -> Vec<(TopicPartition, i64)> {
+        if self.shared.exactly_once {
+            return Vec::new();
+        }
         let mut lanes = self.lanes.lock();
         let mut changed = false;
         let mut offsets = Vec::with_capacity(lanes.len());
@@ -575,6 +585,10 @@ impl Manager {
             if let Some(o) = tracker.committable() {
                 offsets.push((tp, o));
             }
+        }
+        if self.shared.exactly_once {
+            // The lanes committed their offsets in their last transactions.
+            offsets.clear();
         }
         offsets
     }
@@ -640,6 +654,10 @@ impl PartitionHandler for Manager {
             }
         }
         self.drain(taken)
+    }
+
+    fn group_changed(&self, metadata: weir_kafka::GroupMetadata) {
+        *self.shared.group_metadata.lock() = Some(Arc::new(metadata));
     }
 
     fn statistics(&self, stats: &SourceStats) {

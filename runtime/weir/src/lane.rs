@@ -38,6 +38,11 @@ pub(crate) struct Shared {
     /// The longest an aggregate lane waits for its window results or checkpoint.
     pub drain_timeout: Duration,
     pub sink: Arc<KafkaSink>,
+    /// Whether lanes write in transactions, each with its own producer made from
+    /// `sink_settings`, under the group's latest `group_metadata`.
+    pub exactly_once: bool,
+    pub sink_settings: weir_kafka::SinkSettings,
+    pub group_metadata: Mutex<Option<Arc<weir_kafka::GroupMetadata>>>,
     pub stats: Arc<Stats>,
     /// The first error that makes the pipeline stop.
     pub fatal: Mutex<Option<String>>,
@@ -157,6 +162,7 @@ impl Lane {
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let stop = Arc::new(AtomicBool::new(false));
         let tracker = Arc::new(PartitionTracker::new());
+        let shared_sink = Arc::clone(&shared.sink);
         let worker = Worker {
             generation,
             tp: tp.clone(),
@@ -169,6 +175,8 @@ impl Lane {
             metrics,
             aggregate: None,
             aggregate_metrics: None,
+            sink: Arc::clone(&shared_sink),
+            transaction: None,
         };
         let thread = std::thread::Builder::new()
             .name(format!("weir-lane-{}-{}", tp.topic, tp.partition))
@@ -200,6 +208,26 @@ struct Worker {
     /// The aggregate stage that ends the chain, if any: its state, and its metric handles.
     aggregate: Option<AggregateLane>,
     aggregate_metrics: Option<StageMetrics>,
+    /// Where this lane's records go: the pipeline's producer, or with exactly-once delivery
+    /// the lane's own transactional one.
+    sink: Arc<KafkaSink>,
+    /// The open transaction, with exactly-once delivery.
+    transaction: Option<Transaction>,
+}
+
+/// A lane's open transaction: what it holds and when it began.
+struct Transaction {
+    /// One past the last input offset processed in it.
+    next: Option<i64>,
+    /// Whether anything was written in it.
+    written: bool,
+    began: Instant,
+}
+
+impl Transaction {
+    fn due(&self, interval: Duration) -> bool {
+        (self.written || self.next.is_some()) && self.began.elapsed() >= interval
+    }
 }
 
 /// An input record's trace: where its spans and its outputs' `traceparent` belong.
@@ -214,13 +242,17 @@ struct RecordTrace {
 
 impl Worker {
     fn run(mut self) {
-        if let Err(message) = self.start_aggregate() {
+        if let Err(message) = self
+            .start_transactions()
+            .and_then(|()| self.start_aggregate())
+        {
             self.shared.set_fatal(message);
             return;
         }
         // An aggregate lane wakes up now and then without records: idle partitions still close
-        // their windows, and checkpoints still go out.
-        let tick = self.aggregate.as_ref().map(|_| Duration::from_millis(100));
+        // their windows, and checkpoints still go out. A transactional lane commits on time.
+        let tick = (self.aggregate.is_some() || self.transaction.is_some())
+            .then_some(Duration::from_millis(100));
         let mut batch = Vec::with_capacity(self.shared.batch_size);
         loop {
             let first = match tick {
@@ -255,13 +287,18 @@ impl Worker {
                     return;
                 }
             }
-            if let Err(message) = self.tend_aggregate(idle) {
+            if let Err(message) = self.tend(idle) {
                 self.shared.set_fatal(message);
                 return;
             }
         }
-        if let Err(message) = self.finish_aggregate() {
-            tracing::warn!(partition = %self.tp, error = %message, "Final checkpoint failed; the next owner re-reads from the last commit.");
+        if let Err(message) = self.finish() {
+            tracing::warn!(
+                partition = %self.tp,
+                error = %message,
+                "Final checkpoint or transaction failed; the next owner re-reads from the last \
+                 commit."
+            );
         }
         tracing::debug!(partition = %self.tp, "Lane stopped.");
     }
@@ -299,6 +336,9 @@ impl Worker {
         }
         if self.shared.tracing.spans.enabled() {
             self.export_spans(batch, &traces, &spans, &calls);
+        }
+        if let (Some(t), Some(last)) = (self.transaction.as_mut(), batch.last()) {
+            t.next = Some(last.offset + 1);
         }
         let mut aggregate = self.aggregate.take();
         let delivered = batch
@@ -434,31 +474,86 @@ impl Worker {
         self.shared.tracing.spans.enabled()
     }
 
-    /// Between batches: the idle rule, closed windows to the output topic, checkpoints, and
-    /// the release of inputs whose checkpoint is acknowledged.
-    fn tend_aggregate(&mut self, idle: bool) -> Result<(), String> {
-        let Some(mut agg) = self.aggregate.take() else {
+    /// With exactly-once delivery: the lane's own transactional producer, fencing the
+    /// partition's previous owner.
+    fn start_transactions(&mut self) -> Result<(), String> {
+        if !self.shared.exactly_once {
+            return Ok(());
+        }
+        let id = format!(
+            "{}.{}.{}",
+            self.shared.tracing.group, self.tp.topic, self.tp.partition
+        );
+        let sink = KafkaSink::new(&weir_kafka::SinkSettings {
+            transactional_id: Some(id.clone()),
+            ..self.shared.sink_settings.clone()
+        })
+        .map_err(|e| format!("{}: {e}", self.tp))?;
+        tracing::debug!(partition = %self.tp, transactional_id = %id, "Transactions started.");
+        self.sink = Arc::new(sink);
+        self.transaction = Some(Transaction {
+            next: None,
+            written: false,
+            began: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Between batches: the idle rule, closed windows to the output topic, checkpoints, the
+    /// release of inputs whose checkpoint is acknowledged, and the transaction's commit.
+    fn tend(&mut self, idle: bool) -> Result<(), String> {
+        let interval = self.shared.commit_interval;
+        let commit = self.transaction.as_ref().is_some_and(|t| t.due(interval));
+        if let Some(mut agg) = self.aggregate.take() {
+            let result = (|| {
+                if idle {
+                    agg.on_idle();
+                }
+                let results = agg.closed();
+                if !results.is_empty() {
+                    self.publish_windows(&agg, results)?;
+                }
+                // Transactional lanes checkpoint in every transaction, others on their own
+                // schedule.
+                let due = match &self.transaction {
+                    Some(t) => commit || (t.written && t.began.elapsed() >= interval),
+                    None => agg.checkpoint_due(interval),
+                };
+                if due {
+                    let bytes = agg.checkpoint(&self.sink, self.shared.drain_timeout)?;
+                    if let Some(m) = &self.aggregate_metrics {
+                        m.checkpointed(bytes);
+                    }
+                }
+                agg.poll()
+            })();
+            self.metrics_open_windows(&agg);
+            self.aggregate = Some(agg);
+            result?;
+        }
+        if self.transaction.as_ref().is_some_and(|t| t.due(interval)) {
+            self.commit_transaction()?;
+        }
+        Ok(())
+    }
+
+    /// Commits the lane's transaction with its consumed offset, and begins the next.
+    fn commit_transaction(&mut self) -> Result<(), String> {
+        let Some(t) = self.transaction.as_mut() else {
             return Ok(());
         };
-        let result = (|| {
-            if idle {
-                agg.on_idle();
-            }
-            let results = agg.closed();
-            if !results.is_empty() {
-                self.publish_windows(&agg, results)?;
-            }
-            if agg.checkpoint_due(self.shared.commit_interval) {
-                let bytes = agg.checkpoint(&self.shared.sink, self.shared.drain_timeout)?;
-                if let Some(m) = &self.aggregate_metrics {
-                    m.checkpointed(bytes);
-                }
-            }
-            agg.poll()
-        })();
-        self.metrics_open_windows(&agg);
-        self.aggregate = Some(agg);
-        result
+        let group = self.shared.group_metadata.lock().clone();
+        let Some(group) = group else {
+            return Err("no consumer group metadata for the transaction".into());
+        };
+        let offsets: Vec<_> = t.next.map(|n| (self.tp.clone(), n)).into_iter().collect();
+        self.sink
+            .commit_transaction(&offsets, &group)
+            .map_err(|e| format!("{}: {e}", self.tp))?;
+        t.next = None;
+        t.written = false;
+        t.began = Instant::now();
+        Ok(())
     }
 
     fn metrics_open_windows(&self, agg: &AggregateLane) {
@@ -468,18 +563,21 @@ impl Worker {
     }
 
     /// On stop: a last checkpoint of what was folded, and a wait (bounded by the drain timeout)
-    /// for it, so the drain can commit the inputs it covers.
-    fn finish_aggregate(&mut self) -> Result<(), String> {
-        let Some(agg) = self.aggregate.as_mut() else {
-            return Ok(());
-        };
-        agg.checkpoint(&self.shared.sink, self.shared.drain_timeout)?;
-        let deadline = Instant::now() + self.shared.drain_timeout;
-        while agg.pending() && Instant::now() < deadline {
+    /// for it, so the drain can commit the inputs it covers; with transactions, the last commit.
+    fn finish(&mut self) -> Result<(), String> {
+        if let Some(agg) = self.aggregate.as_mut() {
+            agg.checkpoint(&self.sink, self.shared.drain_timeout)?;
+            let deadline = Instant::now() + self.shared.drain_timeout;
+            while agg.pending() && Instant::now() < deadline {
+                agg.poll()?;
+                std::thread::sleep(Duration::from_millis(1));
+            }
             agg.poll()?;
-            std::thread::sleep(Duration::from_millis(1));
         }
-        agg.poll()
+        if self.transaction.is_some() {
+            self.commit_transaction()?;
+        }
+        Ok(())
     }
 
     /// Publishes the results of closed windows, each under a new trace whose span links to the
@@ -489,6 +587,9 @@ impl Worker {
         agg: &AggregateLane,
         results: Vec<WindowResult>,
     ) -> Result<(), String> {
+        if let Some(t) = self.transaction.as_mut() {
+            t.written = true;
+        }
         let info = agg.loaded.info.clone();
         let stage = self.chain.infos().len();
         let ack = Arc::clone(agg.emitted());
@@ -552,8 +653,7 @@ impl Worker {
                     }
                     for mut record in outputs {
                         trace.stamp(&mut record, &span);
-                        self.shared
-                            .sink
+                        self.sink
                             .send(topic, partition, &record, &ack)
                             .map_err(|e| {
                                 format!("cannot publish a window result of {}: {e}", self.tp)
@@ -622,7 +722,7 @@ impl Worker {
                         Partitioning::Source => Some(self.tp.partition),
                         Partitioning::Key => None,
                     };
-                    match self.shared.sink.send(topic, partition, &record, &ack) {
+                    match self.sink.send(topic, partition, &record, &ack) {
                         Ok(()) => {
                             self.shared
                                 .stats
@@ -689,8 +789,7 @@ impl Worker {
             m.failed(failure.kind.as_str(), wasm);
         }
         let letter = dead_letter_record(&self.shared.pipeline, stage, &self.tp, record, failure);
-        self.shared
-            .sink
+        self.sink
             .send(&self.shared.dead_letter, None, &letter, ack)
             .map_err(|e| format!("cannot dead-letter {}@{}: {e}", self.tp, letter.offset))?;
         self.shared
