@@ -7,7 +7,7 @@
 //   `-0` is the float -0.0. A string that is not valid Unicode (a lone `\ud800`) is an error.
 // - Writing: compact, object keys sorted by their UTF-8 bytes (serde_json's map is a B-tree),
 //   non-ASCII as is, control characters as `\u00XX`, floats in their shortest round-trip digits
-//   laid out as the `ryu` crate does (`1e20`, `1.5e-7`, `100.0`, `-0.0`).
+//   laid out as serde_json does (`1e+20`, `1.5e-7`, `100.0`, `-0.0`).
 
 const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const encoder = new TextEncoder();
@@ -39,9 +39,30 @@ function reviver(key, value, context) {
   return new F64(f);
 }
 
+// serde_json refuses more than 127 nested arrays and objects.
+const MAX_DEPTH = 127;
+
 /** Parses JSON bytes. Throws on anything serde_json refuses. */
 export function parse(bytes) {
-  return JSON.parse(strict.decode(bytes), reviver);
+  const text = strict.decode(bytes);
+  const value = JSON.parse(text, reviver);
+  // Only a text this long can nest too deep.
+  if (text.length > 2 * MAX_DEPTH && depth(value) > MAX_DEPTH) {
+    throw new SyntaxError("recursion limit exceeded");
+  }
+  return value;
+}
+
+function depth(value) {
+  let deepest = 0;
+  const stack = [[value, 1]];
+  while (stack.length) {
+    const [v, d] = stack.pop();
+    if (v === null || typeof v !== "object" || v instanceof F64) continue;
+    deepest = Math.max(deepest, d);
+    for (const x of Array.isArray(v) ? v : Object.values(v)) stack.push([x, d + 1]);
+  }
+  return deepest;
 }
 
 /** Writes a parsed value as compact JSON bytes, as serde_json would. */
@@ -109,11 +130,12 @@ function byCodePoint(a, b) {
   return x.length - y.length;
 }
 
-/** A finite float as the `ryu` crate's `format_finite` writes it. */
+/** A finite float as serde_json writes it (the `zmij` crate's `format_finite`, ryu's layout with a
+ * signed exponent): fixed notation from 1e-5 to below 1e16, else `1e+16`, `1.5e-7`. */
 export function ryu(f) {
   if (f === 0) return Object.is(f, -0) ? "-0.0" : "0.0";
   const sign = f < 0 ? "-" : "";
-  // Shortest round-trip digits, as ryu finds them: d.ddde±x
+  // Shortest round-trip digits, as serde_json finds them: d.ddde±x
   const [mantissa, exp] = Math.abs(f).toExponential().split("e");
   let digits = mantissa.replace(".", "");
   let k = Number(exp) - (digits.length - 1);
@@ -126,7 +148,9 @@ export function ryu(f) {
   if (k >= 0 && kk <= 16) s = digits + "0".repeat(k) + ".0";
   else if (kk > 0 && kk <= 16) s = `${digits.slice(0, kk)}.${digits.slice(kk)}`;
   else if (kk > -5 && kk <= 0) s = `0.${"0".repeat(-kk)}${digits}`;
-  else if (length === 1) s = `${digits}e${kk - 1}`;
-  else s = `${digits[0]}.${digits.slice(1)}e${kk - 1}`;
+  else {
+    const exp = kk - 1 > 0 ? `e+${kk - 1}` : `e${kk - 1}`;
+    s = length === 1 ? digits + exp : `${digits[0]}.${digits.slice(1)}${exp}`;
+  }
   return sign + s;
 }

@@ -1,4 +1,5 @@
-// Native tests of the stage on Node.js: `node --test examples-wasm/json-enrich-js/`.
+// Native tests of the stage on Node.js: `npm test` here, or `node --test` (Node.js 21 or newer;
+// Node.js 20 needs `--harmony-json-parse-with-source`, the JSON.parse source access the stage uses).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
@@ -45,8 +46,8 @@ test("writes what the Rust stage writes", () => {
       "url",
     ),
   );
-  assert.ok(out.includes('"x":[1.0,-0.0,1e20,0.1,1e-7,1.8446744073709552e19,18446744073709551615]'), out);
-  assert.deepEqual([1e-5, 1e-6, 1e16, 1e15, 123.456].map(ryu), ["0.00001", "1e-6", "1e16", "1000000000000000.0", "123.456"]);
+  assert.ok(out.includes('"x":[1.0,-0.0,1e+20,0.1,1e-7,1.8446744073709552e+19,18446744073709551615]'), out);
+  assert.deepEqual([1e-5, 1e-6, 1e16, 1e15, 123.456].map(ryu), ["0.00001", "1e-6", "1e+16", "1000000000000000.0", "123.456"]);
 });
 
 test("copies campaign parameters", () => {

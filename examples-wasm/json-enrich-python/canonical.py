@@ -6,7 +6,7 @@ output is byte-for-byte the Rust stage's.
   and one out of f64's range is an error. `-0` is the float -0.0.
 - Writing: compact, object keys sorted (serde_json's map is a B-tree), non-ASCII written as is,
   control characters escaped as `\\u00XX`, floats in their shortest round-trip digits laid out as
-  the `ryu` crate does (`1e20`, `1.5e-7`, `100.0`, `-0.0`).
+  serde_json does (`1e+20`, `1.5e-7`, `100.0`, `-0.0`).
 
 Documents without floats take the C-accelerated `json.dumps`.
 """
@@ -58,7 +58,52 @@ def loads(data):
         value = _decoder.decode(text)
     except RecursionError:
         raise ValueError("recursion limit exceeded") from None
+    # Cheap tests first: only a text with that many brackets can nest too deep, only one with a
+    # `\u` escape can hold a lone surrogate.
+    if text.count("[") + text.count("{") >= MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        raise ValueError("recursion limit exceeded")
+    if "\\u" in text and not _well_formed(value):
+        raise ValueError("lone surrogate in hex escape")
     return value, _State.floats
+
+
+# serde_json refuses more than 127 nested arrays and objects.
+MAX_DEPTH = 127
+
+
+def _depth(value):
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = v.values()
+        elif not isinstance(v, list):
+            continue
+        deepest = max(deepest, d)
+        stack.extend((x, d + 1) for x in v)
+    return deepest
+
+
+def _well_formed(value):
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            v = (v,)
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+            v = v.keys()
+        elif isinstance(v, list):
+            stack.extend(v)
+            continue
+        else:
+            continue
+        for s in v:
+            try:
+                s.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
 
 
 def dumps(value, has_floats=True):
@@ -119,11 +164,12 @@ def _write(v, out):
 
 
 def ryu(f):
-    """A finite float as the `ryu` crate's `format_finite` writes it."""
+    """A finite float as serde_json writes it (the `zmij` crate's `format_finite`, ryu's layout
+    with a signed exponent): fixed notation from 1e-5 to below 1e16, else `1e+16`, `1.5e-7`."""
     sign = "-" if f < 0 or (f == 0 and str(f).startswith("-")) else ""
     if f == 0:
         return sign + "0.0"
-    r = repr(abs(f))  # shortest round-trip digits, like ryu's
+    r = repr(abs(f))  # shortest round-trip digits, as serde_json finds them
     mantissa, _, exp = r.partition("e")
     whole, _, frac = mantissa.partition(".")
     digits = (whole + frac).lstrip("0")
@@ -140,8 +186,7 @@ def ryu(f):
         s = digits[:kk] + "." + digits[kk:]
     elif -5 < kk <= 0:
         s = "0." + "0" * (-kk) + digits
-    elif length == 1:
-        s = digits + "e" + str(kk - 1)
     else:
-        s = digits[0] + "." + digits[1:] + "e" + str(kk - 1)
+        exp = f"e{kk - 1:+d}"
+        s = digits + exp if length == 1 else digits[0] + "." + digits[1:] + exp
     return sign + s

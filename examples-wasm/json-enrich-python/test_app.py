@@ -54,7 +54,7 @@ class JsonEnrichTest(unittest.TestCase):
         )
         out = app.enrich_value(b'{"url":"http://h/","x":[1.0,-0,1e20,0.1,1e-7,18446744073709551616]}',
                                "url")
-        self.assertIn(b'"x":[1.0,-0.0,1e20,0.1,1e-7,1.8446744073709552e19]', out)
+        self.assertIn(b'"x":[1.0,-0.0,1e+20,0.1,1e-7,1.8446744073709552e+19]', out)
 
     def test_copies_campaign_parameters(self):
         v = enrich(
