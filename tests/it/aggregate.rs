@@ -553,3 +553,143 @@ fn exactly_once_a_crash_mid_window_changes_nothing_in_the_committed_output() {
     assert_eq!(got.len(), expected.len(), "no window twice, none missing");
     assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), expected);
 }
+
+/// (trace id, span id) of a record's `traceparent` header.
+fn traceparent(r: &Rec) -> (String, String) {
+    let tp = r.header_str("traceparent").expect("a traceparent");
+    let parts: Vec<&str> = tp.split('-').collect();
+    (parts[1].to_owned(), parts[2].to_owned())
+}
+
+#[test]
+fn a_window_result_starts_a_trace_that_links_to_its_inputs() {
+    let _broker = crate::harness::exclusive();
+    let collector = crate::otlp::OtlpReceiver::start();
+    let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
+    create_topic(&input, 1);
+    create_topic(&output, 1);
+    create_topic(&dlq, 1);
+    let base = 1_700_000_000_000i64;
+    // 5 records of "few" and 200 of "many" in one window, each in a trace of its own.
+    let mut produced = Vec::new();
+    let mut parents = BTreeMap::new();
+    for i in 0..205i64 {
+        let key = if i < 5 { "few" } else { "many" };
+        let trace = format!("{:032x}", 0xabc0_0000 + i);
+        let span = format!("{:016x}", 0x5000 + i);
+        parents.insert(trace.clone(), (key, span.clone()));
+        produced.push(
+            Rec::new(0, key, value(key, base + i, 1))
+                .header("traceparent", &format!("00-{trace}-{span}-01")),
+        );
+    }
+    produced.push(Rec::new(0, "flush", value("flush", base + 60_000, 0)));
+    produce(&input, &produced);
+    let toml = pipeline(
+        "links",
+        &input,
+        &output,
+        &dlq,
+        r#"window = { tumbling = "10s" }"#,
+        r#"idle_timeout = "1h""#,
+    ) + &format!(
+        "otlp = \"{}\"\nsample = {{ ratio = 1.0, slow = \"1h\" }}\n",
+        collector.endpoint()
+    );
+    let (_dir, path) = write_pipeline(&toml);
+    let weir = Weir::run(&path);
+    let out = consume(&output, 2, Duration::from_secs(60));
+    let spans = collector.wait_for(Duration::from_secs(30), |s| {
+        s.iter().filter(|s| s.name == "weir.window").count() >= 2
+    });
+    weir.terminate();
+    assert_eq!(out.len(), 2);
+    for result in &out {
+        let key = String::from_utf8(result.key.clone().unwrap()).unwrap();
+        let (trace, span) = traceparent(result);
+        assert!(
+            !parents.contains_key(&trace),
+            "a window result starts a trace of its own"
+        );
+        let window = spans
+            .iter()
+            .find(|s| s.name == "weir.window" && s.trace_id == trace && s.span_id == span)
+            .unwrap_or_else(|| panic!("no weir.window span for {key}"));
+        assert_eq!(window.kind, 4, "a producer span");
+        let inputs = if key == "few" { 5 } else { 200 };
+        assert_eq!(
+            window.links.len(),
+            inputs.min(128),
+            "{key}: links capped at 128"
+        );
+        for (linked_trace, linked_span) in &window.links {
+            let (parent_key, upstream) = &parents[linked_trace];
+            assert_eq!(*parent_key, key, "a link points to an input of the window");
+            // The linked span is the input's pass through the aggregate stage, a child of the
+            // span its traceparent named.
+            let stage = spans
+                .iter()
+                .find(|s| &s.trace_id == linked_trace && &s.span_id == linked_span)
+                .unwrap_or_else(|| panic!("linked span {linked_span} was not exported"));
+            assert_eq!(stage.name, "weir.stage");
+            assert_eq!(stage.attributes["weir.stage"], "count");
+            assert_eq!(stage.parent_span_id.as_deref(), Some(upstream.as_str()));
+        }
+    }
+}
+
+#[test]
+fn a_module_reload_keeps_the_open_windows() {
+    let _broker = crate::harness::exclusive();
+    let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
+    create_topic(&input, 1);
+    create_topic(&output, 1);
+    create_topic(&dlq, 1);
+    let mut data: Vec<Input> = (0..2_000)
+        .map(|i| (format!("k{}", i % 10), 1_700_000_000_000 + i * 5, i % 13))
+        .collect();
+    data.push(("flush".into(), 1_800_000_000_000, 0));
+    let (closed, _) = reference(
+        &data,
+        Spec::Fixed {
+            size: 4000,
+            every: 4000,
+        },
+        0,
+    );
+    let expected: BTreeSet<Result> = closed
+        .into_iter()
+        .map(|(k, s, e, c, sum)| (0, k, s, e, c, sum))
+        .collect();
+    let toml = pipeline(
+        "reload",
+        &input,
+        &output,
+        &dlq,
+        r#"window = { tumbling = "4s" }"#,
+        r#"idle_timeout = "1h""#,
+    );
+    let (dir, path) = write_pipeline(&toml);
+    produce(&input, &records(0, &data[..1_000]));
+    let weir = Weir::run(&path);
+    // The first windows are out; the window around record 1000 is open.
+    consume(&output, 10, Duration::from_secs(60));
+    // Another configuration of the module: a new instance, the same accumulators.
+    let next = toml.replace(
+        r#"config = { field = "amount" }"#,
+        r#"config = { field = "amount", trap_on = "not-in-the-data" }"#,
+    );
+    let tmp = dir.path().join(".next.toml");
+    std::fs::write(&tmp, next).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    weir.wait_for_log("Reload", Duration::from_secs(30));
+    produce(&input, &records(0, &data[1_000..1_001]));
+    weir.wait_for_log("Stages swapped", Duration::from_secs(30));
+    produce(&input, &records(0, &data[1_001..]));
+    let out = consume(&output, expected.len(), Duration::from_secs(60));
+    let all = consume_all(&output, Duration::from_secs(2), Duration::from_secs(30));
+    weir.terminate();
+    assert_eq!(out.len(), expected.len());
+    assert_eq!(results(&all).into_iter().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(all.len(), expected.len());
+}
