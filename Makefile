@@ -15,7 +15,12 @@ WASM_PROFILE := wasm
 WASM_TARGET := wasm32-wasip2
 WASM_OUT := target/$(WASM_TARGET)/$(WASM_PROFILE)
 
-.PHONY: demo test deps test-deps wasm build lint rules bench clean-modules
+# Example stages in other languages: every examples-wasm/<name>/build.sh. Each builds its module
+# into pipelines/modules/ with its language's SDK (sdk/<language>/build.sh), which installs the
+# toolchain it needs into .weir/lang/ (Debian's clang through apt) when it is missing.
+LANG_EXAMPLES := $(sort $(wildcard examples-wasm/*/build.sh))
+
+.PHONY: demo test deps test-deps wasm languages build lint rules bench clean-modules
 
 ## demo: build everything, start a local broker, run pipelines/clickstream.toml on sample clicks.
 demo: deps wasm
@@ -24,13 +29,21 @@ demo: deps wasm
 
 ## test: lint, the alert-rule tests, then every test (unit, golden, integration against a local
 ## broker, a local OTLP collector and a local Prometheus).
-test: deps wasm lint rules
+test: deps wasm languages lint rules
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 
 ## rules: promtool checks and unit tests of deploy/prometheus/alerts.yml (installs Debian's
 ## prometheus package, which the integration tests also run, when it is missing).
 rules:
 	deploy/prometheus/check.sh
+
+## languages: the example stages in C, Zig, Go and other languages (each examples-wasm/*/build.sh),
+## into pipelines/modules/; installs their toolchains first when missing.
+languages:
+	mkdir -p pipelines/modules
+	set -e; for b in $(LANG_EXAMPLES); do \
+		echo "== $$b"; WEIR_MODULES=$(CURDIR)/pipelines/modules $$b; \
+	done
 
 ## deps: the wasm target and the local broker.
 deps: $(VENV)/.installed
@@ -59,7 +72,7 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## bench: the benchmarks recorded in BENCHMARKS.md.
-bench: deps wasm
+bench: deps wasm languages
 	$(CARGO) bench -p weir-tests
 
 clean-modules:

@@ -56,7 +56,11 @@ var (
 	overflow [][]byte
 )
 
+// cabiRealloc is nosplit: a function prologue that checks the stack is where the scheduler
+// would take over (when the garbage collector asked for it), and the scheduler reads the clock.
+//
 //go:wasmexport cabi_realloc
+//go:nosplit
 func cabiRealloc(oldPtr, oldSize, align, newSize uint32) uint32 {
 	if oldPtr != 0 && newSize <= oldSize {
 		return oldPtr
@@ -70,8 +74,13 @@ func cabiRealloc(oldPtr, oldSize, align, newSize uint32) uint32 {
 		}
 		return p
 	}
-	// Too big for the arena: rare (the arena grows after this call), and risky only if it makes
-	// the garbage collector start.
+	return overflowAlloc(oldPtr, oldSize, align, newSize)
+}
+
+// overflowAlloc serves a request too big for the arena from the Go heap: the first batch larger
+// than any before (the arena then grows to twice its size after the call). Allocating may start
+// the garbage collector, which is why the arena exists.
+func overflowAlloc(oldPtr, oldSize, align, newSize uint32) uint32 {
 	if arenaUsed+int(newSize) > arenaWant {
 		arenaWant = arenaUsed + int(newSize)
 	}
@@ -85,9 +94,10 @@ func cabiRealloc(oldPtr, oldSize, align, newSize uint32) uint32 {
 	return uint32(p)
 }
 
-// arenaReset frees everything the host allocated for the call that is ending.
+// arenaReset drops the blocks that did not fit the arena and grows it when one did not. Called
+// in init and process once their input is read, where the Go heap may be used (the post-return
+// calls only rewind the bump pointer: the component model forbids imports there too).
 func arenaReset() {
-	arenaUsed = 0
 	overflow = nil
 	if arenaWant > len(arena) {
 		arena = make([]byte, 2*arenaWant)
@@ -123,6 +133,7 @@ func exportBatchFormat() uint32 { return BatchFormat }
 func exportInit(p, n uint32) uint32 {
 	config := Config(hostBytes(p, n)) // copies
 	arenaReset()
+	arenaUsed = 0
 	defer catchPanic()
 	if enricherFactory == nil {
 		panic("weir: no stage registered (call weir.Enricher in an init function)")
@@ -142,7 +153,8 @@ func exportInit(p, n uint32) uint32 {
 }
 
 //go:wasmexport cabi_post_weir:stage/enrich@0.1.0#init
-func postInit(uint32) { errCode, errMsg = "", "" }
+//go:nosplit
+func postInit(uint32) { arenaUsed = 0 }
 
 //go:wasmexport weir:stage/enrich@0.1.0#process
 func exportProcess(p, n uint32) uint32 {
@@ -151,14 +163,20 @@ func exportProcess(p, n uint32) uint32 {
 		panic("weir: process called before init")
 	}
 	resultBuf = processBatch(stage, &bt, hostBytes(p, n), resultBuf[:0])
+	// The input is read: drop the blocks that did not fit the arena, and make room for a batch
+	// twice this size next time, here where the collector may run.
+	if want := 2 * int(n); want > len(arena) && want > arenaWant {
+		arenaWant = want
+	}
+	arenaReset()
 	retArea[0], retArea[1] = bytesPtr(resultBuf), uint32(len(resultBuf))
 	return ptr(&retArea[0])
 }
 
 //go:wasmexport cabi_post_weir:stage/enrich@0.1.0#process
+//go:nosplit
 func postProcess(uint32) {
-	arenaReset()
-	bt.records = bt.records[:0]
+	arenaUsed = 0
 }
 
 // catchPanic reports a panic to the host log (level error, `panic = "true"`) and traps: the

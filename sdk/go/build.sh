@@ -24,6 +24,17 @@ gen=$(mktemp -d)
 trap 'rm -rf "$gen"' EXIT
 (cd "$pkg" && GOOS=wasip1 GOARCH=wasm GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod \
     go build -buildmode=c-shared -trimpath -ldflags="-s -w" -o "$gen/core.wasm" .)
+# Headroom between Go's heap and the adapter's state. Go's allocator assumes it owns all linear
+# memory past its break, while the WASI adapter takes pages at the end of memory for itself on its
+# first call: raising the module's initial memory puts those pages above the first
+# WEIR_GO_HEAP_PAGES pages (64 KiB each) that Go's heap grows into. A stage whose heap outgrows
+# them traps (see README.md, "Limits").
+pages=${WEIR_GO_HEAP_PAGES:-256}
+wasm-tools print "$gen/core.wasm" >"$gen/core.wat"
+initial=$(grep -m1 -o '^  (memory (;0;) [0-9]*)' "$gen/core.wat" | grep -o '[0-9]*)$' | tr -d ')')
+[ -n "$initial" ] || die "cannot find the Go module's memory"
+sed -i "s/^  (memory (;0;) $initial)\$/  (memory (;0;) $((initial + pages)))/" "$gen/core.wat"
+wasm-tools parse "$gen/core.wat" -o "$gen/core.wasm"
 wasm-tools component embed "${WEIR_WIT:-$WEIR_ROOT/sdk/wit}" --world "$world" "$gen/core.wasm" -o "$gen/embedded.wasm"
 wasm-tools component new "$gen/embedded.wasm" --adapt "wasi_snapshot_preview1=$ADAPTER" \
     --realloc-via-memory-grow -o "$out"

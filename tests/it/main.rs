@@ -12,6 +12,7 @@ mod canary;
 mod cli;
 mod delivery;
 mod flow;
+mod languages;
 mod misbehaving;
 mod reload;
 mod telemetry;
