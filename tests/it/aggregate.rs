@@ -273,8 +273,14 @@ fn windows_of_every_kind_match_a_reference_under_disorder_and_lateness() {
 }
 
 #[test]
-fn a_trapping_group_is_dead_lettered_and_the_other_groups_count() {
+fn a_trapping_or_endless_group_is_dead_lettered_and_the_other_groups_count() {
     let _broker = crate::harness::exclusive();
+    for (knob, kind) in [("trap_on", "trap"), ("loop_on", "timeout")] {
+        failing_group(knob, kind);
+    }
+}
+
+fn failing_group(knob: &str, kind: &str) {
     let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
     create_topic(&input, 1);
     create_topic(&output, 1);
@@ -322,20 +328,25 @@ fn a_trapping_group_is_dead_lettered_and_the_other_groups_count() {
     )
     .replace(
         r#"config = { field = "amount" }"#,
-        r#"config = { field = "amount", trap_on = "poison" }"#,
+        &format!(r#"config = {{ field = "amount", {knob} = "poison" }}"#),
     );
     let (_dir, path) = write_pipeline(&toml);
     let weir = Weir::run(&path);
     let out = consume(&output, expected.len(), Duration::from_secs(60));
     let letters = consume_all(&dlq, Duration::from_secs(2), Duration::from_secs(30));
     weir.terminate();
-    assert_eq!(results(&out).into_iter().collect::<BTreeSet<_>>(), expected);
-    assert_eq!(letters.len(), 1, "only the poisoned record: {letters:?}");
-    let letter = &letters[0];
     assert_eq!(
-        letter.header_str("weir.error.kind").as_deref(),
-        Some("trap")
+        results(&out).into_iter().collect::<BTreeSet<_>>(),
+        expected,
+        "{kind}"
     );
+    assert_eq!(
+        letters.len(),
+        1,
+        "{kind}: only the poisoned record: {letters:?}"
+    );
+    let letter = &letters[0];
+    assert_eq!(letter.header_str("weir.error.kind").as_deref(), Some(kind));
     assert_eq!(
         letter.header_str("weir.source.offset").as_deref(),
         Some("17")

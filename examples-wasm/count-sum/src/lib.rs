@@ -6,7 +6,8 @@
 //! `missing-field`, `not-a-number`.
 //!
 //! Config: `{ field = "amount" }` (default `amount`). For the runtime's tests, `trap_on = "…"`
-//! makes `add` panic (trap) on a record whose value contains that text (off by default).
+//! makes `add` panic (trap) on a record whose value contains that text, and `loop_on = "…"`
+//! makes it loop forever (until the stage's time limit) on such a record (both off by default).
 
 use serde::{Deserialize, Serialize};
 use weir_sdk::{Aggregator, Config, Error, Record, Window};
@@ -19,6 +20,8 @@ pub struct CountSumConfig {
     pub field: String,
     #[serde(default)]
     pub trap_on: Option<String>,
+    #[serde(default)]
+    pub loop_on: Option<String>,
 }
 
 fn default_field() -> String {
@@ -37,22 +40,31 @@ pub struct CountSum {
 pub struct CountSumStage {
     field: String,
     trap_on: Option<Vec<u8>>,
+    loop_on: Option<Vec<u8>>,
 }
 
 impl Aggregator for CountSumStage {
     type Acc = CountSum;
 
     fn init(config: Config) -> Result<Self, Error> {
-        let CountSumConfig { field, trap_on } = config.json()?;
+        let CountSumConfig {
+            field,
+            trap_on,
+            loop_on,
+        } = config.json()?;
         if field.is_empty() {
             return Err(Error::new("bad-config", "`field` must not be empty"));
         }
-        if trap_on.as_deref() == Some("") {
-            return Err(Error::new("bad-config", "`trap_on` must not be empty"));
+        if trap_on.as_deref() == Some("") || loop_on.as_deref() == Some("") {
+            return Err(Error::new(
+                "bad-config",
+                "`trap_on` and `loop_on` must not be empty",
+            ));
         }
         Ok(Self {
             field,
             trap_on: trap_on.map(String::into_bytes),
+            loop_on: loop_on.map(String::into_bytes),
         })
     }
 
@@ -61,6 +73,15 @@ impl Aggregator for CountSumStage {
             let value = record.value().unwrap_or_default();
             if value.windows(marker.len()).any(|w| w == marker.as_slice()) {
                 panic!("record at offset {} is poisoned", record.offset());
+            }
+        }
+        if let Some(marker) = &self.loop_on {
+            let value = record.value().unwrap_or_default();
+            if value.windows(marker.len()).any(|w| w == marker.as_slice()) {
+                let mut spins = 0u64;
+                loop {
+                    spins = std::hint::black_box(spins.wrapping_add(1));
+                }
             }
         }
         let value: serde_json::Map<String, serde_json::Value> = record.value_json()?;
