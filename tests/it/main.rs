@@ -15,4 +15,5 @@ mod flow;
 mod languages;
 mod misbehaving;
 mod reload;
+mod scaffold;
 mod telemetry;

@@ -13,6 +13,8 @@ use weir_config::Pipeline;
 use weir_telemetry::LogFormat;
 use weir_wasm::WasmHost;
 
+mod scaffold;
+
 /// Weir: a WebAssembly-extensible stream processor for Kafka.
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, about, long_about = None)]
@@ -59,6 +61,17 @@ enum Command {
         /// Check the configuration only, not the modules it names.
         #[arg(long)]
         config_only: bool,
+    },
+    /// Create a stage project: its sources, a build script and a pipeline whose tests pass.
+    New {
+        /// The stage's language.
+        #[arg(long, value_enum)]
+        lang: scaffold::Lang,
+        /// The project directory to create; its last part names the stage.
+        name: PathBuf,
+        /// Weir's `sdk` directory [default: the one this binary was built from].
+        #[arg(long, env = "WEIR_SDK")]
+        sdk: Option<PathBuf>,
     },
     /// Run a pipeline's `[[test]]` cases through its stages, without Kafka.
     Test {
@@ -141,6 +154,9 @@ fn main() -> ExitCode {
             config_only,
         } => validate(&pipelines, config_only, cache),
         Command::Test { pipelines } => test(&pipelines, cache),
+        Command::New { lang, name, sdk } => {
+            scaffold::run(lang, &name, sdk).map(|()| ExitCode::SUCCESS)
+        }
         Command::Reload { admin, token } => {
             admin_call(&admin, "POST", "/admin/reload", Some(&token))
         }

@@ -1,0 +1,351 @@
+//! `weir new`: a stage project in any supported language, from templates compiled into the
+//! binary (`templates/<lang>/`). The project builds with one command (`./build.sh`) against the
+//! language's SDK under Weir's `sdk/` directory, and its `pipeline.toml` has `[[test]]` cases
+//! that `weir test` passes out of the box.
+
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
+
+/// A language `weir new` can scaffold a stage in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    Rust,
+    C,
+    Go,
+    Python,
+    Js,
+    Zig,
+}
+
+impl fmt::Display for Lang {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Lang::Rust => "Rust",
+            Lang::C => "C",
+            Lang::Go => "Go",
+            Lang::Python => "Python",
+            Lang::Js => "JavaScript",
+            Lang::Zig => "Zig",
+        })
+    }
+}
+
+/// One file of a template: its path in the project (executable if it ends in `.sh`) and text.
+type File = (&'static str, &'static str);
+
+const PIPELINE: &str = include_str!("../templates/common/pipeline.toml");
+const README: &str = include_str!("../templates/common/README.md");
+
+const RUST: &[File] = &[
+    ("Cargo.toml", include_str!("../templates/rust/Cargo.toml")),
+    ("src/lib.rs", include_str!("../templates/rust/src/lib.rs")),
+    ("build.sh", include_str!("../templates/rust/build.sh")),
+    (".gitignore", include_str!("../templates/rust/gitignore")),
+];
+
+const PYTHON: &[File] = &[
+    ("app.py", include_str!("../templates/python/app.py")),
+    (
+        "test_app.py",
+        include_str!("../templates/python/test_app.py"),
+    ),
+    ("build.sh", include_str!("../templates/python/build.sh")),
+    ("test.sh", include_str!("../templates/python/test.sh")),
+    (".gitignore", include_str!("../templates/python/gitignore")),
+];
+
+const JS: &[File] = &[
+    ("stage.js", include_str!("../templates/js/stage.js")),
+    ("shout.js", include_str!("../templates/js/shout.js")),
+    (
+        "shout.test.js",
+        include_str!("../templates/js/shout.test.js"),
+    ),
+    ("package.json", include_str!("../templates/js/package.json")),
+    ("build.sh", include_str!("../templates/js/build.sh")),
+    (".gitignore", include_str!("../templates/js/gitignore")),
+];
+
+const C: &[File] = &[
+    ("stage.c", include_str!("../templates/c/stage.c")),
+    ("build.sh", include_str!("../templates/c/build.sh")),
+    (".gitignore", include_str!("../templates/c/gitignore")),
+];
+
+const GO: &[File] = &[
+    ("main.go", include_str!("../templates/go/main.go")),
+    ("go.mod", include_str!("../templates/go/go.mod")),
+    ("build.sh", include_str!("../templates/go/build.sh")),
+    (".gitignore", include_str!("../templates/go/gitignore")),
+];
+
+const ZIG: &[File] = &[
+    ("stage.zig", include_str!("../templates/zig/stage.zig")),
+    ("build.sh", include_str!("../templates/zig/build.sh")),
+    (".gitignore", include_str!("../templates/zig/gitignore")),
+];
+
+impl Lang {
+    fn files(self) -> &'static [File] {
+        match self {
+            Lang::Rust => RUST,
+            Lang::C => C,
+            Lang::Go => GO,
+            Lang::Python => PYTHON,
+            Lang::Js => JS,
+            Lang::Zig => ZIG,
+        }
+    }
+
+    /// The SDK's directory under `sdk/`.
+    fn sdk_dir(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::C => "c",
+            Lang::Go => "go",
+            Lang::Python => "python",
+            Lang::Js => "js",
+            Lang::Zig => "zig",
+        }
+    }
+
+    /// The stage's `limits` line: interpreters need more memory and time for their first call.
+    fn limits(self) -> &'static str {
+        match self {
+            Lang::Python => {
+                "# A Python instance starts with ~20MiB of linear memory; recycle_memory replaces one\n\
+                 # that has grown past 192MiB, between batches.\n\
+                 limits = { memory = \"256MiB\", timeout = \"1s\", recycle_memory = \"192MiB\" }"
+            }
+            Lang::Js => "limits = { memory = \"256MiB\", timeout = \"1s\" }",
+            Lang::Go => "limits = { memory = \"128MiB\", timeout = \"200ms\" }",
+            Lang::Rust | Lang::C | Lang::Zig => {
+                "limits = { memory = \"32MiB\", timeout = \"100ms\" }"
+            }
+        }
+    }
+
+    fn layout(self) -> &'static str {
+        match self {
+            Lang::Rust => {
+                "`src/lib.rs` is the stage; `cargo test` runs its tests natively. `Cargo.toml` \
+                 names the Rust SDK by path."
+            }
+            Lang::Python => {
+                "`app.py` is the stage; `./test.sh` runs `test_app.py` on plain Python. \
+                 `build.sh` names the Python SDK's directory (or set `WEIR_SDK`)."
+            }
+            Lang::Js => {
+                "`shout.js` is the stage and `stage.js` the component's entry module; \
+                 `node --test` runs `shout.test.js` on Node.js. They import the JavaScript SDK \
+                 by relative path."
+            }
+            Lang::C => {
+                "`stage.c` is the stage. `build.sh` names the C SDK's directory (or set \
+                 `WEIR_SDK`), whose build script installs clang, wit-bindgen and wasm-tools \
+                 the first time."
+            }
+            Lang::Go => {
+                "`main.go` is the stage. `go.mod` names the Go SDK by path; its build script \
+                 installs Go and wasm-tools the first time."
+            }
+            Lang::Zig => {
+                "`stage.zig` is the stage. `build.sh` names the Zig SDK's directory (or set \
+                 `WEIR_SDK`), whose build script installs Zig the first time."
+            }
+        }
+    }
+}
+
+/// Where Weir's SDKs are: `sdk`, else `$WEIR_SDK` (clap reads it into `sdk`), else the `sdk/` of
+/// the source tree this binary was built from, if it is still there.
+pub fn find_sdk(sdk: Option<PathBuf>) -> Result<PathBuf> {
+    let dir = match sdk {
+        Some(dir) => dir,
+        None => {
+            let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk");
+            if !built_from.join("wit/stage.wit").is_file() {
+                bail!(
+                    "cannot find Weir's SDKs: pass --sdk (or set WEIR_SDK) to the `sdk` \
+                     directory of a Weir source tree"
+                );
+            }
+            built_from
+        }
+    };
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("the SDK directory {} is unreadable", dir.display()))?;
+    if !dir.join("wit/stage.wit").is_file() {
+        bail!(
+            "{} is not Weir's SDK directory (it has no wit/stage.wit)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// Checks the project's name: the last part of its path, which names the stage, the module and
+/// (in Rust) the crate.
+fn stage_name(dir: &Path) -> Result<String> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{} does not end in a project name", dir.display()))?;
+    let valid = name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !valid {
+        bail!(
+            "invalid stage name {name:?}: use lower-case letters, digits, `-` and `_`, starting \
+             with a letter (at most 64 characters), such as `geo-enrich`"
+        );
+    }
+    Ok(name.to_owned())
+}
+
+/// `to` relative to the directory `from`, both absolute and canonical.
+fn relative(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<Component<'_>> = from.components().collect();
+    let to: Vec<Component<'_>> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut rel = PathBuf::new();
+    for _ in common..from.len() {
+        rel.push("..");
+    }
+    for c in &to[common..] {
+        rel.push(c.as_os_str());
+    }
+    rel
+}
+
+/// Creates the project `dir` for a stage in `lang`, against the SDKs in `sdk`. Returns the files
+/// written, relative to `dir`.
+pub fn create(lang: Lang, dir: &Path, sdk: &Path) -> Result<Vec<PathBuf>> {
+    let name = stage_name(dir)?;
+    if dir.exists() {
+        bail!(
+            "{} already exists: choose a new directory for the project",
+            dir.display()
+        );
+    }
+    let lang_sdk = sdk.join(lang.sdk_dir());
+    if !lang_sdk.is_dir() {
+        bail!(
+            "there is no {lang} SDK in {} (expected {})",
+            sdk.display(),
+            lang_sdk.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir_abs = dir.canonicalize()?;
+    let ident = name.replace('-', "_");
+    let module = format!("{ident}.wasm");
+    let sdk_text = sdk.display().to_string();
+    let mut sdk_js = relative(&dir_abs, &sdk.join("js")).display().to_string();
+    if !sdk_js.starts_with("../") {
+        sdk_js = format!("./{sdk_js}");
+    }
+    let sdk_readme = sdk
+        .join(lang.sdk_dir())
+        .join("README.md")
+        .display()
+        .to_string();
+    let language = lang.to_string();
+    let fill = |text: &str| {
+        text.replace("{{limits}}", lang.limits())
+            .replace("{{layout}}", lang.layout())
+            .replace("{{language}}", &language)
+            .replace("{{sdk_readme}}", &sdk_readme)
+            .replace("{{sdk_js}}", &sdk_js)
+            .replace("{{sdk}}", &sdk_text)
+            .replace("{{module}}", &module)
+            .replace("{{ident}}", &ident)
+            .replace("{{name}}", &name)
+    };
+    let common: &[File] = &[("pipeline.toml", PIPELINE), ("README.md", README)];
+    let mut written = Vec::new();
+    for (path, text) in lang.files().iter().chain(common) {
+        let file = dir.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&file, fill(text))
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        if path.ends_with(".sh") {
+            make_executable(&file)?;
+        }
+        written.push(PathBuf::from(path));
+    }
+    Ok(written)
+}
+
+#[cfg(unix)]
+fn make_executable(file: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot make {} executable", file.display()))
+}
+
+#[cfg(not(unix))]
+fn make_executable(_file: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// `weir new`: creates the project and says what to do next.
+pub fn run(lang: Lang, dir: &Path, sdk: Option<PathBuf>) -> Result<()> {
+    let sdk = find_sdk(sdk)?;
+    let files = create(lang, dir, &sdk)?;
+    println!(
+        "Created the {lang} stage project {}: {}.",
+        dir.display(),
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "Next: cd {} && ./build.sh && weir test pipeline.toml",
+        dir.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        for good in ["geo", "geo-enrich", "a1_b2"] {
+            assert_eq!(stage_name(Path::new(good)).unwrap(), good);
+        }
+        assert_eq!(stage_name(Path::new("x/y/geo")).unwrap(), "geo");
+        for bad in ["Geo", "1geo", "geo enrich", "geo.enrich", "-geo", "", ".."] {
+            assert!(stage_name(Path::new(bad)).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn relative_paths() {
+        let rel = |a: &str, b: &str| relative(Path::new(a), Path::new(b));
+        assert_eq!(rel("/a/b/c", "/a/sdk/js"), Path::new("../../sdk/js"));
+        assert_eq!(rel("/a", "/a/sdk/js"), Path::new("sdk/js"));
+    }
+
+    #[test]
+    fn every_template_fills_in() {
+        for lang in Lang::value_variants() {
+            for (path, text) in lang.files() {
+                assert!(!text.is_empty(), "{lang} {path}");
+            }
+        }
+        assert!(PIPELINE.contains("{{limits}}") && README.contains("{{layout}}"));
+    }
+}
