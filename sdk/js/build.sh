@@ -6,7 +6,7 @@
 # Runs componentize-js on ENTRY.js (the module that exports `enrich`, see README.md) against the
 # world of sdk/wit, without the HTTP imports Weir does not grant. componentize-js maps its working
 # directory as the component's `/` while it evaluates the modules, so this runs it from the
-# closest directory holding both the entry module and this SDK. Installs componentize-js, pinned,
+# closest directory holding both the entry module and this SDK (or a copy of it). Installs componentize-js, pinned,
 # into $WEIR_TOOLS/js (see sdk/c/toolchain.sh) when missing.
 set -euo pipefail
 SDK=$(cd "$(dirname "$0")" && pwd)
@@ -32,9 +32,12 @@ mkdir -p "$(dirname "$out")"
 out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
 wit=$(cd "${WEIR_WIT:-$WEIR_ROOT/sdk/wit}" && pwd)
 entry=$(cd "$(dirname "$entry")" && pwd)/$(basename "$entry")
-# The longest common directory of the entry module and the SDK.
+# The longest common directory of the entry module and the SDK; the entry's own directory when
+# that is `/`, which componentize-js cannot map (such a stage keeps a copy of the SDK beside it, as
+# `weir new` projects do).
 base=$(dirname "$entry")
 while [ "${SDK#"$base"/}" = "$SDK" ] && [ "$base" != / ]; do base=$(dirname "$base"); done
+[ "$base" != / ] || base=$(dirname "$entry")
 cd "$base"
 "$tool" "${entry#"${base%/}"/}" --wit "$wit" --world-name "$world" --disable http fetch-event -o "$out" >/dev/null
 echo "built $out ($(wc -c <"$out") bytes)"

@@ -4,7 +4,7 @@
 //! that `weir test` passes out of the box.
 
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
@@ -141,7 +141,8 @@ impl Lang {
             Lang::Js => {
                 "`shout.js` is the stage and `stage.js` the component's entry module; \
                  `node --test` runs `shout.test.js` on Node.js. They import the JavaScript SDK \
-                 by relative path."
+                 from its copy in `weir/`, which `build.sh` refreshes from the SDK's directory \
+                 (or set `WEIR_SDK`)."
             }
             Lang::C => {
                 "`stage.c` is the stage. `build.sh` names the C SDK's directory (or set \
@@ -209,21 +210,6 @@ fn stage_name(dir: &Path) -> Result<String> {
     Ok(name.to_owned())
 }
 
-/// `to` relative to the directory `from`, both absolute and canonical.
-fn relative(from: &Path, to: &Path) -> PathBuf {
-    let from: Vec<Component<'_>> = from.components().collect();
-    let to: Vec<Component<'_>> = to.components().collect();
-    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
-    let mut rel = PathBuf::new();
-    for _ in common..from.len() {
-        rel.push("..");
-    }
-    for c in &to[common..] {
-        rel.push(c.as_os_str());
-    }
-    rel
-}
-
 /// Creates the project `dir` for a stage in `lang`, against the SDKs in `sdk`. Returns the files
 /// written, relative to `dir`.
 pub fn create(lang: Lang, dir: &Path, sdk: &Path) -> Result<Vec<PathBuf>> {
@@ -243,14 +229,9 @@ pub fn create(lang: Lang, dir: &Path, sdk: &Path) -> Result<Vec<PathBuf>> {
         );
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let dir_abs = dir.canonicalize()?;
     let ident = name.replace('-', "_");
     let module = format!("{ident}.wasm");
     let sdk_text = sdk.display().to_string();
-    let mut sdk_js = relative(&dir_abs, &sdk.join("js")).display().to_string();
-    if !sdk_js.starts_with("../") {
-        sdk_js = format!("./{sdk_js}");
-    }
     let sdk_readme = sdk
         .join(lang.sdk_dir())
         .join("README.md")
@@ -262,7 +243,6 @@ pub fn create(lang: Lang, dir: &Path, sdk: &Path) -> Result<Vec<PathBuf>> {
             .replace("{{layout}}", lang.layout())
             .replace("{{language}}", &language)
             .replace("{{sdk_readme}}", &sdk_readme)
-            .replace("{{sdk_js}}", &sdk_js)
             .replace("{{sdk}}", &sdk_text)
             .replace("{{module}}", &module)
             .replace("{{ident}}", &ident)
@@ -281,6 +261,16 @@ pub fn create(lang: Lang, dir: &Path, sdk: &Path) -> Result<Vec<PathBuf>> {
             make_executable(&file)?;
         }
         written.push(PathBuf::from(path));
+    }
+    if lang == Lang::Js {
+        // componentize-js evaluates the modules inside one directory: the project keeps a copy
+        // of the SDK (build.sh refreshes it).
+        std::fs::create_dir_all(dir.join("weir"))?;
+        for file in ["core.js", "weir.js", "testing.js"] {
+            std::fs::copy(lang_sdk.join(file), dir.join("weir").join(file))
+                .with_context(|| format!("cannot copy the SDK's {file}"))?;
+            written.push(Path::new("weir").join(file));
+        }
     }
     Ok(written)
 }
@@ -330,13 +320,6 @@ mod tests {
         for bad in ["Geo", "1geo", "geo enrich", "geo.enrich", "-geo", "", ".."] {
             assert!(stage_name(Path::new(bad)).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn relative_paths() {
-        let rel = |a: &str, b: &str| relative(Path::new(a), Path::new(b));
-        assert_eq!(rel("/a/b/c", "/a/sdk/js"), Path::new("../../sdk/js"));
-        assert_eq!(rel("/a", "/a/sdk/js"), Path::new("sdk/js"));
     }
 
     #[test]

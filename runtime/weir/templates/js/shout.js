@@ -2,7 +2,7 @@
 //
 // Config: `{ suffix = "!" }` (the default). Errors: `empty-value` (a null or empty value),
 // `bad-utf8` (a value that is not text).
-import { StageError } from "{{sdk_js}}/core.js";
+import { StageError } from "./weir/core.js";
 
 export class Stage {
   // `config` is the `config` table of the stage's entry in `pipeline.toml`, as an object.

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { Record } from "{{sdk_js}}/core.js";
-import { Harness, run } from "{{sdk_js}}/testing.js";
+import { Record } from "./weir/core.js";
+import { Harness, run } from "./weir/testing.js";
 import { Stage } from "./shout.js";
 
 const text = (bytes) => new TextDecoder().decode(bytes);

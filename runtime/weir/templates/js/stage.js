@@ -1,5 +1,5 @@
 // The component's entry module: exports the stage (shout.js) as `weir:stage/enrich`.
-import { enricher } from "{{sdk_js}}/weir.js";
+import { enricher } from "./weir/weir.js";
 import { Stage } from "./shout.js";
 
 export const enrich = enricher(Stage);
