@@ -116,7 +116,7 @@ impl Lang {
     fn limits(self) -> &'static str {
         match self {
             Lang::Python => {
-                "# A Python instance starts with ~20MiB of linear memory; recycle_memory replaces one\n\
+                "# A Python instance starts with ~14MiB of linear memory; recycle_memory replaces one\n\
                  # that has grown past 192MiB, between batches.\n\
                  limits = { memory = \"256MiB\", timeout = \"1s\", recycle_memory = \"192MiB\" }"
             }
