@@ -403,7 +403,7 @@ export function histogramRecord(name, value) {
 }
 
 /** The stage's configuration text (JSON) as an object; empty text or `null` is `{}`. Throws
- * `bad-config` if it is not a JSON object. */
+ * `bad-config` if it is not a JSON object, or repeats a name in an object. */
 export function parseConfig(text) {
   const t = (text ?? "").trim();
   if (t === "" || t === "null") return {};
@@ -416,7 +416,36 @@ export function parseConfig(text) {
   if (config === null || typeof config !== "object" || Array.isArray(config)) {
     throw new StageError("bad-config", "invalid stage config: not a JSON object");
   }
+  checkUniqueMembers(t);
   return config;
+}
+
+/** Throws `bad-config` when an object of `text` (valid JSON) repeats a name: `JSON.parse` keeps
+ * the last, which would hide a mistake. */
+function checkUniqueMembers(text) {
+  const stack = []; // per open object: its names so far, and whether a name comes next
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === "\\" ? 2 : 1;
+      const top = stack[stack.length - 1];
+      if (top && top.names && top.nameNext) {
+        const name = JSON.parse(text.slice(i, j + 1));
+        if (top.names.has(name)) {
+          throw new StageError("bad-config", `invalid stage config: duplicate field \`${name}\``);
+        }
+        top.names.add(name);
+        top.nameNext = false;
+      }
+      i = j;
+    } else if (c === "{") stack.push({ names: new Set(), nameNext: true });
+    else if (c === "[") stack.push({ names: null, nameNext: false });
+    else if (c === "}" || c === "]") stack.pop();
+    else if (c === "," && stack.length && stack[stack.length - 1].names) {
+      stack[stack.length - 1].nameNext = true;
+    }
+  }
 }
 
 function isClass(f) {

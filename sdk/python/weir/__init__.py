@@ -44,14 +44,23 @@ CONTRACT = "weir:stage@0.1.0"
 BATCH_FORMAT = batch.FORMAT
 
 
+def _unique_members(pairs):
+    config = {}
+    for name, value in pairs:
+        if name in config:
+            raise StageError("bad-config", f"invalid stage config: duplicate field `{name}`")
+        config[name] = value
+    return config
+
+
 def parse_config(text):
     """The stage's configuration text (JSON) as a `dict`; empty text or `null` is `{}`.
-    Raises `bad-config` if it is not a JSON object."""
+    Raises `bad-config` if it is not a JSON object, or repeats a name in an object."""
     text = (text or "").strip()
     if text in ("", "null"):
         return {}
     try:
-        config = json.loads(text)
+        config = json.loads(text, object_pairs_hook=_unique_members)
     except ValueError as e:
         raise StageError("bad-config", f"invalid stage config: {e}") from None
     if not isinstance(config, dict):
