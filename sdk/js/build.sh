@@ -6,8 +6,9 @@
 # Runs componentize-js on ENTRY.js (the module that exports `enrich`, see README.md) against the
 # world of sdk/wit, without the HTTP imports Weir does not grant. componentize-js maps its working
 # directory as the component's `/` while it evaluates the modules, so this runs it from the
-# closest directory holding both the entry module and this SDK (or a copy of it). Installs componentize-js, pinned,
-# into $WEIR_TOOLS/js (see sdk/c/toolchain.sh) when missing.
+# closest directory holding both the entry module and this SDK (or a copy of it). Installs
+# Node.js (Debian's, through apt) and componentize-js, pinned, into $WEIR_TOOLS/js (see
+# sdk/c/toolchain.sh) when missing.
 set -euo pipefail
 SDK=$(cd "$(dirname "$0")" && pwd)
 . "$SDK/../c/toolchain.sh"
@@ -17,7 +18,13 @@ COMPONENTIZE_JS_PACKAGE=@bytecodealliance/componentize-js@0.23.0
 [ $# -ge 3 ] || die "usage: $0 enricher OUT.wasm ENTRY.js"
 world=$1 out=$2 entry=$3
 [ "$world" = enricher ] || die "the JavaScript SDK implements the enricher world only"
-command -v npm >/dev/null || die "npm (Node.js) is needed to build JavaScript stages"
+if ! command -v npm >/dev/null; then
+    echo "installing nodejs and npm with apt-get" >&2
+    sudo=
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq nodejs npm >/dev/null ||
+        die "npm (Node.js) is needed to build JavaScript stages: apt-get install nodejs npm failed"
+fi
 
 tool=$WEIR_TOOLS/js/node_modules/.bin/componentize-js
 if ! "$tool" --version 2>/dev/null | grep -q "${COMPONENTIZE_JS_PACKAGE##*@}"; then
