@@ -677,3 +677,48 @@ pub fn by_partition(records: &[Rec]) -> BTreeMap<i32, Vec<&Rec>> {
     }
     m
 }
+
+/// Whether the broker hides the records of aborted transactions from `read_committed`
+/// consumers, as Kafka does. Tansu does not (it answers no aborted-transaction list in fetch
+/// responses, so librdkafka cannot filter), so exactly-once output can only be observed on a
+/// broker that does. Probed once: a transaction is aborted, then its topic is read.
+pub fn broker_hides_aborted_transactions() -> bool {
+    static HIDES: OnceLock<bool> = OnceLock::new();
+    *HIDES.get_or_init(|| {
+        let topic = unique("probe-aborted");
+        create_topic(&topic, 1);
+        let producer: ThreadedProducer<DefaultProducerContext> =
+            client(&[("transactional.id", &unique("probe"))])
+                .create()
+                .unwrap();
+        let timeout = Duration::from_secs(30);
+        producer.init_transactions(timeout).unwrap();
+        producer.begin_transaction().unwrap();
+        producer
+            .send(BaseRecord::<str, str>::to(&topic).payload("aborted"))
+            .map_err(|(e, _)| e)
+            .unwrap();
+        producer.flush(timeout).unwrap();
+        producer.abort_transaction(timeout).unwrap();
+        producer.begin_transaction().unwrap();
+        producer
+            .send(BaseRecord::<str, str>::to(&topic).payload("committed"))
+            .map_err(|(e, _)| e)
+            .unwrap();
+        producer.commit_transaction(timeout).unwrap();
+        let seen = consume(&topic, 2, Duration::from_secs(5));
+        assert!(
+            seen.iter().any(|r| r.value_str() == "committed"),
+            "the committed record of the transaction probe is missing: {seen:?}"
+        );
+        let hides = !seen.iter().any(|r| r.value_str() == "aborted");
+        if !hides {
+            eprintln!(
+                "note: this broker shows aborted transactions to read_committed consumers; \
+                 exactly-once output cannot be observed on it (run with WEIR_TEST_BROKERS \
+                 pointing at Kafka or Redpanda for that)"
+            );
+        }
+        hides
+    })
+}

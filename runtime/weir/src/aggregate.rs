@@ -11,6 +11,13 @@
 //! never lost between its emission and its removal; a crash in between emits it again after the
 //! restart (at-least-once: a window result can repeat, a contribution is never lost or counted
 //! twice, since records below the restored offset are not folded again).
+//!
+//! A checkpoint is several records, so a crash can leave one half written (the meta record is
+//! written last). Each key's record therefore carries the offset its state covers, and a record
+//! of that key below it is not folded again, even when the meta record (and the offset it
+//! covers) is older. A key whose windows are all gone is first written as an empty record with
+//! its offset, and deleted (a tombstone, which compaction removes) only by the next checkpoint,
+//! once a meta record newer than that offset precedes the deletion.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -39,6 +46,9 @@ const META_MAGIC: &[u8; 4] = b"WCKP";
 /// Kinds of changelog keys, after the partition prefix.
 const META_KEY: u8 = 0;
 const WINDOW_KEY: u8 = 1;
+/// Version of a key record's value: `u8:1 i64:covered_next` then the key's windows (none: the
+/// key holds no window).
+const KEY_VERSION: u8 = 1;
 
 /// A span a window result links to: an input's pass through the aggregate stage.
 pub(crate) type SpanLink = (TraceId, SpanId);
@@ -77,6 +87,11 @@ pub(crate) struct AggregateLane {
     prefix: Vec<u8>,
     /// Records below this offset are already in the restored state.
     restored_next: i64,
+    /// Keys whose restored state covers records past `restored_next` (a checkpoint that did not
+    /// finish): the offset each one covers.
+    covered: HashMap<Arc<[u8]>, i64>,
+    /// Keys written empty by the last checkpoint, to delete in the next one.
+    retired: Vec<Arc<[u8]>>,
     /// One past the last offset folded (or covered).
     next_offset: Option<i64>,
     /// Keys whose windows changed since the last checkpoint.
@@ -121,46 +136,16 @@ impl AggregateLane {
             timeout,
         )
         .map_err(|e| format!("cannot restore {}'s windows: {e}", tp))?;
-        let now = now_ms();
-        let (state, restored_next) = match stored.get(&[META_KEY][..]) {
-            None => (
-                WindowState::new(config).map_err(|e| e.to_string())?,
-                i64::MIN,
-            ),
-            Some(meta) => {
-                let (state_version, next, header) = parse_meta(meta).ok_or_else(|| {
-                    format!(
-                        "changelog {} holds an unreadable checkpoint for {tp}",
-                        loaded.spec.changelog
-                    )
-                })?;
-                if state_version != loaded.module.state_version() {
-                    return Err(format!(
-                        "changelog {} holds accumulators of state version {state_version}, but \
-                         the module speaks version {}: use a new `changelog` topic to start the \
-                         windows afresh",
-                        loaded.spec.changelog,
-                        loaded.module.state_version()
-                    ));
-                }
-                let keys = stored.iter().filter_map(|(k, v)| match k.split_first() {
-                    Some((&WINDOW_KEY, key)) => Some((key, &v[..])),
-                    _ => None,
-                });
-                let state = WindowState::restore_parts(config, header, keys, now).map_err(|e| {
-                    format!(
-                        "cannot restore {tp}'s windows from changelog {}: {e}{}",
-                        loaded.spec.changelog,
-                        if matches!(e, WindowError::Snapshot(_)) {
-                            " (did the `window` change? use a new `changelog` topic)"
-                        } else {
-                            ""
-                        }
-                    )
-                })?;
-                (state, next)
-            }
-        };
+        let Restored {
+            state,
+            restored_next,
+            covered,
+        } = restore(&stored, config, loaded.module.state_version(), now_ms()).map_err(|e| {
+            format!(
+                "cannot restore {tp}'s windows from changelog {}: {e}",
+                loaded.spec.changelog
+            )
+        })?;
         tracing::info!(
             partition = %tp,
             windows = state.counters().open_windows,
@@ -168,15 +153,17 @@ impl AggregateLane {
             took_ms = started.elapsed().as_millis() as u64,
             "Aggregate state restored."
         );
-        Self::new(loaded, tp, state, restored_next)
+        Self::new(loaded, tp, state, restored_next, covered)
     }
 
-    /// A lane over `state`, which holds every record below `restored_next`.
+    /// A lane over `state`, which holds every record below `restored_next` (and, for the keys
+    /// in `covered`, every record of theirs below their offset).
     fn new(
         loaded: Arc<LoadedAggregate>,
         tp: &TopicPartition,
         state: WindowState<Vec<u8>>,
         restored_next: i64,
+        covered: HashMap<Arc<[u8]>, i64>,
     ) -> Result<Self, String> {
         let mut instance = loaded.module.instance().map_err(|e| e.to_string())?;
         instance.set_source(&tp.topic, tp.partition);
@@ -189,6 +176,8 @@ impl AggregateLane {
             state,
             tp: tp.clone(),
             restored_next,
+            covered,
+            retired: Vec::new(),
             next_offset: None,
             dirty: BTreeSet::new(),
             changed: false,
@@ -211,7 +200,7 @@ impl AggregateLane {
             topic: topic.into(),
             partition: 0,
         };
-        Self::new(loaded, &tp, state, i64::MIN)
+        Self::new(loaded, &tp, state, i64::MIN, HashMap::new())
     }
 
     /// Closes every window, open or not (the end of a `weir test` case), and turns them into
@@ -253,6 +242,10 @@ impl AggregateLane {
             }
             match self.key_and_time(record) {
                 Ok(kt) => {
+                    if self.covered.get(&kt.0).is_some_and(|&n| record.offset < n) {
+                        fates[i] = Some(Fate::Covered);
+                        continue;
+                    }
                     keyed.push(kt);
                     index.push(i);
                 }
@@ -619,7 +612,8 @@ impl AggregateLane {
         while !emitted.is_complete() {
             if emitted.has_failed() || Instant::now() >= deadline {
                 return Err(format!(
-                    "{}: window results were not acknowledged, so the checkpoint cannot forget                      their windows",
+                    "{}: window results were not acknowledged, so the checkpoint cannot forget \
+                     their windows",
                     self.tp
                 ));
             }
@@ -629,20 +623,46 @@ impl AggregateLane {
         self.sequence += 1;
         let unit = self.checkpoints.track(self.sequence);
         let topic = &self.loaded.spec.changelog;
+        let next = self
+            .next_offset
+            .unwrap_or(self.restored_next)
+            .max(self.restored_next);
         let mut bytes = 0usize;
         let mut writes = 0usize;
-        for key in std::mem::take(&mut self.dirty) {
-            let mut k = self.prefix.clone();
-            k.push(WINDOW_KEY);
-            k.extend_from_slice(&key);
-            let value = self.state.snapshot_key(&key);
-            bytes += k.len() + value.as_ref().map_or(0, Vec::len);
-            writes += 1;
+        let dirty = std::mem::take(&mut self.dirty);
+        // Keys emptied by the last checkpoint and still empty: a meta record newer than their
+        // empty record is written, so they can go.
+        let gone: Vec<Arc<[u8]>> = std::mem::take(&mut self.retired)
+            .into_iter()
+            .filter(|k| !dirty.contains(k) && self.state.snapshot_key(k).is_none())
+            .collect();
+        for key in &gone {
             let record = Record {
-                key: Some(weir_core::Bytes::from(k)),
-                value: value.map(weir_core::Bytes::from),
+                key: Some(weir_core::Bytes::from(self.changelog_key(key))),
+                value: None,
                 ..Record::default()
             };
+            bytes += record.key.as_ref().map_or(0, |k| k.len());
+            writes += 1;
+            sink.send(topic, Some(self.tp.partition), &record, &unit)
+                .map_err(|e| format!("cannot checkpoint {} to {topic}: {e}", self.tp))?;
+        }
+        for key in dirty {
+            let windows = self.state.snapshot_key(&key);
+            if windows.is_none() {
+                self.retired.push(key.clone());
+            }
+            let record = Record {
+                key: Some(weir_core::Bytes::from(self.changelog_key(&key))),
+                value: Some(weir_core::Bytes::from(encode_key_value(
+                    next,
+                    windows.as_deref().unwrap_or_default(),
+                ))),
+                ..Record::default()
+            };
+            bytes += record.key.as_ref().map_or(0, |k| k.len())
+                + record.value.as_ref().map_or(0, |v| v.len());
+            writes += 1;
             sink.send(topic, Some(self.tp.partition), &record, &unit)
                 .map_err(|e| format!("cannot checkpoint {} to {topic}: {e}", self.tp))?;
         }
@@ -650,9 +670,7 @@ impl AggregateLane {
         k.push(META_KEY);
         let meta = encode_meta(
             self.loaded.module.state_version(),
-            self.next_offset
-                .unwrap_or(self.restored_next)
-                .max(self.restored_next),
+            next,
             &self.state.snapshot_header(),
         );
         bytes += k.len() + meta.len();
@@ -670,6 +688,14 @@ impl AggregateLane {
         self.in_flight
             .push_back((unit, std::mem::take(&mut self.held)));
         Ok(bytes as u64)
+    }
+
+    fn changelog_key(&self, key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(self.prefix.len() + 1 + key.len());
+        k.extend_from_slice(&self.prefix);
+        k.push(WINDOW_KEY);
+        k.extend_from_slice(key);
+        k
     }
 
     /// Releases the inputs of every acknowledged checkpoint. An error: a checkpoint failed, so
@@ -697,6 +723,72 @@ impl AggregateLane {
     pub fn pending(&self) -> bool {
         !self.in_flight.is_empty()
     }
+}
+
+/// A partition's state as a changelog holds it.
+#[derive(Debug)]
+struct Restored {
+    state: WindowState<Vec<u8>>,
+    /// Records below it are in `state`.
+    restored_next: i64,
+    /// Keys whose state covers their records below a later offset (a checkpoint cut short).
+    covered: HashMap<Arc<[u8]>, i64>,
+}
+
+/// Rebuilds a partition's state from the last value of each of its changelog keys (without
+/// the partition prefix), for a module of `state_version`.
+fn restore(
+    stored: &std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    config: WindowConfig,
+    state_version: u32,
+    now: i64,
+) -> Result<Restored, String> {
+    let (header, restored_next) = match stored.get(&[META_KEY][..]) {
+        None => (
+            WindowState::<Vec<u8>>::new(config)
+                .map_err(|e| e.to_string())?
+                .snapshot_header(),
+            i64::MIN,
+        ),
+        Some(meta) => {
+            let (found, next, header) = parse_meta(meta).ok_or("its checkpoint does not decode")?;
+            if found != state_version {
+                return Err(format!(
+                    "it holds accumulators of state version {found}, but the module speaks \
+                         version {state_version}: use a new `changelog` topic to start the \
+                         windows afresh"
+                ));
+            }
+            (header.to_vec(), next)
+        }
+    };
+    let mut keys = Vec::new();
+    let mut covered = HashMap::new();
+    for (k, v) in stored {
+        let Some((&WINDOW_KEY, key)) = k.split_first() else {
+            continue;
+        };
+        let (next, body) = parse_key_value(v).ok_or("a key's record does not decode")?;
+        if next > restored_next {
+            covered.insert(Arc::from(key), next);
+        }
+        if !body.is_empty() {
+            keys.push((key, body));
+        }
+    }
+    let state = WindowState::restore_parts(config, &header, keys, now).map_err(|e| {
+        let hint = if matches!(e, WindowError::Snapshot(_)) {
+            " (did the `window` change? use a new `changelog` topic)"
+        } else {
+            ""
+        };
+        format!("{e}{hint}")
+    })?;
+    Ok(Restored {
+        state,
+        restored_next,
+        covered,
+    })
 }
 
 /// `create()`'s accumulator, asked of `instance` once and kept in `empty`.
@@ -755,6 +847,23 @@ fn encode_meta(state_version: u32, next_offset: i64, header: &[u8]) -> Vec<u8> {
     out
 }
 
+fn encode_key_value(covered_next: i64, windows: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9 + windows.len());
+    out.push(KEY_VERSION);
+    out.extend_from_slice(&covered_next.to_le_bytes());
+    out.extend_from_slice(windows);
+    out
+}
+
+/// The offset a key record covers, and the key's windows (empty: none).
+fn parse_key_value(bytes: &[u8]) -> Option<(i64, &[u8])> {
+    let (&version, rest) = bytes.split_first()?;
+    if version != KEY_VERSION || rest.len() < 8 {
+        return None;
+    }
+    Some((i64::from_le_bytes(rest[..8].try_into().ok()?), &rest[8..]))
+}
+
 fn parse_meta(bytes: &[u8]) -> Option<(u32, i64, &[u8])> {
     let rest = bytes.strip_prefix(META_MAGIC)?;
     let (&version, rest) = rest.split_first()?;
@@ -782,6 +891,72 @@ mod tests {
         assert_eq!(parse_meta(&encoded), Some((3, 12_345, &b"WWIN-header"[..])));
         assert_eq!(parse_meta(&encoded[..10]), None);
         assert_eq!(parse_meta(b"nope"), None);
+    }
+
+    /// The changelog of a partition after a complete checkpoint (next offset 10) and one cut
+    /// short (next offset 20): key `a` and the emptied key `c` were written again, the meta
+    /// record was not.
+    #[test]
+    fn a_checkpoint_cut_short_covers_only_the_keys_it_wrote() {
+        let config = WindowConfig::new(WindowSpec::Tumbling { size_ms: 10 });
+        let mut first = WindowState::<Vec<u8>>::new(config).unwrap();
+        first
+            .fold_batch(&[(b"a", 1), (b"b", 2), (b"c", 3)], 0, |_| b"1".to_vec())
+            .unwrap();
+        let mut later = first.clone();
+        later
+            .fold_batch(&[(b"a", 4)], 0, |_| b"2".to_vec())
+            .unwrap();
+        later.discard(&Arc::from(&b"c"[..]), &Window::new(0, 10));
+
+        let key = |k: &[u8]| [&[WINDOW_KEY][..], k].concat();
+        let mut stored = std::collections::BTreeMap::new();
+        stored.insert(vec![META_KEY], encode_meta(3, 10, &first.snapshot_header()));
+        stored.insert(
+            key(b"b"),
+            encode_key_value(10, &first.snapshot_key(b"b").unwrap()),
+        );
+        stored.insert(
+            key(b"a"),
+            encode_key_value(20, &later.snapshot_key(b"a").unwrap()),
+        );
+        stored.insert(key(b"c"), encode_key_value(20, b""));
+
+        let restored = restore(&stored, config, 3, 0).unwrap();
+        assert_eq!(restored.restored_next, 10);
+        let covered: std::collections::BTreeMap<_, _> = restored
+            .covered
+            .iter()
+            .map(|(k, n)| (k.to_vec(), *n))
+            .collect();
+        assert_eq!(covered, [(b"a".to_vec(), 20), (b"c".to_vec(), 20)].into());
+        let held: Vec<(Vec<u8>, Vec<u8>)> = restored
+            .state
+            .iter()
+            .map(|(k, _, acc)| (k.to_vec(), acc.clone()))
+            .collect();
+        assert_eq!(
+            held,
+            [
+                (b"a".to_vec(), b"2".to_vec()),
+                (b"b".to_vec(), b"1".to_vec())
+            ]
+        );
+
+        let wrong = restore(&stored, config, 4, 0).unwrap_err();
+        assert!(wrong.contains("state version 3"), "{wrong}");
+    }
+
+    #[test]
+    fn key_values_round_trip() {
+        let encoded = encode_key_value(-7, b"windows");
+        assert_eq!(parse_key_value(&encoded), Some((-7, &b"windows"[..])));
+        assert_eq!(
+            parse_key_value(&encode_key_value(9, b"")),
+            Some((9, &b""[..]))
+        );
+        assert_eq!(parse_key_value(&encoded[..5]), None);
+        assert_eq!(parse_key_value(b""), None);
     }
 
     #[test]
