@@ -724,3 +724,56 @@ fn a_module_reload_keeps_the_open_windows() {
     assert_eq!(results(&all).into_iter().collect::<BTreeSet<_>>(), expected);
     assert_eq!(all.len(), expected.len());
 }
+
+#[test]
+fn a_full_partition_dead_letters_only_the_records_that_would_open_a_window() {
+    let _broker = crate::harness::exclusive();
+    let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
+    create_topic(&input, 1);
+    create_topic(&output, 1);
+    create_topic(&dlq, 1);
+    let base = 1_700_000_000_000i64;
+    // Keys k0..k4 in one window, but room for three windows: k3 and k4 do not fit, while
+    // k0..k2 keep counting.
+    let data: Vec<Input> = (0..50)
+        .map(|i| (format!("k{}", i % 5), base + i, 1))
+        .collect();
+    produce(&input, &records(0, &data));
+    let toml = pipeline(
+        "full",
+        &input,
+        &output,
+        &dlq,
+        r#"window = { tumbling = "10s" }"#,
+        "idle_timeout = \"1h\"\nmax_windows = 3",
+    );
+    let (_dir, path) = write_pipeline(&toml);
+    let weir = Weir::run(&path);
+    let letters = consume(&dlq, 20, Duration::from_secs(60));
+    // The watermark moves past the window: k0..k2's results come out.
+    produce(&input, &records(0, &[("k0".into(), base + 60_000, 1)]));
+    let out = consume(&output, 3, Duration::from_secs(60));
+    weir.terminate();
+    assert_eq!(letters.len(), 20, "the records of k3 and k4");
+    for l in &letters {
+        assert_eq!(
+            l.header_str("weir.error.kind").as_deref(),
+            Some("state-full")
+        );
+        assert!(matches!(l.key.as_deref(), Some(b"k3" | b"k4")), "{l:?}");
+    }
+    let got: BTreeSet<Result> = results(&out).into_iter().collect();
+    let want: BTreeSet<Result> = (0..3)
+        .map(|k| {
+            (
+                0,
+                format!("k{k}"),
+                base - base % 10_000,
+                base - base % 10_000 + 10_000,
+                10,
+                10,
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+}

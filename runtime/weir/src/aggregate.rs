@@ -283,6 +283,17 @@ impl AggregateLane {
         let now = now_ms();
         let plan = match self.state.plan_batch(keyed, now) {
             Ok(plan) => plan,
+            Err(WindowError::TooManyEntries { .. }) if keyed.len() > 1 => {
+                // Record by record, so that only the records that would open a window too
+                // many fail; the others still go into the windows that exist.
+                return (0..keyed.len())
+                    .map(|k| {
+                        self.fold_keyed(records, &keyed[k..=k], &index[k..=k])
+                            .pop()
+                            .expect("one fate per record")
+                    })
+                    .collect();
+            }
             Err(WindowError::TooManyEntries { limit, needed }) => {
                 let failure = Failure::new(
                     FailureKind::StateFull,
