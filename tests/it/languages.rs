@@ -45,10 +45,6 @@ const TRAP: &[(&str, &str)] = &[
     ("js", "trap_js"),
 ];
 
-/// Languages whose enrich stage takes a config with a repeated name (the last wins) instead of
-/// refusing it as the Rust one does.
-const CONFIG_DUPLICATES_TAKEN: &[&str] = &["python", "js"];
-
 /// Modules built against `weir:stage@0.2.0`.
 const WRONG_VERSION: &[(&str, &str)] = &[("rust", "wrong_version"), ("c", "wrong_version_c")];
 
@@ -409,11 +405,6 @@ fn every_language_reads_its_config_the_same() {
             r#"{"field":"a","field":"b"}"#,
             "42",
         ] {
-            // Known gap: the Python and JavaScript stages read their config with their standard
-            // JSON parsers, which take the last of repeated names where serde refuses them.
-            if bad.contains(r#""field":"a","field""#) && CONFIG_DUPLICATES_TAKEN.contains(&lang) {
-                continue;
-            }
             let err = enrich(&host, name, bad).expect_err(&format!("{lang} accepted {bad:?}"));
             let text = err.to_string();
             assert!(
