@@ -111,6 +111,15 @@ fn reference(records: &[Input], spec: Spec, lateness: i64) -> (Vec<Closed>, Vec<
     (closed, late)
 }
 
+/// Fresh input and output topics of `partitions` partitions, and a dead-letter topic.
+fn topics(partitions: i32) -> (String, String, String) {
+    let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
+    create_topic(&input, partitions);
+    create_topic(&output, partitions);
+    create_topic(&dlq, 1);
+    (input, output, dlq)
+}
+
 fn value(key: &str, t: i64, amount: i64) -> String {
     format!(r#"{{"k":"{key}","ts":{t},"amount":{amount}}}"#)
 }
@@ -208,10 +217,7 @@ fn windows_of_every_kind_match_a_reference_under_disorder_and_lateness() {
         Spec::Session { gap: 250 },
     ] {
         let lateness = 500;
-        let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
-        create_topic(&input, 2);
-        create_topic(&output, 2);
-        create_topic(&dlq, 1);
+        let (input, output, dlq) = topics(2);
         let mut expected = BTreeSet::new();
         let mut late_offsets = BTreeSet::new();
         for p in 0..2 {
@@ -281,10 +287,7 @@ fn a_trapping_or_endless_group_is_dead_lettered_and_the_other_groups_count() {
 }
 
 fn failing_group(knob: &str, kind: &str) {
-    let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
-    create_topic(&input, 1);
-    create_topic(&output, 1);
-    create_topic(&dlq, 1);
+    let (input, output, dlq) = topics(1);
     let base = 1_700_000_000_000i64;
     let mut data: Vec<Input> = (0..40)
         .map(|i| (format!("k{}", i % 4), base + i * 10, i))
@@ -357,10 +360,7 @@ fn failing_group(knob: &str, kind: &str) {
 #[test]
 fn a_crash_mid_window_loses_no_input_and_repeats_only_identical_results() {
     let _broker = crate::harness::exclusive();
-    let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
-    create_topic(&input, 2);
-    create_topic(&output, 2);
-    create_topic(&dlq, 1);
+    let (input, output, dlq) = topics(2);
     let mut expected = BTreeMap::new();
     for p in 0..2 {
         // Rising times, 50 keys, one window per 200 records: many windows open at any time.
@@ -426,10 +426,7 @@ fn a_crash_mid_window_loses_no_input_and_repeats_only_identical_results() {
 #[test]
 fn a_rebalance_moves_a_partitions_windows_to_the_other_process() {
     let _broker = crate::harness::exclusive();
-    let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
-    create_topic(&input, 2);
-    create_topic(&output, 2);
-    create_topic(&dlq, 1);
+    let (input, output, dlq) = topics(2);
     let data: Vec<Vec<Input>> = (0..2)
         .map(|_| {
             let mut d: Vec<Input> = (0..4_000)
@@ -508,10 +505,7 @@ fn wait_until_restored(weir: &Weir) {
 fn exactly_once_a_crash_mid_window_changes_nothing_in_the_committed_output() {
     let _broker = crate::harness::exclusive();
     let strict = crate::harness::broker_hides_aborted_transactions();
-    let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
-    create_topic(&input, 2);
-    create_topic(&output, 2);
-    create_topic(&dlq, 1);
+    let (input, output, dlq) = topics(2);
     let mut expected = BTreeMap::new();
     for p in 0..2 {
         let mut data: Vec<Input> = (0..20_000)
@@ -596,10 +590,7 @@ fn traceparent(r: &Rec) -> (String, String) {
 fn a_window_result_starts_a_trace_that_links_to_its_inputs() {
     let _broker = crate::harness::exclusive();
     let collector = crate::otlp::OtlpReceiver::start();
-    let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
-    create_topic(&input, 1);
-    create_topic(&output, 1);
-    create_topic(&dlq, 1);
+    let (input, output, dlq) = topics(1);
     let base = 1_700_000_000_000i64;
     // 5 records of "few" and 200 of "many" in one window, each in a trace of its own.
     let mut produced = Vec::new();
@@ -672,10 +663,7 @@ fn a_window_result_starts_a_trace_that_links_to_its_inputs() {
 #[test]
 fn a_module_reload_keeps_the_open_windows() {
     let _broker = crate::harness::exclusive();
-    let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
-    create_topic(&input, 1);
-    create_topic(&output, 1);
-    create_topic(&dlq, 1);
+    let (input, output, dlq) = topics(1);
     let mut data: Vec<Input> = (0..2_000)
         .map(|i| (format!("k{}", i % 10), 1_700_000_000_000 + i * 5, i % 13))
         .collect();
@@ -728,10 +716,7 @@ fn a_module_reload_keeps_the_open_windows() {
 #[test]
 fn a_full_partition_dead_letters_only_the_records_that_would_open_a_window() {
     let _broker = crate::harness::exclusive();
-    let (input, output, dlq) = (unique("agg-in"), unique("agg-out"), unique("agg-dlq"));
-    create_topic(&input, 1);
-    create_topic(&output, 1);
-    create_topic(&dlq, 1);
+    let (input, output, dlq) = topics(1);
     let base = 1_700_000_000_000i64;
     // Keys k0..k4 in one window, but room for three windows: k3 and k4 do not fit, while
     // k0..k2 keep counting.
