@@ -4,6 +4,9 @@
 //! `config = { header = "version", value = "v2" }`. Which version of a stage handled a record is
 //! then visible on the record itself, which is what the hot-reload tests check, and what a canary
 //! rollout can use to mark its outputs.
+//!
+//! An optional `spin` (default 0) makes every record cost that many iterations of a loop the
+//! optimiser cannot remove: a stage slower than its input, for backpressure tests.
 
 use serde::Deserialize;
 use weir_sdk::{Config, Enricher, Error, Record};
@@ -13,6 +16,8 @@ use weir_sdk::{Config, Enricher, Error, Record};
 struct TagConfig {
     header: String,
     value: String,
+    #[serde(default)]
+    spin: u64,
 }
 
 /// The stage: the configured header and value.
@@ -20,20 +25,33 @@ struct TagConfig {
 pub struct Tag {
     header: String,
     value: String,
+    spin: u64,
 }
 
 impl Enricher for Tag {
     type Output = Record;
 
     fn init(config: Config) -> Result<Self, Error> {
-        let TagConfig { header, value } = config.json()?;
+        let TagConfig {
+            header,
+            value,
+            spin,
+        } = config.json()?;
         if header.is_empty() {
             return Err(Error::new("bad-config", "`header` must not be empty"));
         }
-        Ok(Self { header, value })
+        Ok(Self {
+            header,
+            value,
+            spin,
+        })
     }
 
     fn process(&mut self, mut record: Record) -> Result<Record, Error> {
+        let mut n = 0u64;
+        for _ in 0..self.spin {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
         record.set_header(&self.header, self.value.as_bytes());
         Ok(record)
     }

@@ -66,8 +66,9 @@ pub struct Source {
     /// `batch_size`: the most records handed to one stage call, from 1 to 65536.
     /// Default 256.
     pub batch_size: usize,
-    /// `queue_capacity`: records buffered per partition before the partition is paused.
-    /// At least `batch_size`. Default 2048.
+    /// `queue_capacity`: records fetched ahead per partition. librdkafka stops fetching a
+    /// partition whose queue holds this many (its `queued.min.messages`) until the partition's
+    /// lane has taken them. At least `batch_size`. Default 2048.
     pub queue_capacity: usize,
     /// `commit_interval`: how often processed offsets are committed, such as `"1s"` or
     /// `"500ms"`. Must be more than zero. Default 1s.

@@ -16,6 +16,10 @@ pub enum KafkaError {
     /// A topic the pipeline writes to is missing or too small.
     #[error("{0}")]
     Topic(String),
+    /// A record arrived on the consumer's queue instead of its partition's feed: the partition's
+    /// queue was not split off, so its records cannot be handed to its lane in order.
+    #[error("record {0} arrived outside its partition's feed")]
+    Unsplit(String),
 }
 
 impl KafkaError {

@@ -1,8 +1,9 @@
 //! Weir's Kafka source and sink: the only crate that touches rdkafka.
 //!
-//! - [`KafkaSource`]: a consumer-group member that yields owned records, pauses and resumes
-//!   partitions for backpressure, and calls a [`PartitionHandler`] on every assignment change so
-//!   that in-flight work is drained and committed before a partition is given up.
+//! - [`KafkaSource`]: a consumer-group member. Each assigned partition's records arrive on its own
+//!   [`PartitionFeed`], read at the pace of the one lane that owns it (that pace is the
+//!   backpressure); a [`PartitionHandler`] hears of every assignment change so that in-flight
+//!   work is drained and committed before a partition is given up.
 //! - [`KafkaSink`]: an idempotent producer; every delivery report settles the
 //!   [`weir_core::InputAck`] of the record the output came from.
 
@@ -17,8 +18,8 @@ pub use control::ControlChannel;
 pub use error::KafkaError;
 pub use sink::{DeliveryObserver, GroupMetadata, KafkaSink, SinkSettings};
 pub use source::{
-    KafkaSource, PartitionHandler, PartitionStats, SourceSettings, SourceStats, StartFrom,
-    TopicPartition,
+    KafkaSource, PartitionFeed, PartitionHandler, PartitionStats, SourceSettings, SourceStats,
+    StartFrom, TopicPartition,
 };
 
 use std::collections::BTreeMap;

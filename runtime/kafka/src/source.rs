@@ -2,13 +2,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, base_consumer::PartitionQueue,
+};
 use rdkafka::error::KafkaError as RdError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -43,15 +45,18 @@ pub struct SourceSettings {
     pub group: String,
     pub topics: Vec<String>,
     pub start: StartFrom,
+    /// Records fetched ahead per partition: librdkafka stops fetching a partition whose queue
+    /// holds this many (`queued.min.messages`) until its reader catches up.
+    pub prefetch_records: usize,
     /// Raw librdkafka consumer properties; they override Weir's defaults.
     pub properties: BTreeMap<String, String>,
 }
 
-/// Told about every change of the partitions this member owns. Both methods run on the thread
+/// Told about every change of the partitions this member owns. Its methods run on the thread
 /// that calls [`KafkaSource::poll`].
 pub trait PartitionHandler: Send + Sync + 'static {
-    /// These partitions are now this member's.
-    fn assigned(&self, partitions: &[TopicPartition]);
+    /// These partitions are now this member's; each comes with the feed its records arrive on.
+    fn assigned(&self, feeds: Vec<PartitionFeed>);
 
     /// The group's metadata after a rebalance (before [`Self::assigned`]), for transactions.
     fn group_changed(&self, _metadata: crate::GroupMetadata) {}
@@ -91,6 +96,8 @@ pub struct PartitionStats {
     pub committed: i64,
     /// Records between the high watermark and the committed offset; -1 when unknown.
     pub lag: i64,
+    /// Records fetched and not yet taken from the partition's feed.
+    pub fetch_queue: i64,
 }
 
 struct SourceContext {
@@ -98,6 +105,66 @@ struct SourceContext {
     topics: Mutex<HashMap<String, Arc<str>>>,
     /// When the asynchronous commit in flight was issued, for its duration.
     commit_started: Mutex<Option<Instant>>,
+    /// The consumer itself (set once it exists), to split assigned partitions' queues off.
+    consumer: OnceLock<Weak<BaseConsumer<SourceContext>>>,
+    /// Feeds split off before an assignment takes effect, handed over once it has.
+    split: Mutex<Vec<PartitionFeed>>,
+}
+
+/// One assigned partition's records, in offset order, for the one reader that owns it.
+///
+/// Each assigned partition's fetch queue is split off the consumer's queue before the assignment
+/// takes effect, so its records never pass through [`KafkaSource::poll`]. Backpressure is the
+/// reader's pace: librdkafka stops fetching a partition whose queue holds
+/// [`SourceSettings::prefetch_records`] records (or `queued.max.messages.kbytes`) and fetches
+/// again once the reader has taken them. Nothing fetched is thrown away and fetched again, as it
+/// would be by pausing and resuming the partition.
+pub struct PartitionFeed {
+    partition: TopicPartition,
+    queue: PartitionQueue<SourceContext>,
+}
+
+impl fmt::Debug for PartitionFeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartitionFeed")
+            .field("partition", &self.partition)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartitionFeed {
+    /// The partition this feed reads.
+    pub fn partition(&self) -> &TopicPartition {
+        &self.partition
+    }
+
+    /// Waits up to `timeout` for the partition's next record. An error is the client's
+    /// report about the partition (such as an offset reset); the feed stays usable.
+    pub fn poll(&self, timeout: Duration) -> Result<Option<Record>, KafkaError> {
+        match self.queue.poll(timeout) {
+            None => Ok(None),
+            Some(Ok(msg)) => Ok(Some(record_of(&msg))),
+            Some(Err(e)) => Err(KafkaError::broker(
+                format!("consume failed on {}", self.partition),
+                e,
+            )),
+        }
+    }
+}
+
+/// An owned copy of a fetched message.
+fn record_of(msg: &BorrowedMessage<'_>) -> Record {
+    let headers = msg
+        .headers()
+        .map(|hs| hs.iter().map(|h| Header::new(h.key, h.value)).collect())
+        .unwrap_or_default();
+    Record {
+        offset: msg.offset(),
+        timestamp: msg.timestamp().to_millis(),
+        key: msg.key().map(Bytes::copy_from_slice),
+        value: msg.payload().map(Bytes::copy_from_slice),
+        headers,
+    }
 }
 
 impl SourceContext {
@@ -147,6 +214,7 @@ impl ClientContext for SourceContext {
                     high_watermark: p.hi_offset,
                     committed: p.committed_offset,
                     lag,
+                    fetch_queue: p.fetchq_cnt,
                 });
             }
         }
@@ -176,7 +244,22 @@ impl ConsumerContext for SourceContext {
                     tracing::warn!(%error, "Commit on revoke failed.");
                 }
             }
-            Rebalance::Assign(_) => {}
+            Rebalance::Assign(tpl) => {
+                // Split before the assignment starts fetching, so that no record of these
+                // partitions ever lands on the consumer's own queue.
+                let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
+                    tracing::error!("Assignment before the consumer exists; not split.");
+                    return;
+                };
+                let mut split = self.split.lock();
+                for partition in self.partitions(tpl) {
+                    match consumer.split_partition_queue(&partition.topic, partition.partition) {
+                        Some(queue) => split.push(PartitionFeed { partition, queue }),
+                        // Its records then arrive through `KafkaSource::poll`, which refuses them.
+                        None => tracing::error!(%partition, "Cannot split the partition's queue."),
+                    }
+                }
+            }
             Rebalance::Error(error) => tracing::error!(%error, "Rebalance failed."),
         }
     }
@@ -188,7 +271,8 @@ impl ConsumerContext for SourceContext {
             }
             let parts = self.partitions(tpl);
             tracing::info!(partitions = %list(&parts), "Partitions assigned.");
-            self.handler.assigned(&parts);
+            let feeds = std::mem::take(&mut *self.split.lock());
+            self.handler.assigned(feeds);
         }
     }
 
@@ -235,7 +319,7 @@ fn commit(
 
 /// A member of the pipeline's consumer group.
 pub struct KafkaSource {
-    consumer: BaseConsumer<SourceContext>,
+    consumer: Arc<BaseConsumer<SourceContext>>,
 }
 
 impl fmt::Debug for KafkaSource {
@@ -251,6 +335,7 @@ impl KafkaSource {
         settings: &SourceSettings,
         handler: Arc<dyn PartitionHandler>,
     ) -> Result<Self, KafkaError> {
+        let prefetch = settings.prefetch_records.max(1).to_string();
         let start = match settings.start {
             StartFrom::Earliest => "earliest",
             StartFrom::Latest => "latest",
@@ -263,8 +348,14 @@ impl KafkaSource {
                 ("enable.auto.offset.store", "false"),
                 ("auto.offset.reset", start),
                 ("enable.partition.eof", "false"),
-                // Bound what librdkafka prefetches, so memory stays bounded with many partitions.
+                // Bound what librdkafka prefetches per partition (each partition's queue is split
+                // off, so these apply to each one), so memory stays bounded however fast the
+                // input and however slow the lane.
+                ("queued.min.messages", &prefetch),
                 ("queued.max.messages.kbytes", "32768"),
+                // Once a partition's queue is full, look again soon: librdkafka's default (1 s)
+                // would idle a lane that drains its queue faster than that.
+                ("fetch.queue.backoff.ms", "5"),
                 // Partition high watermarks and broker states, for lag and readiness.
                 ("statistics.interval.ms", "5000"),
             ],
@@ -274,10 +365,15 @@ impl KafkaSource {
             handler,
             topics: Mutex::default(),
             commit_started: Mutex::default(),
+            consumer: OnceLock::new(),
+            split: Mutex::default(),
         };
-        let consumer: BaseConsumer<SourceContext> = config
-            .create_with_context(context)
-            .map_err(|e| KafkaError::Config(e.to_string()))?;
+        let consumer: Arc<BaseConsumer<SourceContext>> = Arc::new(
+            config
+                .create_with_context(context)
+                .map_err(|e| KafkaError::Config(e.to_string()))?,
+        );
+        let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
@@ -285,45 +381,22 @@ impl KafkaSource {
         Ok(Self { consumer })
     }
 
-    /// Waits up to `timeout` for the next record. Rebalance callbacks run inside this call.
-    pub fn poll(&self, timeout: Duration) -> Result<Option<(TopicPartition, Record)>, KafkaError> {
+    /// Serves the consumer's events for up to `timeout`: rebalance callbacks run inside this
+    /// call, and client errors come out of it. Records arrive on each partition's
+    /// [`PartitionFeed`]; one that arrives here belongs to a partition whose queue could not be
+    /// split, and is refused with [`KafkaError::Unsplit`] rather than delivered out of order.
+    pub fn poll(&self, timeout: Duration) -> Result<(), KafkaError> {
         let Some(msg) = self.consumer.poll(timeout) else {
-            return Ok(None);
+            return Ok(());
         };
         let msg = msg.map_err(|e| KafkaError::broker("consume failed", e))?;
         self.consumer.context().handler.brokers_reachable(true);
-        let tp = TopicPartition {
-            topic: self.consumer.context().intern(msg.topic()),
-            partition: msg.partition(),
-        };
-        let headers = msg
-            .headers()
-            .map(|hs| hs.iter().map(|h| Header::new(h.key, h.value)).collect())
-            .unwrap_or_default();
-        let record = Record {
-            offset: msg.offset(),
-            timestamp: msg.timestamp().to_millis(),
-            key: msg.key().map(Bytes::copy_from_slice),
-            value: msg.payload().map(Bytes::copy_from_slice),
-            headers,
-        };
-        Ok(Some((tp, record)))
-    }
-
-    /// Stops fetching `partitions` until resumed.
-    pub fn pause(&self, partitions: &[TopicPartition]) -> Result<(), KafkaError> {
-        let tpl = tpl(partitions);
-        self.consumer
-            .pause(&tpl)
-            .map_err(|e| KafkaError::broker("pause failed", e))
-    }
-
-    /// Resumes fetching `partitions`.
-    pub fn resume(&self, partitions: &[TopicPartition]) -> Result<(), KafkaError> {
-        let tpl = tpl(partitions);
-        self.consumer
-            .resume(&tpl)
-            .map_err(|e| KafkaError::broker("resume failed", e))
+        Err(KafkaError::Unsplit(format!(
+            "{}/{} at offset {}",
+            msg.topic(),
+            msg.partition(),
+            msg.offset()
+        )))
     }
 
     /// Commits `offsets` (the next offset to read, per partition). Asynchronous unless `sync`.
@@ -376,12 +449,4 @@ pub(crate) fn partition_count<C: ClientContext>(
         ))),
         None => Err(KafkaError::Topic(format!("topic {topic} does not exist"))),
     }
-}
-
-fn tpl(partitions: &[TopicPartition]) -> TopicPartitionList {
-    let mut tpl = TopicPartitionList::new();
-    for tp in partitions {
-        tpl.add_partition(&tp.topic, tp.partition);
-    }
-    tpl
 }

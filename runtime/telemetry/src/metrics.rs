@@ -172,8 +172,9 @@ pub struct Metrics {
     produced: Family<TopicLabels, Counter>,
     consumed: Family<PartitionLabels, Counter>,
     lag: Family<PartitionLabels, Gauge>,
+    fetch_queue: Family<PartitionLabels, Gauge>,
     in_flight: Family<PipelineLabels, Gauge>,
-    paused: Family<PipelineLabels, Gauge>,
+    saturated: Family<PipelineLabels, Gauge>,
     assigned: Family<PipelineLabels, Gauge>,
     commit_duration: HistogramFamily<PipelineLabels>,
     commit_failures: Family<PipelineLabels, Counter>,
@@ -213,8 +214,9 @@ impl Metrics {
         let produced = Family::default();
         let consumed = Family::default();
         let lag = Family::default();
+        let fetch_queue = Family::default();
         let in_flight = Family::default();
-        let paused = Family::default();
+        let saturated = Family::default();
         let assigned = Family::default();
         let commit_duration: HistogramFamily<PipelineLabels> =
             Family::new_with_constructor(commit_histogram);
@@ -277,14 +279,21 @@ impl Metrics {
             lag.clone(),
         );
         r.register(
+            "weir_fetch_queue_records",
+            "Records fetched ahead for a partition and not yet taken by its lane (bounded by \
+             queue_capacity plus one fetch)",
+            fetch_queue.clone(),
+        );
+        r.register(
             "weir_in_flight_records",
             "Records read from Kafka and not yet fully acknowledged",
             in_flight.clone(),
         );
         r.register(
-            "weir_paused_partitions",
-            "Partitions paused because their lane is full (backpressure)",
-            paused.clone(),
+            "weir_saturated_partitions",
+            "Partitions whose lane took a full batch last time: records wait for it in the \
+             partition's bounded fetch queue (backpressure)",
+            saturated.clone(),
         );
         r.register(
             "weir_assigned_partitions",
@@ -379,8 +388,9 @@ impl Metrics {
             produced,
             consumed,
             lag,
+            fetch_queue,
             in_flight,
-            paused,
+            saturated,
             assigned,
             commit_duration,
             commit_failures,
@@ -478,20 +488,33 @@ impl Metrics {
             .set(lag);
     }
 
-    /// Forgets the lag of a partition this instance no longer owns.
-    pub fn forget_lag(&self, topic: &str, partition: i32) {
-        self.lag.remove(&PartitionLabels {
+    /// The records fetched ahead for a partition, as the client last reported them.
+    pub fn set_fetch_queue(&self, topic: &str, partition: i32, records: i64) {
+        self.fetch_queue
+            .get_or_create(&PartitionLabels {
+                pipeline: Arc::clone(&self.pipeline),
+                topic: topic.into(),
+                partition,
+            })
+            .set(records);
+    }
+
+    /// Forgets the lag and fetch queue of a partition this instance no longer owns.
+    pub fn forget_partition(&self, topic: &str, partition: i32) {
+        let labels = PartitionLabels {
             pipeline: Arc::clone(&self.pipeline),
             topic: topic.into(),
             partition,
-        });
+        };
+        self.lag.remove(&labels);
+        self.fetch_queue.remove(&labels);
     }
 
     /// Sets the backpressure and assignment gauges.
-    pub fn set_lanes(&self, assigned: i64, paused: i64, in_flight: i64) {
+    pub fn set_lanes(&self, assigned: i64, saturated: i64, in_flight: i64) {
         let l = self.pipeline_labels();
         self.assigned.get_or_create(&l).set(assigned);
-        self.paused.get_or_create(&l).set(paused);
+        self.saturated.get_or_create(&l).set(saturated);
         self.in_flight.get_or_create(&l).set(in_flight);
     }
 
@@ -755,7 +778,7 @@ mod tests {
             r#"weir_produced_total{pipeline="p",topic="out"} 1"#,
             r#"weir_end_to_end_latency_seconds_count{pipeline="p",topic="out"} 1"#,
             r#"weir_end_to_end_latency_seconds_sum{pipeline="p",topic="out"} 2.5"#,
-            r#"weir_paused_partitions{pipeline="p"} 1"#,
+            r#"weir_saturated_partitions{pipeline="p"} 1"#,
             r#"weir_build_info{version=""#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");

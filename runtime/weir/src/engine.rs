@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! consumer ──> lane per partition ──> stage chain ──> producer ──> topics + dead letters
-//!    ^          (bounded queue;          (wasm)         (idempotent)
-//!    │           full: pause)                               │ delivery reports
-//!    └──── commit = end of the acknowledged prefix <────────┘
+//!    ^          (reads its partition's        (wasm)         (idempotent)
+//!    │           bounded fetch queue)                            │ delivery reports
+//!    └──── commit = end of the acknowledged prefix <─────────────┘
 //! ```
-//! The consumer runs on the caller's thread; it hands records to per-partition lanes through
-//! bounded queues and pauses a partition whose lane is full. Rebalance callbacks run inside
-//! [`KafkaSource::poll`] on the same thread: on revoke, the affected lanes stop after their
+//! The consumer runs on the caller's thread, serving rebalances, errors and commits. Each
+//! assigned partition's fetch queue is split off to its lane, which reads it at its own pace:
+//! that is the backpressure (librdkafka stops fetching a partition whose queue is full, and
+//! nothing fetched is dropped and fetched again). Rebalance callbacks run inside
+//! [`KafkaSource::poll`] on the caller's thread: on revoke, the affected lanes stop after their
 //! current batch, their outputs are awaited, and the safe offsets are committed before the
 //! partitions are released.
 
@@ -17,13 +19,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::TrySendError;
 use parking_lot::{Mutex, RwLock};
 use weir_config::Pipeline;
-use weir_core::Record;
 use weir_kafka::{
-    DeliveryObserver, KafkaError, KafkaSink, KafkaSource, PartitionHandler, SinkSettings,
-    SourceSettings, SourceStats, StartFrom, TopicPartition,
+    DeliveryObserver, KafkaError, KafkaSink, KafkaSource, PartitionFeed, PartitionHandler,
+    SinkSettings, SourceSettings, SourceStats, StartFrom, TopicPartition,
 };
 use weir_telemetry::{AdminApi, AdminServer, Control, Health, Metrics, Spans, SpansGuard};
 
@@ -184,7 +184,6 @@ pub fn run(
     let manager = Arc::new(Manager {
         shared: Arc::clone(&shared),
         metrics: Arc::clone(&metrics),
-        capacity: pipeline.source.queue_capacity,
         drain_timeout: pipeline.source.drain_timeout,
         lanes: Mutex::default(),
         assigned: AtomicUsize::new(0),
@@ -220,6 +219,7 @@ pub fn run(
             brokers: brokers.to_owned(),
             group: pipeline.source.group.clone(),
             topics: pipeline.source.topics.clone(),
+            prefetch_records: pipeline.source.queue_capacity,
             start: match pipeline.source.start {
                 weir_config::StartFrom::Earliest => StartFrom::Earliest,
                 weir_config::StartFrom::Latest => StartFrom::Latest,
@@ -239,7 +239,6 @@ pub fn run(
     let mut last_commit = Instant::now();
     let mut last_progress = Instant::now();
     let mut last_gauges = Instant::now();
-    let mut any_paused = false;
     let failure = loop {
         if shutdown.load(Ordering::Relaxed) {
             break None;
@@ -247,30 +246,12 @@ pub fn run(
         if let Some(f) = shared.fatal.lock().clone().or_else(|| sink.failure()) {
             break Some(f);
         }
-        let wait = Duration::from_millis(if any_paused { 5 } else { 100 });
-        match source.poll(wait) {
-            Ok(Some((tp, record))) => {
-                if let Some(tp) = manager.dispatch(tp, record) {
-                    // Should pausing fail, the stash keeps growing only by what the client has
-                    // already fetched; the next full check pauses again.
-                    if let Err(error) = source.pause(std::slice::from_ref(&tp)) {
-                        tracing::warn!(%error, partition = %tp, "Pause failed.");
-                    }
-                    any_paused = true;
-                }
-            }
-            Ok(None) => {}
+        match source.poll(Duration::from_millis(100)) {
+            Ok(()) => {}
+            // Delivering it out of its lane could reorder or skip records: stop instead, and let
+            // the restart re-read from the last commit.
+            Err(error @ KafkaError::Unsplit(_)) => break Some(error.to_string()),
             Err(error) => tracing::warn!(%error, "Consumer error; retrying."),
-        }
-        if any_paused {
-            let (resume, still_paused) = manager.flush_stashes();
-            if !resume.is_empty() {
-                match source.resume(&resume) {
-                    Ok(()) => manager.resumed(&resume),
-                    Err(error) => tracing::warn!(%error, "Resume failed; retrying."),
-                }
-            }
-            any_paused = still_paused;
         }
         if last_commit.elapsed() >= pipeline.source.commit_interval {
             let offsets = manager.committable();
@@ -426,7 +407,6 @@ fn check_topics(
 struct Manager {
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
-    capacity: usize,
     drain_timeout: Duration,
     lanes: Mutex<BTreeMap<TopicPartition, Lane>>,
     /// Partitions assigned, for `/readyz`.
@@ -459,75 +439,15 @@ impl Manager {
     /// Refreshes the assignment and backpressure gauges.
     fn update_gauges(&self) {
         let lanes = self.lanes.lock();
-        let paused = lanes.values().filter(|l| l.paused).count();
-        let in_flight: usize = lanes
+        let saturated = lanes
             .values()
-            .map(|l| l.tx.len() + l.stash.len() + l.tracker.in_flight())
-            .sum();
+            .filter(|l| l.saturated.load(Ordering::Relaxed))
+            .count();
+        let in_flight: usize = lanes.values().map(|l| l.tracker.in_flight()).sum();
         self.assigned.store(lanes.len(), Ordering::Relaxed);
         *self.shared.assigned.lock() = lanes.keys().cloned().collect();
         self.metrics
-            .set_lanes(lanes.len() as i64, paused as i64, in_flight as i64);
-    }
-
-    /// Hands `record` to its lane. Returns the partition when it must be paused because its
-    /// lane is full (the record is kept, in order, until there is room).
-    fn dispatch(&self, tp: TopicPartition, record: Record) -> Option<TopicPartition> {
-        let mut lanes = self.lanes.lock();
-        let Some(lane) = lanes.get_mut(&tp) else {
-            // Fetched before a revoke: the partition's next owner reads it again.
-            return None;
-        };
-        if !lane.stash.is_empty() {
-            lane.stash.push_back(record);
-            return None;
-        }
-        match lane.tx.try_send(record) {
-            Ok(()) => None,
-            Err(TrySendError::Full(record)) => {
-                lane.stash.push_back(record);
-                lane.paused = true;
-                tracing::debug!(partition = %tp, "Lane full; partition paused.");
-                Some(tp)
-            }
-            // The lane died on a fatal error; the main loop stops.
-            Err(TrySendError::Disconnected(_)) => None,
-        }
-    }
-
-    /// Moves stashed records into lanes with room. Returns the paused partitions ready to resume
-    /// (stash empty, queue at most half full) and whether any partition is still paused.
-    fn flush_stashes(&self) -> (Vec<TopicPartition>, bool) {
-        let mut lanes = self.lanes.lock();
-        let mut resume = Vec::new();
-        for (tp, lane) in lanes.iter_mut().filter(|(_, l)| l.paused) {
-            while let Some(r) = lane.stash.pop_front() {
-                if let Err(e) = lane.tx.try_send(r) {
-                    match e {
-                        TrySendError::Full(r) => lane.stash.push_front(r),
-                        TrySendError::Disconnected(_) => lane.stash.clear(),
-                    }
-                    break;
-                }
-            }
-            // Resume at the low-water mark, not as soon as there is room: the lane still has
-            // half a queue of work while the consumer fetches again, so a fetch round trip does
-            // not idle it, and each pause lets at least half a queue through.
-            if lane.stash.is_empty() && lane.tx.len() <= self.capacity / 2 {
-                resume.push(tp.clone());
-            }
-        }
-        (resume, lanes.values().any(|l| l.paused))
-    }
-
-    /// The consumer resumed these partitions.
-    fn resumed(&self, partitions: &[TopicPartition]) {
-        let mut lanes = self.lanes.lock();
-        for tp in partitions {
-            if let Some(lane) = lanes.get_mut(tp) {
-                lane.paused = false;
-            }
-        }
+            .set_lanes(lanes.len() as i64, saturated as i64, in_flight as i64);
     }
 
     /// Offsets that advanced since the last call, for a periodic commit. None with exactly-once
@@ -562,7 +482,6 @@ impl Manager {
         let mut waiting = Vec::with_capacity(lanes.len());
         for (tp, lane) in lanes {
             lane.stop.store(true, Ordering::Release);
-            drop(lane.tx);
             waiting.push((tp, lane.thread, lane.tracker));
         }
         let poll = Duration::from_millis(2);
@@ -595,13 +514,14 @@ impl Manager {
 }
 
 impl PartitionHandler for Manager {
-    fn assigned(&self, partitions: &[TopicPartition]) {
+    fn assigned(&self, feeds: Vec<PartitionFeed>) {
         let mut lanes = self.lanes.lock();
         // The generation first: should a reload land in between, the lane sees a newer version
         // than its generation says and swaps (to the same version) once, rather than never.
         let generation = self.shared.generation.load(Ordering::Acquire);
         let loaded = self.shared.current();
-        for tp in partitions {
+        for feed in feeds {
+            let tp = feed.partition().clone();
             match loaded.chain_for(tp.partition) {
                 Ok(chain) => {
                     let stage_metrics = (0..loaded.infos().len())
@@ -615,13 +535,12 @@ impl PartitionHandler for Manager {
                         .with_spans(self.shared.tracing.spans.enabled())
                         .with_forward(loaded.aggregate().is_some());
                     let lane = Lane::start(
-                        tp.clone(),
+                        feed,
                         chain,
                         Arc::clone(&loaded),
                         generation,
                         Arc::clone(&self.shared),
                         self.metrics.partition(&tp.topic, tp.partition),
-                        self.capacity,
                     );
                     if let Some(old) = lanes.insert(tp.clone(), lane) {
                         // Assigned twice without a revoke in between: retire the old lane.
@@ -647,7 +566,7 @@ impl PartitionHandler for Manager {
         };
         self.update_gauges();
         for tp in partitions {
-            self.metrics.forget_lag(&tp.topic, tp.partition);
+            self.metrics.forget_partition(&tp.topic, tp.partition);
             // Instances prepared for a lane that is going away are dropped off this thread.
             if let Some(p) = self.shared.prepared.lock().remove(tp) {
                 self.shared.retired.lock().extend(p.into_stages());
@@ -666,9 +585,14 @@ impl PartitionHandler for Manager {
             let owned = lanes
                 .keys()
                 .any(|tp| tp.partition == p.partition && *tp.topic == p.topic);
-            if owned && p.lag >= 0 {
+            if !owned {
+                continue;
+            }
+            if p.lag >= 0 {
                 self.metrics.set_lag(&p.topic, p.partition, p.lag);
             }
+            self.metrics
+                .set_fetch_queue(&p.topic, p.partition, p.fetch_queue.max(0));
         }
         self.reachable
             .store(stats.brokers_up > 0, Ordering::Relaxed);

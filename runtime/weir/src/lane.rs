@@ -5,11 +5,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 use weir_core::trace::{self, Incoming, SpanId, TraceId};
 use weir_core::{Failure, FailureKind, Header, InputAck, PartitionTracker, Record, headers};
-use weir_kafka::{KafkaSink, TopicPartition};
+use weir_kafka::{KafkaSink, PartitionFeed, TopicPartition};
 use weir_telemetry::{Attr, Metrics, PartitionMetrics, SpanKind, SpanRecord, Spans, StageMetrics};
 
 use crate::aggregate::{AggregateLane, Fate, WindowResult};
@@ -135,32 +134,34 @@ impl Shared {
     }
 }
 
+/// How long a lane waits for its partition's next record before it looks at its stop flag (and,
+/// in aggregate and transactional lanes, tends windows, checkpoints and transactions).
+const WAIT: Duration = Duration::from_millis(25);
+
 /// The engine's handle on a running lane.
 pub(crate) struct Lane {
-    pub tx: Sender<Record>,
     pub stop: Arc<AtomicBool>,
     pub tracker: Arc<PartitionTracker>,
     pub thread: JoinHandle<()>,
-    /// Records the consumer delivered while the lane's queue was full, in order.
-    pub stash: std::collections::VecDeque<Record>,
-    /// Whether the partition is paused (until the stash is empty and resuming succeeded).
-    pub paused: bool,
+    /// Whether the lane's last batch was full: records are waiting for it (backpressure).
+    pub saturated: Arc<AtomicBool>,
     /// The last offset committed for this lane.
     pub committed: Option<i64>,
 }
 
 impl Lane {
+    /// Starts the lane's thread, which reads `feed` at its own pace.
     pub fn start(
-        tp: TopicPartition,
+        feed: PartitionFeed,
         chain: Chain,
         loaded: Arc<LoadedPipeline>,
         generation: u64,
         shared: Arc<Shared>,
         metrics: PartitionMetrics,
-        capacity: usize,
     ) -> Self {
-        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let tp = feed.partition().clone();
         let stop = Arc::new(AtomicBool::new(false));
+        let saturated = Arc::new(AtomicBool::new(false));
         let tracker = Arc::new(PartitionTracker::new());
         let shared_sink = Arc::clone(&shared.sink);
         let worker = Worker {
@@ -169,8 +170,9 @@ impl Lane {
             chain,
             loaded,
             shared,
-            rx,
+            feed,
             stop: Arc::clone(&stop),
+            saturated: Arc::clone(&saturated),
             tracker: Arc::clone(&tracker),
             metrics,
             aggregate: None,
@@ -183,12 +185,10 @@ impl Lane {
             .spawn(move || worker.run())
             .expect("cannot spawn a lane thread");
         Self {
-            tx,
             stop,
             tracker,
             thread,
-            stash: Default::default(),
-            paused: false,
+            saturated,
             committed: None,
         }
     }
@@ -201,8 +201,9 @@ struct Worker {
     loaded: Arc<LoadedPipeline>,
     generation: u64,
     shared: Arc<Shared>,
-    rx: Receiver<Record>,
+    feed: PartitionFeed,
     stop: Arc<AtomicBool>,
+    saturated: Arc<AtomicBool>,
     tracker: Arc<PartitionTracker>,
     metrics: PartitionMetrics,
     /// The aggregate stage that ends the chain, if any: its state, and its metric handles.
@@ -249,45 +250,42 @@ impl Worker {
             self.shared.set_fatal(message);
             return;
         }
-        // An aggregate lane wakes up now and then without records: idle partitions still close
+        // An aggregate lane tends its state without records too: idle partitions still close
         // their windows, and checkpoints still go out. A transactional lane commits on time.
-        let tick = (self.aggregate.is_some() || self.transaction.is_some())
-            .then_some(Duration::from_millis(100));
-        let mut batch = Vec::with_capacity(self.shared.batch_size);
-        loop {
-            let first = match tick {
-                None => match self.rx.recv() {
-                    Ok(r) => Some(r),
-                    Err(_) => break,
-                },
-                Some(t) => match self.rx.recv_timeout(t) {
-                    Ok(r) => Some(r),
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => None,
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-                },
-            };
-            if self.stop.load(Ordering::Acquire) {
-                break;
+        let tends = self.aggregate.is_some() || self.transaction.is_some();
+        let batch_size = self.shared.batch_size;
+        let mut batch = Vec::with_capacity(batch_size);
+        while !self.stop.load(Ordering::Acquire) {
+            batch.clear();
+            let mut wait = WAIT;
+            while batch.len() < batch_size {
+                match self.feed.poll(wait) {
+                    Ok(Some(r)) => batch.push(r),
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::warn!(partition = %self.tp, %error, "Consume error; going on.");
+                        break;
+                    }
+                }
+                wait = Duration::ZERO;
             }
-            let idle = first.is_none();
-            if let Some(first) = first {
+            self.saturated
+                .store(batch.len() == batch_size, Ordering::Relaxed);
+            if !batch.is_empty() {
+                if self.stop.load(Ordering::Acquire) {
+                    break;
+                }
                 if self.shared.generation.load(Ordering::Acquire) != self.generation {
                     self.swap();
-                }
-                batch.clear();
-                batch.push(first);
-                while batch.len() < self.shared.batch_size {
-                    match self.rx.try_recv() {
-                        Ok(r) => batch.push(r),
-                        Err(_) => break,
-                    }
                 }
                 if let Err(message) = self.process(&batch) {
                     self.shared.set_fatal(message);
                     return;
                 }
+            } else if !tends {
+                continue;
             }
-            if let Err(message) = self.tend(idle) {
+            if let Err(message) = self.tend(batch.is_empty()) {
                 self.shared.set_fatal(message);
                 return;
             }
