@@ -17,7 +17,7 @@
 #            so pass/weir1h vs pass/weir shows what the checkpoints cost.
 #   weirq    weir (1s) with the consumer's prefetch bounded to 1 MiB per partition
 #            ("queued.max.messages.kbytes" = "1024" in the source's kafka table; weir's default is
-#            32 MiB), for the pause/resume refetch described in BENCHMARKS.md.
+#            32 MiB), to see what a smaller prefetch costs.
 #
 # Every round has its own consumer group, output, changelog and dead-letter topics, deleted after
 # it. Throughput is measured by weir-bench-agg watch, the same way for pass and weir: the group's
