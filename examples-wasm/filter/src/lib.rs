@@ -13,7 +13,7 @@
 
 use serde::Deserialize;
 use serde_json::Value;
-use weir_sdk::{Config, Enricher, Error, Record, metrics};
+use weir_sdk::{Config, Error, Filter, RecordView, metrics};
 
 /// The stage's configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -73,40 +73,39 @@ impl TryFrom<FilterConfig> for Rule {
     }
 }
 
-/// The stage.
+/// The stage. It only reads records, so it is a [`Filter`]: each record is seen through a
+/// borrowed view, and a kept one goes on unchanged without being copied.
 #[derive(Debug)]
-pub struct Filter {
+pub struct RuleFilter {
     rule: Rule,
 }
 
-impl Enricher for Filter {
-    type Output = Option<Record>;
-
+impl Filter for RuleFilter {
     fn init(config: Config) -> Result<Self, Error> {
         let rule = config.json::<FilterConfig>()?.try_into()?;
         Ok(Self { rule })
     }
 
-    fn process(&mut self, record: Record) -> Result<Option<Record>, Error> {
+    fn keep(&mut self, record: &RecordView<'_>) -> Result<bool, Error> {
         let value: Value = serde_json::from_slice(record.value().unwrap_or_default())?;
         if self.rule.matches(&value) {
             metrics::counter_add("dropped", 1);
-            return Ok(None);
+            return Ok(false);
         }
-        Ok(Some(record))
+        Ok(true)
     }
 }
 
-weir_sdk::enricher!(type Filter);
+weir_sdk::filter!(type RuleFilter);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_sdk::testing;
+    use weir_sdk::{Record, testing};
 
     fn kept(config: &str, values: &[&str]) -> Vec<Result<bool, String>> {
         let records = values.iter().map(|v| Record::new(*v)).collect();
-        testing::run::<Filter>(config, records)
+        testing::run_filter::<RuleFilter>(config, records)
             .into_iter()
             .map(|o| {
                 o.map(|outs| outs.len() == 1)
@@ -160,7 +159,10 @@ mod tests {
         let r = Record::new(r#"{"ua":"curl"}"#)
             .with_key("k")
             .with_header("h", "v");
-        assert_eq!(testing::run::<Filter>("", vec![r.clone()]), [Ok(vec![r])]);
+        assert_eq!(
+            testing::run_filter::<RuleFilter>("", vec![r.clone()]),
+            [Ok(vec![r])]
+        );
     }
 
     #[test]
@@ -171,7 +173,7 @@ mod tests {
             r#"{"pointer":"a","equals":1}"#,
             r#"{"pointr":"/a"}"#,
         ] {
-            let err = testing::Harness::new::<Filter>(bad).unwrap_err();
+            let err = testing::Harness::filter::<RuleFilter>(bad).unwrap_err();
             assert_eq!(err.code(), "bad-config", "{bad}");
         }
     }

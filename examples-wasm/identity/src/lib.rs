@@ -1,21 +1,23 @@
 //! Example Weir stage: identity.
 //!
-//! Returns every record unchanged. It does no work of its own, so it measures what crossing the
-//! wasm boundary costs: encoding, copying and decoding a batch. No config.
+//! Passes every record on unchanged. It does no work of its own, so it measures what crossing the
+//! wasm boundary costs: encoding the batch, copying it into the guest, reading each record there,
+//! and reading the answer back. Written as a filter that keeps everything: the record is read
+//! through a borrowed view and goes back as "the input, unchanged". No config.
 
-use weir_sdk::{Error, Record};
+use weir_sdk::{Error, RecordView};
 
-/// The stage: the record, as it came.
-pub fn identity(record: Record) -> Result<Record, Error> {
-    Ok(record)
+/// The stage: keep every record, as it came.
+pub fn identity(_record: &RecordView<'_>) -> Result<bool, Error> {
+    Ok(true)
 }
 
-weir_sdk::enricher!(identity);
+weir_sdk::filter!(identity);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_sdk::testing;
+    use weir_sdk::{Record, testing};
 
     #[test]
     fn passes_records_through() {
@@ -23,7 +25,7 @@ mod tests {
             .with_key("k")
             .with_header("h", "1")
             .with_timestamp(7);
-        let out = testing::run_fn(identity, vec![r.clone(), Record::default()]);
+        let out = testing::run_filter_fn(identity, vec![r.clone(), Record::default()]);
         assert_eq!(out, vec![Ok(vec![r]), Ok(vec![Record::default()])]);
     }
 }

@@ -5,7 +5,8 @@
 use std::cell::RefCell;
 
 use crate::stage::{BatchStage, FnStage, TypeStage};
-use crate::{Config, Enricher, Error, IntoOutputs, Record};
+use crate::view::{FnFilter, TypeFilter};
+use crate::{Config, Enricher, Error, Filter, IntoOutputs, Record, RecordView};
 
 #[cfg(target_arch = "wasm32")]
 pub use self::wasm::*;
@@ -50,6 +51,42 @@ where
         ));
     }
     STAGE.set(Some(Box::new(FnStage(f))));
+    Ok(())
+}
+
+/// Type-checks a [`Filter`] named by `filter!(type T)`, on every target.
+pub const fn assert_filter<F: Filter>() {}
+
+/// Type-checks a function named by `filter!(f)`, on every target.
+pub const fn assert_filter_fn<F>(_f: &F)
+where
+    F: FnMut(&RecordView<'_>) -> Result<bool, Error> + 'static,
+{
+}
+
+/// `init` for `filter!(type F)`.
+pub fn init_filter<F: Filter>(config: String) -> Result<(), Error> {
+    #[cfg(target_arch = "wasm32")]
+    install_panic_hook();
+    let stage = F::init(Config::new(config))?;
+    STAGE.set(Some(Box::new(TypeFilter(stage))));
+    Ok(())
+}
+
+/// `init` for `filter!(f)`: a plain function takes no configuration, and refuses one.
+pub fn init_filter_fn<F>(config: String, f: F) -> Result<(), Error>
+where
+    F: FnMut(&RecordView<'_>) -> Result<bool, Error> + 'static,
+{
+    #[cfg(target_arch = "wasm32")]
+    install_panic_hook();
+    if !Config::new(config).is_empty() {
+        return Err(Error::new(
+            "bad-config",
+            "this stage takes no configuration (it is a plain function)",
+        ));
+    }
+    STAGE.set(Some(Box::new(FnFilter(f))));
     Ok(())
 }
 

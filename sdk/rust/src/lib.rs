@@ -18,6 +18,10 @@
 //! # fn main() {}
 //! ```
 //!
+//! A stage that only keeps or drops records is cheaper as a *filter*: it reads each record through
+//! a borrowed [`RecordView`] (nothing copied) and answers `Ok(true)` to pass it on unchanged; see
+//! [`filter!`] and [`Filter`].
+//!
 //! A stage that needs configuration or state implements [`Enricher`] and is exported with
 //! `enricher!(type MyStage)`. Returning an [`Error`] sends that record to the dead-letter topic;
 //! a panic traps the instance (the host reports it and isolates the record that caused it).
@@ -48,6 +52,7 @@ pub mod metrics;
 mod record;
 mod stage;
 pub mod testing;
+mod view;
 
 #[doc(hidden)]
 #[path = "export.rs"]
@@ -68,6 +73,7 @@ pub use config::Config;
 pub use error::Error;
 pub use record::Record;
 pub use stage::{Enricher, IntoOutputs};
+pub use view::{Filter, RecordView};
 pub use weir_wire::{Bytes, Header, Headers};
 
 /// The WIT package (and version) of the stage contract this SDK implements.
@@ -105,6 +111,38 @@ macro_rules! enricher {
     ($f:expr) => {
         const _: () = $crate::__private::assert_enrich_fn(&$f);
         $crate::__enricher_export!(|config| $crate::__private::init_fn(config, $f));
+    };
+}
+
+/// Exports a filter as the component's `weir:stage/enrich` implementation: a stage that keeps or
+/// drops records without changing them. Use it once per crate, instead of [`enricher!`].
+///
+/// - `filter!(f)`: `f` is a function (or closure) `FnMut(&RecordView) -> Result<bool, Error>`.
+///   It takes no configuration: a non-empty `config` is refused (`bad-config`).
+/// - `filter!(type T)`: `T` implements [`Filter`], built once from the stage's configuration.
+///
+/// The stage sees each record through a borrowed [`RecordView`]: nothing is copied to make it,
+/// and a kept record goes back as "the input, unchanged", a few bytes whatever its size.
+///
+/// ```
+/// use weir_sdk::{Error, RecordView};
+///
+/// fn not_empty(record: &RecordView<'_>) -> Result<bool, Error> {
+///     Ok(record.value().is_some_and(|v| !v.is_empty()))
+/// }
+///
+/// weir_sdk::filter!(not_empty);
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! filter {
+    (type $ty:ty) => {
+        const _: () = $crate::__private::assert_filter::<$ty>();
+        $crate::__enricher_export!(|config| $crate::__private::init_filter::<$ty>(config));
+    };
+    ($f:expr) => {
+        const _: () = $crate::__private::assert_filter_fn(&$f);
+        $crate::__enricher_export!(|config| $crate::__private::init_filter_fn(config, $f));
     };
 }
 

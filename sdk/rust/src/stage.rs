@@ -123,8 +123,8 @@ pub(crate) fn current_offset() -> Option<i64> {
     CURRENT_OFFSET.get()
 }
 
-/// Sets the offset the panic report names (aggregate stages set it per record of a group).
-#[cfg(feature = "serde")]
+/// Sets the offset the panic report names (filters set it per record, aggregate stages per record
+/// of a group).
 pub(crate) fn set_current_offset(offset: Option<i64>) {
     CURRENT_OFFSET.set(offset);
 }

@@ -23,7 +23,8 @@ use std::fmt;
 use weir_wire::{BatchWriter, Entry};
 
 use crate::stage::{BatchStage, FnStage, TypeStage};
-use crate::{Config, Enricher, Error, IntoOutputs, Record};
+use crate::view::{FnFilter, TypeFilter};
+use crate::{Config, Enricher, Error, Filter, IntoOutputs, Record, RecordView};
 
 /// What the host learns about one input record: its outputs, or its error.
 pub type Outcome = Result<Vec<Record>, Error>;
@@ -58,6 +59,23 @@ impl Harness {
         }
     }
 
+    /// Initialises a [`Filter`] with `config` (JSON text), as the host's `init` call would.
+    pub fn filter<F: Filter>(config: &str) -> Result<Self, Error> {
+        Ok(Self {
+            stage: Box::new(TypeFilter(F::init(Config::new(config))?)),
+        })
+    }
+
+    /// A filter made of a plain function.
+    pub fn from_filter_fn<F>(f: F) -> Self
+    where
+        F: FnMut(&RecordView<'_>) -> Result<bool, Error> + 'static,
+    {
+        Self {
+            stage: Box::new(FnFilter(f)),
+        }
+    }
+
     /// Processes `records` as one batch: one [`Outcome`] per input, in order.
     pub fn process(&mut self, records: Vec<Record>) -> Vec<Outcome> {
         let mut batch = BatchWriter::new("test", 0);
@@ -89,6 +107,25 @@ impl Harness {
     pub fn process_raw(&mut self, batch: Vec<u8>) -> Vec<u8> {
         self.stage.process_batch(batch)
     }
+}
+
+/// Initialises the filter `F` with `config` and processes `records` as one batch.
+///
+/// # Panics
+/// If `F` refuses the configuration; test that with [`Harness::filter`].
+pub fn run_filter<F: Filter>(config: &str, records: Vec<Record>) -> Vec<Outcome> {
+    match Harness::filter::<F>(config) {
+        Ok(mut h) => h.process(records),
+        Err(e) => panic!("the filter refused its configuration: {e}"),
+    }
+}
+
+/// Processes `records` as one batch through the filter function `f`.
+pub fn run_filter_fn<F>(f: F, records: Vec<Record>) -> Vec<Outcome>
+where
+    F: FnMut(&RecordView<'_>) -> Result<bool, Error> + 'static,
+{
+    Harness::from_filter_fn(f).process(records)
 }
 
 /// Initialises `E` with `config` and processes `records` as one batch.
