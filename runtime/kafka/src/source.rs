@@ -63,7 +63,8 @@ pub trait PartitionHandler: Send + Sync + 'static {
 
     /// These partitions are being taken away. Stop working on them (finish or abandon in-flight
     /// work) and return, per partition, the offset that is safe to commit; the source commits it
-    /// before the partitions are released.
+    /// before the partitions are released. Also called with every partition of an assignment
+    /// before it takes effect: partitions not owned are to be ignored.
     fn revoking(&self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)>;
 
     /// The client's periodic statistics (every `statistics.interval.ms`, which Weir sets to 5 s
@@ -245,6 +246,15 @@ impl ConsumerContext for SourceContext {
                 }
             }
             Rebalance::Assign(tpl) => {
+                let parts = self.partitions(tpl);
+                // A partition assigned again without a revoke in between (the eager protocol
+                // always revokes first) is drained and committed like a revoke before the new
+                // assignment fetches: its old lane shares the partition's queue and must not take
+                // records of the new one.
+                let offsets = self.handler.revoking(&parts);
+                if let Err(error) = commit(consumer, &offsets, CommitMode::Sync) {
+                    tracing::warn!(%error, "Commit before a repeated assignment failed.");
+                }
                 // Split before the assignment starts fetching, so that no record of these
                 // partitions ever lands on the consumer's own queue.
                 let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
@@ -252,7 +262,7 @@ impl ConsumerContext for SourceContext {
                     return;
                 };
                 let mut split = self.split.lock();
-                for partition in self.partitions(tpl) {
+                for partition in parts {
                     match consumer.split_partition_queue(&partition.topic, partition.partition) {
                         Some(queue) => split.push(PartitionFeed { partition, queue }),
                         // Its records then arrive through `KafkaSource::poll`, which refuses them.
