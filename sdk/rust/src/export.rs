@@ -27,13 +27,33 @@ thread_local! {
     static STAGE: RefCell<Option<Box<dyn BatchStage>>> = RefCell::new(None);
 }
 
-/// `init` for `enricher!(type E)`.
-pub fn init_type<E: Enricher>(config: String) -> Result<(), Error> {
+/// Installs the stage `make` builds from the configuration, as the instance's one stage.
+fn install(
+    config: String,
+    make: impl FnOnce(Config) -> Result<Box<dyn BatchStage>, Error>,
+) -> Result<(), Error> {
     #[cfg(target_arch = "wasm32")]
     install_panic_hook();
-    let stage = E::init(Config::new(config))?;
-    STAGE.set(Some(Box::new(TypeStage(stage))));
+    let stage = make(Config::new(config))?;
+    STAGE.set(Some(stage));
     Ok(())
+}
+
+/// A plain function takes no configuration, and refuses one.
+fn no_config(config: &Config) -> Result<(), Error> {
+    if config.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            "bad-config",
+            "this stage takes no configuration (it is a plain function)",
+        ))
+    }
+}
+
+/// `init` for `enricher!(type E)`.
+pub fn init_type<E: Enricher>(config: String) -> Result<(), Error> {
+    install(config, |c| Ok(Box::new(TypeStage(E::init(c)?))))
 }
 
 /// `init` for `enricher!(f)`: a plain function takes no configuration, and refuses one.
@@ -42,16 +62,10 @@ where
     F: FnMut(Record) -> Result<O, Error> + 'static,
     O: IntoOutputs,
 {
-    #[cfg(target_arch = "wasm32")]
-    install_panic_hook();
-    if !Config::new(config).is_empty() {
-        return Err(Error::new(
-            "bad-config",
-            "this stage takes no configuration (it is a plain function)",
-        ));
-    }
-    STAGE.set(Some(Box::new(FnStage(f))));
-    Ok(())
+    install(config, |c| {
+        no_config(&c)?;
+        Ok(Box::new(FnStage(f)))
+    })
 }
 
 /// Type-checks a [`Filter`] named by `filter!(type T)`, on every target.
@@ -66,11 +80,7 @@ where
 
 /// `init` for `filter!(type F)`.
 pub fn init_filter<F: Filter>(config: String) -> Result<(), Error> {
-    #[cfg(target_arch = "wasm32")]
-    install_panic_hook();
-    let stage = F::init(Config::new(config))?;
-    STAGE.set(Some(Box::new(TypeFilter(stage))));
-    Ok(())
+    install(config, |c| Ok(Box::new(TypeFilter(F::init(c)?))))
 }
 
 /// `init` for `filter!(f)`: a plain function takes no configuration, and refuses one.
@@ -78,16 +88,10 @@ pub fn init_filter_fn<F>(config: String, f: F) -> Result<(), Error>
 where
     F: FnMut(&RecordView<'_>) -> Result<bool, Error> + 'static,
 {
-    #[cfg(target_arch = "wasm32")]
-    install_panic_hook();
-    if !Config::new(config).is_empty() {
-        return Err(Error::new(
-            "bad-config",
-            "this stage takes no configuration (it is a plain function)",
-        ));
-    }
-    STAGE.set(Some(Box::new(FnFilter(f))));
-    Ok(())
+    install(config, |c| {
+        no_config(&c)?;
+        Ok(Box::new(FnFilter(f)))
+    })
 }
 
 /// `process`: runs the batch through the stage `init` set.
