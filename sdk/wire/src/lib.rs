@@ -542,30 +542,26 @@ impl<'a> Cursor<'a> {
 
     /// Skips a header list, validating it, and returns the headers' bytes and count.
     fn headers(&mut self) -> Result<HeaderIter<'a>, DecodeError> {
-        let count = self.u32()?;
-        let start = self.at;
-        for _ in 0..count {
-            self.str()?;
-            self.bytes()?;
-        }
-        Ok(HeaderIter {
-            cur: Cursor {
-                buf: &self.buf[start..self.at],
-                at: 0,
-            },
-            left: count,
-        })
+        self.skip_headers(true)
     }
 
     /// Skips a header list like [`Self::headers`] but leaves the names' UTF-8 to be checked when
     /// each header is read ([`HeaderIter`] does): for input batches, which the host writes from
     /// Rust strings, so that a record whose headers are never looked at costs no validation.
     fn input_headers(&mut self) -> Result<HeaderIter<'a>, DecodeError> {
+        self.skip_headers(false)
+    }
+
+    fn skip_headers(&mut self, check_names: bool) -> Result<HeaderIter<'a>, DecodeError> {
         let count = self.u32()?;
         let start = self.at;
         for _ in 0..count {
-            let n = self.u32()?;
-            self.take(n as usize)?;
+            if check_names {
+                self.str()?;
+            } else {
+                let n = self.u32()?;
+                self.take(n as usize)?;
+            }
             self.bytes()?;
         }
         Ok(HeaderIter {
