@@ -297,7 +297,7 @@ fn assert_same(
         }
         (Ok(w), Ok(g)) => {
             assert_eq!(w.len(), g.len(), "{lang}, input {i}: output count");
-            for (w, g) in w.iter().zip(g) {
+            for (w, g) in w.iter(input).zip(g.iter(input)) {
                 assert_eq!(w.key, g.key, "{lang}, input {i}: key");
                 assert_eq!(w.headers, g.headers, "{lang}, input {i}: headers");
                 // `None` keeps the input's timestamp (the caller fills it in).
@@ -378,7 +378,7 @@ fn every_language_reads_its_config_the_same() {
             .instance()
             .unwrap()
             .process("t", 0, std::slice::from_ref(&click));
-        let v = value_json(&out[0].as_ref().unwrap()[0]);
+        let v = value_json(out[0].as_ref().unwrap().iter(&click).next().unwrap());
         assert_eq!(
             (v["section"].as_str(), v["hour"].as_u64()),
             (Some("cart"), Some(0)),
@@ -450,8 +450,9 @@ fn a_trap_in_any_language_fails_its_record_alone() {
                     assert_eq!(outputs.len(), 1, "{lang}");
                     let want = &records[i];
                     // A pass-through: the input itself (timestamps kept by the caller).
+                    let out = outputs.iter(want).next().unwrap();
                     assert_eq!(
-                        (&outputs[0].key, &outputs[0].value, &outputs[0].headers),
+                        (&out.key, &out.value, &out.headers),
                         (&want.key, &want.value, &want.headers),
                         "{lang}"
                     );

@@ -13,7 +13,7 @@ pub mod window;
 
 pub use failure::{Failure, FailureKind};
 pub use offsets::{InputAck, PartitionTracker};
-pub use stage::{CallTrace, Stage, StageOutcome};
+pub use stage::{CallTrace, Outputs, Stage, StageOutcome};
 /// The record type that flows through a pipeline: the same owned record the batch encoding reads
 /// and writes. `offset` is the source offset a record derives from.
 pub use weir_wire::Record;

@@ -307,6 +307,8 @@ impl AggregateInstance {
         });
         match entry {
             Ok(Entry::Ok(outputs)) => Ok(Ok(outputs)),
+            // The empty record stands for the input.
+            Ok(Entry::Input) => Ok(Ok(vec![Record::EMPTY])),
             Ok(Entry::Err { code, message }) => Ok(Err(Failure::stage_error(code, message))),
             Err(e) => {
                 self.live = None;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Store, Trap};
-use weir_core::{CallTrace, Failure, FailureKind, Record, Stage, StageOutcome};
+use weir_core::{CallTrace, Failure, FailureKind, Outputs, Record, Stage, StageOutcome};
 use weir_wire::{BatchWriter, DecodeError, Entry, FORMAT_VERSION, ResultReader};
 
 use crate::bindings::{Enricher, EnricherPre};
@@ -375,7 +375,8 @@ fn decode_outcomes(result: Vec<u8>, records: &[Record]) -> Result<Vec<StageOutco
     let mut outcomes = Vec::with_capacity(records.len());
     for entry in ResultReader::new(result.into(), records)? {
         outcomes.push(match entry? {
-            Entry::Ok(outputs) => Ok(outputs),
+            Entry::Input => Ok(Outputs::Input),
+            Entry::Ok(outputs) => Ok(Outputs::Records(outputs)),
             Entry::Err { code, message } => Err(Failure::stage_error(code, message)),
         });
     }

@@ -123,10 +123,10 @@ fn inputs() -> Vec<Option<Vec<u8>>> {
 }
 
 /// An outcome with what must agree: outputs byte for byte, errors by kind and code.
-fn comparable(outcome: &StageOutcome) -> String {
+fn comparable(outcome: &StageOutcome, input: &Record) -> String {
     match outcome {
         Ok(outputs) => outputs
-            .iter()
+            .iter(input)
             .map(|r| {
                 format!(
                     "{:?} {:?} {:?} {:?}",
@@ -145,6 +145,15 @@ fn comparable(outcome: &StageOutcome) -> String {
     }
 }
 
+/// [`comparable`] of each of `outcomes`, the outcomes of `inputs`.
+fn comparables(outcomes: &[StageOutcome], inputs: &[Record]) -> Vec<String> {
+    outcomes
+        .iter()
+        .zip(inputs)
+        .map(|(o, r)| comparable(o, r))
+        .collect()
+}
+
 fn outcomes(host: &WasmHost, name: &str, records: &[Record]) -> Vec<String> {
     let module = load(host, name, r#"{"field":"url"}"#, LIMITS);
     let mut stage = module.instance().unwrap();
@@ -154,10 +163,10 @@ fn outcomes(host: &WasmHost, name: &str, records: &[Record]) -> Vec<String> {
         .iter()
         .flat_map(|r| stage.process("clicks", 0, std::slice::from_ref(r)))
         .collect();
-    let batch: Vec<String> = batch.iter().map(comparable).collect();
+    let batch = comparables(&batch, records);
     assert_eq!(
         batch,
-        single.iter().map(comparable).collect::<Vec<_>>(),
+        comparables(&single, records),
         "{name}: batch and single-record calls disagree"
     );
     batch
@@ -230,16 +239,8 @@ fn a_python_instance_is_recycled_at_its_memory_threshold_without_losing_a_record
     };
     let mut reference = load(&host, "json_enrich", "{}", LIMITS).instance().unwrap();
     let mut check = |stage: &mut weir_wasm::EnrichInstance, batch: &[Record]| {
-        let want: Vec<String> = reference
-            .process("clicks", 0, batch)
-            .iter()
-            .map(comparable)
-            .collect();
-        let got: Vec<String> = stage
-            .process("clicks", 0, batch)
-            .iter()
-            .map(comparable)
-            .collect();
+        let want = comparables(&reference.process("clicks", 0, batch), batch);
+        let got = comparables(&stage.process("clicks", 0, batch), batch);
         assert_eq!(got, want, "offsets from {}", batch[0].offset);
     };
     let with_threshold = |bytes| {

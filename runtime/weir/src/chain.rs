@@ -249,7 +249,7 @@ impl Chain {
                 match outcome {
                     Ok(outputs) => {
                         produced += outputs.len() as u64;
-                        for mut out in outputs {
+                        for mut out in outputs.into_records(input) {
                             out.offset = input.offset;
                             out.timestamp = out.timestamp.or(input.timestamp);
                             if si == last {
@@ -313,7 +313,7 @@ impl Chain {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_core::{FailureKind, StageOutcome};
+    use weir_core::{FailureKind, Outputs, StageOutcome};
 
     /// Doubles records, fails those whose value is "bad".
     struct Double;
@@ -329,7 +329,7 @@ mod tests {
                     a.timestamp = None;
                     let mut b = r.clone();
                     b.timestamp = Some(7);
-                    Ok(vec![a, b])
+                    Ok(vec![a, b].into())
                 })
                 .collect()
         }
@@ -343,9 +343,9 @@ mod tests {
                 .iter()
                 .map(|r| {
                     Ok(if r.value.as_deref() == Some(b"drop") {
-                        vec![]
+                        Outputs::none()
                     } else {
-                        vec![r.clone()]
+                        Outputs::Input
                     })
                 })
                 .collect()

@@ -99,6 +99,7 @@ impl Harness {
                     })
                     .collect()),
                 Entry::Err { code, message } => Err(Error::new(code, message)),
+                Entry::Input => unreachable!("decode_result hands back inputs as records"),
             })
             .collect()
     }
@@ -229,6 +230,7 @@ impl AggregateHarness {
         match entries.into_iter().next() {
             Some(Entry::Ok(outputs)) => Ok(outputs.into_iter().map(Record::from).collect()),
             Some(Entry::Err { code, message }) => Err(Error::new(code, message)),
+            Some(Entry::Input) => unreachable!("decode_result hands back inputs as records"),
             None => unreachable!("decode_result checked there is one entry"),
         }
     }

@@ -37,6 +37,18 @@ const SAME_KEY: u8 = 1;
 const SAME_VALUE: u8 = 2;
 const SAME_HEADERS: u8 = 4;
 const SAME_ALL: u8 = SAME_KEY | SAME_VALUE | SAME_HEADERS;
+/// An output record that is exactly its input: every field marked, no timestamp of its own.
+const INPUT_UNCHANGED: [u8; 9] = {
+    let mut b = [0; 9];
+    b[0] = SAME_ALL;
+    let ts = NO_TIMESTAMP.to_le_bytes();
+    let mut i = 0;
+    while i < 8 {
+        b[i + 1] = ts[i];
+        i += 1;
+    }
+    b
+};
 
 /// Why a buffer is not a valid batch or batch result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,6 +105,18 @@ pub struct Record {
 }
 
 impl Record {
+    /// A record with no key, value, headers or timestamp, at offset 0.
+    pub const EMPTY: Record = Record {
+        offset: 0,
+        timestamp: None,
+        key: None,
+        value: None,
+        headers: Headers {
+            count: 0,
+            raw: Bytes::new(),
+        },
+    };
+
     /// The value of the first header called `name`, if it has one.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers.get(name).flatten()
@@ -498,6 +522,11 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
+    /// Whether the next bytes are an output that is exactly its input ([`INPUT_UNCHANGED`]).
+    fn peek_input_unchanged(&self) -> bool {
+        self.buf[self.at..].starts_with(&INPUT_UNCHANGED)
+    }
+
     fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?[0])
     }
@@ -733,6 +762,9 @@ impl<'a> Iterator for Records<'a> {
 /// One entry of a batch result, owned: what the host keeps of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
+    /// Exactly the input, unchanged, timestamp included (one output that marks every field as
+    /// the input's and sets no timestamp of its own): the reader hands back no record for it.
+    Input,
     /// The input's outputs (offset `-1`: the host fills in the source offset).
     Ok(Vec<Record>),
     /// The stage refused the input.
@@ -862,6 +894,10 @@ impl<'i> ResultReader<'i> {
         let entry = match c.u8()? {
             TAG_OK => {
                 let n = c.u32()? as usize;
+                if n == 1 && c.peek_input_unchanged() {
+                    self.at = c.at + INPUT_UNCHANGED.len();
+                    return Ok(Entry::Input);
+                }
                 // Every output takes at least its `same` byte and timestamp.
                 let mut outs = Vec::with_capacity(n.min((self.buf.len() - c.at) / 9));
                 for _ in 0..n {
@@ -910,9 +946,23 @@ impl Iterator for ResultReader<'_> {
     }
 }
 
-/// Reads a whole batch result for the batch `inputs` was sent as (see [`ResultReader`]).
+/// Reads a whole batch result for the batch `inputs` was sent as (see [`ResultReader`]), every
+/// entry as records: an [`Entry::Input`] comes back as [`Entry::Ok`] with a clone of its input
+/// (offset `-1`, no timestamp of its own), so this never returns an `Entry::Input`.
 pub fn decode_result(buf: Bytes, inputs: &[Record]) -> Result<Vec<Entry>, DecodeError> {
-    ResultReader::new(buf, inputs)?.collect()
+    ResultReader::new(buf, inputs)?
+        .zip(inputs.iter().chain(std::iter::repeat(&Record::EMPTY)))
+        .map(|(entry, input)| {
+            Ok(match entry? {
+                Entry::Input => Entry::Ok(vec![Record {
+                    offset: -1,
+                    timestamp: None,
+                    ..input.clone()
+                }]),
+                other => other,
+            })
+        })
+        .collect()
 }
 
 /// An input batch decoded into owned records.
@@ -1137,6 +1187,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_lone_unchanged_output_reads_as_the_input_itself() {
+        let inputs = [
+            Record {
+                timestamp: Some(3),
+                ..Record::default()
+            },
+            Record::default(),
+            Record::default(),
+        ];
+        let mut w = ResultWriter::new();
+        w.begin_ok();
+        w.output_input();
+        // Two unchanged outputs, or one with a timestamp of its own, are records.
+        w.begin_ok();
+        w.output_input();
+        w.output_input();
+        w.begin_ok();
+        w.output(Some(9), None, None, []);
+        let buf = Bytes::from(w.finish());
+        let entries: Vec<super::Entry> = ResultReader::new(buf.clone(), &inputs)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(matches!(entries[0], super::Entry::Input));
+        assert!(matches!(&entries[1], super::Entry::Ok(outs) if outs.len() == 2));
+        assert!(matches!(&entries[2], super::Entry::Ok(outs) if outs[0].timestamp == Some(9)));
+        // The convenience reader hands back the input as a record.
+        let decoded = decode_result(buf, &inputs).unwrap();
+        assert_eq!(
+            decoded[0],
+            super::Entry::Ok(vec![Record {
+                offset: -1,
+                timestamp: None,
+                ..inputs[0].clone()
+            }])
+        );
     }
 
     #[test]
