@@ -1,5 +1,5 @@
 /* weir.c: the world-independent part of the C SDK: buffers, errors and the batch encoding
- * (sdk/wit/BATCH.md, format 2). */
+ * (sdk/wit/BATCH.md, format 3). */
 #include "weir_internal.h"
 
 #include <stdarg.h>
@@ -110,6 +110,16 @@ static weir_bytes read_bytes(reader *r) {
     return out;
 }
 
+/* The fields of the record that starts at `r`'s position: a reader that ends where the record's
+ * length says it does; `r` moves past the record. */
+static reader record_fields(reader *r) {
+    uint32_t n = read_u32(r);
+    need(r, n);
+    reader fields = {r->s, r->pos + n, r->pos};
+    r->pos += n;
+    return fields;
+}
+
 bool weir_decode_batch(const uint8_t *data, size_t len, weir_batch *batch) {
     reader r = {data, len, 0};
     if (read_u32(&r) != WEIR_BATCH_FORMAT) return false;
@@ -117,6 +127,15 @@ bool weir_decode_batch(const uint8_t *data, size_t len, weir_batch *batch) {
     weir_bytes topic = read_bytes(&r);
     batch->topic.data = (const char *)topic.data, batch->topic.len = topic.len;
     batch->partition = (int32_t)read_u32(&r);
+    /* Headers: counted first so that one array holds them all (a header takes 8 bytes at least). */
+    size_t header_total = 0, start = r.pos;
+    for (uint32_t i = 0; i < count; i++) {
+        reader f = record_fields(&r);
+        read_i64(&f), read_i64(&f), read_bytes(&f), read_bytes(&f);
+        uint32_t h = read_u32(&f);
+        if (h > (f.len - f.pos) / 8) weir_panic("the host sent a malformed batch");
+        header_total += h;
+    }
     if (batch->record_cap < count) {
         free(batch->records);
         batch->records = malloc(count * sizeof *batch->records);
@@ -124,14 +143,6 @@ bool weir_decode_batch(const uint8_t *data, size_t len, weir_batch *batch) {
         batch->record_cap = count;
     }
     batch->count = count;
-    /* Headers: counted first so that one array holds them all. */
-    size_t header_total = 0, start = r.pos;
-    for (uint32_t i = 0; i < count; i++) {
-        read_i64(&r), read_i64(&r), read_bytes(&r), read_bytes(&r);
-        uint32_t h = read_u32(&r);
-        header_total += h;
-        for (uint32_t j = 0; j < h; j++) read_bytes(&r), read_bytes(&r);
-    }
     if (batch->header_cap < header_total) {
         free(batch->headers);
         batch->headers = malloc(header_total * sizeof *batch->headers);
@@ -142,18 +153,20 @@ bool weir_decode_batch(const uint8_t *data, size_t len, weir_batch *batch) {
     weir_header *h = batch->headers;
     for (uint32_t i = 0; i < count; i++) {
         weir_record *rec = &batch->records[i];
-        rec->offset = read_i64(&r);
-        rec->timestamp = read_i64(&r);
-        rec->key = read_bytes(&r);
-        rec->value = read_bytes(&r);
-        rec->header_count = read_u32(&r);
+        reader f = record_fields(&r);
+        rec->offset = read_i64(&f);
+        rec->timestamp = read_i64(&f);
+        rec->key = read_bytes(&f);
+        rec->value = read_bytes(&f);
+        rec->header_count = read_u32(&f);
         rec->headers = h;
         for (size_t j = 0; j < rec->header_count; j++, h++) {
-            weir_bytes name = read_bytes(&r);
+            weir_bytes name = read_bytes(&f);
             h->name.data = (const char *)(name.data ? name.data : (const uint8_t *)"");
             h->name.len = name.len;
-            h->value = read_bytes(&r);
+            h->value = read_bytes(&f);
         }
+        if (f.pos != f.len) weir_panic("the host sent a malformed batch");
     }
     return true;
 }
@@ -184,11 +197,18 @@ void weir_entry_begin(weir_outputs *out, weir_buf *b, const weir_record *in, boo
     out->allow_same = allow_same;
     out->entry_start = b->len;
     out->count = 0;
+    out->input_only = false;
     weir_buf_push_byte(b, 0);
     put_u32(b, 0);
 }
 
 void weir_entry_ok(weir_outputs *out) {
+    if (out->count == 1 && out->input_only) {
+        /* Tag 2: the one output is the input, unchanged. */
+        out->buf->len = out->entry_start;
+        weir_buf_push_byte(out->buf, 2);
+        return;
+    }
     memcpy(out->buf->data + out->entry_start + 1, &out->count, 4);
 }
 
@@ -215,9 +235,11 @@ void weir_emit(weir_outputs *out, const weir_record *rec) {
         if (same_bytes(rec->value, in->value)) same |= 2;
         if (rec->headers == in->headers && rec->header_count == in->header_count) same |= 4;
     }
+    int64_t timestamp = out->allow_same && rec->timestamp == in->timestamp ? WEIR_NO_TIMESTAMP
+                                                                           : rec->timestamp;
+    out->input_only = same == 7 && timestamp == WEIR_NO_TIMESTAMP;
     weir_buf_push_byte(b, same);
-    put_i64(b, out->allow_same && rec->timestamp == in->timestamp ? WEIR_NO_TIMESTAMP
-                                                                  : rec->timestamp);
+    put_i64(b, timestamp);
     if (!(same & 1)) put_bytes(b, rec->key);
     if (!(same & 2)) put_bytes(b, rec->value);
     if (!(same & 4)) {

@@ -10,6 +10,7 @@ struct weir_outputs {
     bool allow_same; /* false for aggregate emits, which have no input */
     size_t entry_start;
     uint32_t count;
+    bool input_only; /* the last output is the input, unchanged (same 7, no timestamp) */
 };
 
 /* A decoded input batch; its arrays are reused from batch to batch. */

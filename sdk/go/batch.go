@@ -6,7 +6,7 @@ import (
 	"unsafe"
 )
 
-// The batch encoding (sdk/wit/BATCH.md, format 2): decoding input batches, writing results.
+// The batch encoding (sdk/wit/BATCH.md, format 3): decoding input batches, writing results.
 
 const absent = math.MaxUint32
 
@@ -67,6 +67,9 @@ func (bt *batch) decode(b []byte) bool {
 	bt.records = bt.records[:0]
 	bt.headers = bt.headers[:0]
 	for i := 0; i < n; i++ {
+		end := int(r.u32())
+		r.need(end)
+		end += r.pos
 		rec := Record{Offset: r.i64(), Timestamp: r.i64(), Key: r.bytes(), Value: r.bytes()}
 		h := int(r.u32())
 		start := len(bt.headers)
@@ -76,6 +79,9 @@ func (bt *batch) decode(b []byte) bool {
 		}
 		if h > 0 {
 			rec.Headers = bt.headers[start:len(bt.headers):len(bt.headers)]
+		}
+		if r.pos != end {
+			panic("weir: the host sent a record whose length disagrees with its fields")
 		}
 		bt.records = append(bt.records, rec)
 	}
@@ -174,8 +180,17 @@ func (o *Outputs) begin(buf *[]byte, in *Record, allowSame bool) {
 	*buf = append(*buf, 0, 0, 0, 0, 0)
 }
 
+// ok ends an entry. One output that is the input, unchanged and without a timestamp of its
+// own, is written as tag 2 ("the input, unchanged").
 func (o *Outputs) ok() {
-	binary.LittleEndian.PutUint32((*o.buf)[o.start+1:], o.count)
+	b := *o.buf
+	if o.count == 1 && len(b) == o.start+14 && b[o.start+5] == 7 &&
+		int64(binary.LittleEndian.Uint64(b[o.start+6:])) == NoTimestamp {
+		b[o.start] = 2
+		*o.buf = b[:o.start+1]
+		return
+	}
+	binary.LittleEndian.PutUint32(b[o.start+1:], o.count)
 }
 
 func (o *Outputs) fail(e *Error) {

@@ -2,7 +2,7 @@
 //
 // A stage is a WebAssembly component of the contract weir:stage@0.1.0 (sdk/wit/stage.wit). This
 // package hides the component ABI (hand-written glue: there is no wit-bindgen for Go here) and the
-// flat batch encoding (sdk/wit/BATCH.md, format 2). An enrich stage registers itself in an init
+// flat batch encoding (sdk/wit/BATCH.md, format 3). An enrich stage registers itself in an init
 // function:
 //
 //	func init() {
@@ -20,7 +20,7 @@ import (
 // Contract is the contract version this package implements; BatchFormat the batch encoding.
 const (
 	Contract    = "weir:stage@0.1.0"
-	BatchFormat = 2
+	BatchFormat = 3
 )
 
 // NoTimestamp is an absent timestamp: an output without one keeps its input's.

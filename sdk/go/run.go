@@ -15,10 +15,19 @@ type Result struct {
 // Run runs stage over records as the host does (one encoded batch in, one encoded result out)
 // and decodes the result; for tests (`go test`). Outputs without a timestamp get their input's.
 func Run(stage Stage, records []Record) ([]Result, error) {
+	var bt batch
+	out := processBatch(stage, &bt, encodeBatch(records), nil)
+	return decodeResult(out, bt.records)
+}
+
+// encodeBatch encodes records as an input batch, as the host does.
+func encodeBatch(records []Record) []byte {
 	in := resultBegin(nil, len(records)) // format, count
 	in = putBytes(in, []byte("test"))
 	in = binary.LittleEndian.AppendUint32(in, 0)
 	for _, r := range records {
+		at := len(in)
+		in = putU32(in, 0) // the record's length, set below
 		in = binary.LittleEndian.AppendUint64(in, uint64(r.Offset))
 		in = binary.LittleEndian.AppendUint64(in, uint64(r.Timestamp))
 		in = putBytes(in, r.Key)
@@ -28,10 +37,9 @@ func Run(stage Stage, records []Record) ([]Result, error) {
 			in = append(putU32(in, uint32(len(h.Name))), h.Name...)
 			in = putBytes(in, h.Value)
 		}
+		binary.LittleEndian.PutUint32(in[at:], uint32(len(in)-at-4))
 	}
-	var bt batch
-	out := processBatch(stage, &bt, in, nil)
-	return decodeResult(out, bt.records)
+	return in
 }
 
 func decodeResult(b []byte, inputs []Record) (results []Result, err error) {
@@ -52,6 +60,13 @@ func decodeResult(b []byte, inputs []Record) (results []Result, err error) {
 			code, msg := r.bytes(), r.bytes()
 			results = append(results, Result{Err: &Error{Code: string(code), Message: string(msg)}})
 			continue
+		}
+		if tag == 2 {
+			results = append(results, Result{Outputs: []Record{inputs[i]}})
+			continue
+		}
+		if tag != 0 {
+			return nil, errors.New("weir: malformed batch result")
 		}
 		var outs []Record
 		for n := r.u32(); n > 0; n-- {

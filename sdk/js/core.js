@@ -14,13 +14,13 @@
 // `process` returns a `Record` (map), `null`/`undefined` (filter) or an array of records
 // (flat-map), or throws a `StageError` to send the record to the dead-letter topic. Build with
 // componentize-js (see README.md). The SDK implements the contract `weir:stage@0.1.0`, world
-// `enricher`, and batch encoding format 2 (`sdk/wit/BATCH.md`).
+// `enricher`, and batch encoding format 3 (`sdk/wit/BATCH.md`).
 //
 // This module is the SDK without the host bindings, so that it also runs on Node.js (tests):
 // `weir.js` is the same plus the `weir:stage/host` imports, for the component's entry module.
 
 export const CONTRACT = "weir:stage@0.1.0";
-export const BATCH_FORMAT = 2;
+export const BATCH_FORMAT = 3;
 
 const ABSENT = 0xffffffff;
 const SAME_KEY = 1;
@@ -118,7 +118,7 @@ export class Record {
   }
 }
 
-// ---- The batch encoding (sdk/wit/BATCH.md, format 2) ----
+// ---- The batch encoding (sdk/wit/BATCH.md, format 3) ----
 
 /** Reads an input batch: `{ topic, partition, records }`. Keys, values and header values are
  * views of `buf`, not copies. */
@@ -155,17 +155,20 @@ export function decodeBatch(buf) {
   pos += 4;
   const records = new Array(count);
   for (let i = 0; i < count; i++) {
-    const offset = Number(view.getBigInt64(pos, true));
-    const ts = view.getBigInt64(pos + 8, true);
-    pos += 16;
+    const end = pos + 4 + view.getUint32(pos, true);
+    const offset = Number(view.getBigInt64(pos + 4, true));
+    const ts = view.getBigInt64(pos + 12, true);
+    pos += 20;
     const key = bytes();
     const value = bytes();
     const h = u32();
     const headers = new Array(h);
     for (let j = 0; j < h; j++) headers[j] = [string(), bytes()];
-    const r = new Record(value, { key, timestamp: ts === -(2n ** 63n) ? null : Number(ts), offset });
+    if (pos !== end) throw new Error(`the record ending at byte ${pos} says it ends at byte ${end}`);
+    const timestamp = ts === -(2n ** 63n) ? null : Number(ts);
+    const r = new Record(value, { key, timestamp, offset });
     r.headers = headers;
-    r._src = { key, value, headers, headersCopy: headers.slice() };
+    r._src = { timestamp, key, value, headers, headersCopy: headers.slice() };
     records[i] = r;
   }
   return { topic, partition, records };
@@ -242,6 +245,17 @@ function sameHeaders(a, b) {
   return true;
 }
 
+/** Whether input record `r` is as it came (a null timestamp keeps the input's). */
+function unchanged(r, s) {
+  return (
+    r.key === s.key &&
+    r.value === s.value &&
+    r.headers === s.headers &&
+    sameHeaders(r.headers, s.headersCopy) &&
+    (r.timestamp === null || r.timestamp === undefined || r.timestamp === s.timestamp)
+  );
+}
+
 /** Writes a batch result: one entry per input record, in order. */
 export class ResultWriter {
   constructor(count) {
@@ -250,12 +264,17 @@ export class ResultWriter {
     this.w.u32(count);
   }
 
-  /** An entry with these output records (none filters the input out); `src` is the input. */
+  /** An entry with these output records (none filters the input out); `src` is the input. `src`
+   * itself, unchanged, is written as tag 2 ("the input, unchanged"). */
   ok(outputs, src) {
     const w = this.w;
+    const s = src && src._src;
+    if (outputs.length === 1 && outputs[0] === src && s && unchanged(src, s)) {
+      w.u8(2);
+      return;
+    }
     w.u8(0);
     w.u32(outputs.length);
-    const s = src && src._src;
     for (const r of outputs) {
       if (!(r instanceof Record)) throw new TypeError("a stage must return Records");
       let same = 0;
@@ -298,6 +317,8 @@ export function encodeBatch(records, topic = "test", partition = 0) {
   w.string(topic);
   w.i32(partition);
   records.forEach((r, i) => {
+    const at = w.pos;
+    w.u32(0); // the record's length, set below
     w.i64(r.offset ?? i);
     w.i64(r.timestamp === null || r.timestamp === undefined ? -(2n ** 63n) : r.timestamp);
     w.bytes(r.key, "key");
@@ -307,6 +328,7 @@ export function encodeBatch(records, topic = "test", partition = 0) {
       w.string(name);
       w.bytes(value, "header value");
     }
+    w.view.setUint32(at, w.pos - at - 4, true);
   });
   return w.finish();
 }
@@ -343,6 +365,11 @@ export function decodeResult(buf, inputs) {
       const code = string();
       return new StageError(code, string());
     }
+    if (tag === 2) {
+      const { value, key, headers, timestamp, offset } = src;
+      return [new Record(value, { key, headers, timestamp, offset })];
+    }
+    if (tag !== 0) throw new Error(`unknown result tag ${tag}`);
     const outs = [];
     for (let m = u32(); m > 0; m--) {
       const same = buf[pos];

@@ -1,5 +1,6 @@
 """Tests of the Python SDK on plain Python: `python3 -m unittest` in sdk/python."""
 
+import struct
 import unittest
 
 import weir
@@ -23,19 +24,52 @@ class BatchTest(unittest.TestCase):
         )
 
     def test_untouched_fields_are_sent_as_the_same(self):
-        _, _, (r,) = batch.decode_batch(batch.encode_batch([Record(b"v", key=b"k")]))
+        _, _, (r,) = batch.decode_batch(batch.encode_batch([Record(b"v", key=b"k", timestamp=5)]))
+        w = batch.ResultWriter(1)
+        w.ok([r], r)
+        # format, count, tag 2: the input, unchanged
+        self.assertEqual(w.finish()[8:], b"\x02")
+        r.timestamp = 6
         w = batch.ResultWriter(1)
         w.ok([r], r)
         # format, count, tag, output count, same byte = key | value | headers
+        self.assertEqual(w.finish()[8], 0)
         self.assertEqual(w.finish()[13], 0b111)
         r.value = b"changed"
         w = batch.ResultWriter(1)
         w.ok([r], r)
         self.assertEqual(w.finish()[13], 0b101)
 
+    def test_headers_added_in_place_are_sent(self):
+        def stage(r):
+            r.headers.append(("h", b"1"))
+            return r
+
+        for headers in ([], [("g", None)]):
+            out = testing.run(stage, {}, [Record(b"v", headers=headers)])
+            self.assertEqual(out[0][0].headers, headers + [("h", b"1")])
+
     def test_refuses_other_formats(self):
         with self.assertRaises(batch.DecodeError):
             batch.decode_batch(b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+    def test_refuses_a_record_whose_length_disagrees_with_its_fields(self):
+        buf = bytearray(batch.encode_batch([Record(b"v", key=b"k", headers=[("h", b"1")])]))
+        at = 4 + 4 + 4 + len("test") + 4  # format, count, topic, partition
+        (length,) = struct.unpack_from("<I", buf, at)
+        for wrong in (length - 1, length + 1):
+            struct.pack_into("<I", buf, at, wrong)
+            with self.assertRaises(batch.DecodeError):
+                batch.decode_batch(bytes(buf) + b"\x00")
+        struct.pack_into("<I", buf, at, length)
+        self.assertEqual(batch.decode_batch(bytes(buf))[2][0].value, b"v")
+
+    def test_tag_2_reads_back_as_the_input(self):
+        src = Record(b"v", key=b"k", headers=[("h", b"1")], timestamp=5, offset=7)
+        (out,) = batch.decode_result(struct.pack("<II", 3, 1) + b"\x02", [src])
+        self.assertEqual(out, [src])
+        with self.assertRaises(batch.DecodeError):
+            batch.decode_result(struct.pack("<II", 3, 1) + b"\x03", [src])
 
 
 class StageTest(unittest.TestCase):
@@ -47,15 +81,20 @@ class StageTest(unittest.TestCase):
                 return [Record(b"a"), Record(b"b", key=b"k2")]
             if r.value == b"bad":
                 raise StageError("bad-value", "no")
+            if r.value == b"as is":
+                return r
             r.set_header("seen", b"1")
             return r
 
-        out = testing.run(stage, {}, [b"keep", b"drop", b"two", b"bad"])
+        as_is = Record(b"as is", key=b"k", headers=[("h", None)], timestamp=5)
+        out = testing.run(stage, {}, [b"keep", b"drop", b"two", b"bad", as_is])
         self.assertEqual(out[0][0].header("seen"), b"1")
         self.assertEqual(out[1], [])
         self.assertEqual([(r.value, r.key, r.offset) for r in out[2]],
                          [(b"a", None, 2), (b"b", b"k2", 2)])
         self.assertEqual(out[3], StageError("bad-value", "no"))
+        self.assertEqual(out[4], [Record(b"as is", key=b"k", headers=[("h", None)], timestamp=5,
+                                         offset=4)])
 
     def test_other_exceptions_escape(self):
         def stage(r):
@@ -94,7 +133,7 @@ class StageTest(unittest.TestCase):
         self.assertEqual(cm.exception.code, "bad-json")
         r.set_value_json({"b": "é", "a": [1]})
         self.assertEqual(r.value_json(), {"b": "é", "a": [1]})
-        self.assertEqual(weir.BATCH_FORMAT, 2)
+        self.assertEqual(weir.BATCH_FORMAT, 3)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 //! A stage is a WebAssembly component of the contract `weir:stage@0.1.0` (sdk/wit/stage.wit).
 //! The component glue is wit-bindgen's C output for the world, generated at build time and
 //! compiled by `zig cc`; this module implements the C functions that glue calls, the flat batch
-//! encoding (sdk/wit/BATCH.md, format 2) and a strict JSON reader. A stage is a struct:
+//! encoding (sdk/wit/BATCH.md, format 3) and a strict JSON reader. A stage is a struct:
 //!
 //!     const weir = @import("weir");
 //!     const Stage = struct {
@@ -16,7 +16,7 @@
 const std = @import("std");
 
 pub const contract = "weir:stage@0.1.0";
-pub const batch_format: u32 = 2;
+pub const batch_format: u32 = 3;
 
 /// A stage refused its configuration or a record; the code and message are in the Diagnostic.
 pub const Error = error{Refused};
@@ -149,6 +149,15 @@ const Reader = struct {
         r.pos += n;
         return v;
     }
+    /// The fields of the record that starts here: a reader that ends where the record's length
+    /// says it does; `r` moves past the record.
+    fn record(r: *Reader) Reader {
+        const n = r.int(u32);
+        r.need(n);
+        const fields = Reader{ .s = r.s[0 .. r.pos + n], .pos = r.pos };
+        r.pos += n;
+        return fields;
+    }
 };
 
 var records: []Record = &.{};
@@ -169,34 +178,35 @@ fn decodeBatch(data: []const u8) usize {
     _ = r.bytes(); // topic
     _ = r.int(i32); // partition
     const start = r.pos;
+    // Headers: counted first so that one array holds them all (a header takes 8 bytes at least).
     var header_total: usize = 0;
     for (0..count) |_| {
-        _ = r.int(i64);
-        _ = r.int(i64);
-        _ = r.bytes();
-        _ = r.bytes();
-        const h = r.int(u32);
+        var f = r.record();
+        _ = f.int(i64);
+        _ = f.int(i64);
+        _ = f.bytes();
+        _ = f.bytes();
+        const h = f.int(u32);
+        if (h > (f.s.len - f.pos) / 8) trap("the host sent a malformed batch");
         header_total += h;
-        for (0..h) |_| {
-            _ = r.bytes();
-            _ = r.bytes();
-        }
     }
     grow(Record, &records, count);
     grow(Header, &headers, header_total);
     r.pos = start;
     var hi: usize = 0;
     for (records[0..count]) |*rec| {
-        rec.offset = r.int(i64);
-        const ts = r.int(i64);
+        var f = r.record();
+        rec.offset = f.int(i64);
+        const ts = f.int(i64);
         rec.timestamp = if (ts == std.math.minInt(i64)) null else ts;
-        rec.key = r.bytes();
-        rec.value = r.bytes();
-        const h = r.int(u32);
+        rec.key = f.bytes();
+        rec.value = f.bytes();
+        const h = f.int(u32);
         for (headers[hi .. hi + h]) |*hd| {
-            hd.name = r.bytes() orelse "";
-            hd.value = r.bytes();
+            hd.name = f.bytes() orelse "";
+            hd.value = f.bytes();
         }
+        if (f.pos != f.s.len) trap("the host sent a malformed batch");
         rec.headers = headers[hi .. hi + h];
         hi += h;
     }
@@ -213,6 +223,8 @@ pub const Outputs = struct {
     allow_same: bool,
     start: usize,
     count: u32 = 0,
+    /// The last output is the input, unchanged (same 7, no timestamp).
+    input_only: bool = false,
     diag: Diagnostic = .{},
 
     /// Emits `rec`. Fields that are the input's own slices (not equal copies) are sent as "the
@@ -228,6 +240,7 @@ pub const Outputs = struct {
         const b = self.buf;
         b.appendByte(same);
         const ts: ?i64 = if (self.allow_same and rec.timestamp == in.timestamp) null else rec.timestamp;
+        self.input_only = same == 7 and ts == null;
         b.appendInt(i64, ts orelse std.math.minInt(i64));
         if (same & 1 == 0) putBytes(b, rec.key);
         if (same & 2 == 0) putBytes(b, rec.value);
@@ -248,7 +261,7 @@ pub const Outputs = struct {
         self.emit(rec);
     }
 
-    /// Emits the input unchanged.
+    /// Emits the input unchanged (as the only output of its record: one byte of the result).
     pub fn emitInput(self: *Outputs) void {
         self.emit(self.input.*);
     }
@@ -279,6 +292,12 @@ fn entryBegin(buf: *Buf, in: *const Record, allow_same: bool) Outputs {
 }
 
 fn entryOk(o: *Outputs) void {
+    if (o.count == 1 and o.input_only) {
+        // Tag 2: the one output is the input, unchanged.
+        o.buf.len = o.start;
+        o.buf.appendByte(2);
+        return;
+    }
     std.mem.writeInt(u32, o.buf.items()[o.start + 1 ..][0..4], o.count, .little);
 }
 

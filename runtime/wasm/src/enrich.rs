@@ -373,7 +373,14 @@ impl EnrichInstance {
 /// buffer, or the input's own fields where the guest passed them through.
 fn decode_outcomes(result: Vec<u8>, records: &[Record]) -> Result<Vec<StageOutcome>, DecodeError> {
     let mut outcomes = Vec::with_capacity(records.len());
-    for entry in ResultReader::new(result.into(), records)? {
+    let mut reader = ResultReader::new(result.into(), records)?;
+    loop {
+        // Records a filter kept, one byte each: the commonest entries by far.
+        let kept = reader.skip_unchanged();
+        outcomes.extend(std::iter::repeat_with(|| Ok(Outputs::Input)).take(kept));
+        let Some(entry) = reader.next() else {
+            break;
+        };
         outcomes.push(match entry? {
             Entry::Input => Ok(Outputs::Input),
             Entry::Ok(outputs) => Ok(Outputs::Records(outputs)),

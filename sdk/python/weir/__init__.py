@@ -17,7 +17,7 @@ more records. With this SDK it is one plain function (or a class, for configurat
 `componentize-py` (see the README).
 
 The SDK implements the contract `weir:stage@0.1.0` (`CONTRACT`), world `enricher`, and batch
-encoding format 2 (`BATCH_FORMAT`).
+encoding format 3 (`BATCH_FORMAT`).
 """
 
 import inspect

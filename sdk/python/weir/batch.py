@@ -1,4 +1,4 @@
-"""The batch encoding, format 2 (`sdk/wit/BATCH.md`): decode a batch, encode a batch result.
+"""The batch encoding, format 3 (`sdk/wit/BATCH.md`): decode a batch, encode a batch result.
 
 Pure Python, so it runs the same natively (tests) and inside the component.
 """
@@ -7,11 +7,12 @@ from struct import Struct
 
 from .record import Record
 
-FORMAT = 2
+FORMAT = 3
 
 _U32 = Struct("<I")
 _I32 = Struct("<i")
 _I64 = Struct("<q")
+_RECORD = Struct("<Iqq")  # length, offset, timestamp
 _ABSENT = 0xFFFF_FFFF
 _NO_TIMESTAMP = -(1 << 63)
 _SAME_KEY, _SAME_VALUE, _SAME_HEADERS = 1, 2, 4
@@ -66,12 +67,14 @@ def decode_batch(buf):
         pos += 4
         records = []
         for _ in range(count):
-            (offset,) = _I64.unpack_from(view, pos)
-            (ts,) = _I64.unpack_from(view, pos + 8)
-            pos += 16
+            (length, offset, ts) = _RECORD.unpack_from(view, pos)
+            end = pos + 4 + length
+            pos += 20
             key = opt_bytes()
             value = opt_bytes()
             headers = [(string(), opt_bytes()) for _ in range(u32())]
+            if pos != end:
+                raise DecodeError(f"the record ending at byte {pos} says it ends at byte {end}")
             records.append(
                 Record._input(offset, None if ts == _NO_TIMESTAMP else ts, key, value, headers)
             )
@@ -115,7 +118,7 @@ def _put_output(out, rec, src):
             same |= _SAME_KEY
         if rec.value is src._value0:
             same |= _SAME_VALUE
-        if rec.headers is src._headers0_list and rec.headers == src._headers0:
+        if src._same_headers(rec.headers):
             same |= _SAME_HEADERS
     out.append(same)
     out += _I64.pack(_NO_TIMESTAMP if rec.timestamp is None else rec.timestamp)
@@ -140,8 +143,12 @@ class ResultWriter:
         self._out += _U32.pack(count)
 
     def ok(self, outputs, src=None):
-        """An entry with these output records (an empty list filters the input out)."""
+        """An entry with these output records (an empty list filters the input out). `src`'s own
+        record, unchanged, is written as tag 2 ("the input, unchanged")."""
         out = self._out
+        if len(outputs) == 1 and outputs[0] is src and src._unchanged():
+            out.append(2)
+            return
         out.append(0)
         out += _U32.pack(len(outputs))
         for rec in outputs:
@@ -166,6 +173,8 @@ def encode_batch(records, topic="test", partition=0):
     _put_str(out, topic)
     out += _I32.pack(partition)
     for i, r in enumerate(records):
+        at = len(out)
+        out += _U32.pack(0)  # the record's length, set below
         out += _I64.pack(r.offset if r.offset is not None else i)
         out += _I64.pack(_NO_TIMESTAMP if r.timestamp is None else r.timestamp)
         _put_bytes(out, _as_bytes(r.key, "key"))
@@ -174,6 +183,7 @@ def encode_batch(records, topic="test", partition=0):
         for name, value in r.headers:
             _put_str(out, name)
             _put_bytes(out, _as_bytes(value, "header value"))
+        _U32.pack_into(out, at, len(out) - at - 4)
     return bytes(out)
 
 
@@ -220,6 +230,14 @@ def decode_result(buf, inputs):
             code = string()
             entries.append(StageError(code, string()))
             continue
+        if tag == 2:
+            entries.append([
+                Record(src.value, key=src.key, headers=src.headers, timestamp=src.timestamp,
+                       offset=src.offset)
+            ])
+            continue
+        if tag != 0:
+            raise DecodeError(f"unknown result tag {tag}")
         outs = []
         for _ in range(u32()):
             same = view[pos]

@@ -18,8 +18,8 @@ class Record:
       host keeps an output's offset from its input).
     """
 
-    __slots__ = ("offset", "timestamp", "key", "value", "headers", "_key0", "_value0", "_headers0",
-                 "_headers0_list")
+    __slots__ = ("offset", "timestamp", "key", "value", "headers", "_timestamp0", "_key0", "_value0",
+                 "_headers0", "_headers0_list")
 
     def __init__(self, value=None, *, key=None, headers=None, timestamp=None, offset=None):
         self.offset = offset
@@ -27,18 +27,28 @@ class Record:
         self.key = key
         self.value = value
         self.headers = list(headers) if headers else []
-        self._key0 = self._value0 = self._headers0 = self._headers0_list = None
+        self._timestamp0 = self._key0 = self._value0 = self._headers0 = self._headers0_list = None
 
     @classmethod
     def _input(cls, offset, timestamp, key, value, headers):
         r = cls.__new__(cls)
         r.offset = offset
-        r.timestamp = timestamp
+        r.timestamp = r._timestamp0 = timestamp
         r.key = r._key0 = key
         r.value = r._value0 = value
         r.headers = r._headers0_list = headers
-        r._headers0 = list(headers) if headers else headers
+        r._headers0 = list(headers) if headers else None
         return r
+
+    def _same_headers(self, h):
+        """Whether `h` is this input's own header list, still holding the input's headers."""
+        return h is self._headers0_list and (h == self._headers0 if self._headers0 else not h)
+
+    def _unchanged(self):
+        """Whether this input record is as it came (a timestamp of `None` keeps the input's)."""
+        return (self.key is self._key0 and self.value is self._value0
+                and self._same_headers(self.headers)
+                and (self.timestamp is None or self.timestamp == self._timestamp0))
 
     def value_str(self):
         """The value as text. Raises `missing-value` (null value) or `bad-utf8`."""

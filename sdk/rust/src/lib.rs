@@ -34,7 +34,7 @@
 //! keeps) and is exported with `aggregator!(type MyAggregate)` (feature `serde`, on by default).
 //!
 //! The SDK implements the contract `weir:stage@0.1.0` ([`CONTRACT`]), worlds `enricher` and
-//! `aggregator`, and batch encoding format 2 ([`BATCH_FORMAT`]).
+//! `aggregator`, and batch encoding format 3 ([`BATCH_FORMAT`]).
 
 // The bindings name the SDK by its crate name, both here and in a stage's crate.
 extern crate self as weir_sdk;

@@ -2,40 +2,48 @@
 
 use std::fmt;
 
-use weir_wire::{BatchReader, DecodeError, Header, RecordRef, ResultWriter};
+use weir_wire::{BatchReader, DecodeError, Header, RawRecord, ResultWriter};
 
 use crate::stage::{BatchStage, set_current_offset};
 use crate::{Config, Error};
 
 /// A read-only view of one input record, borrowed from the batch: nothing is copied, allocated
-/// or reference-counted to make it.
+/// or reference-counted to make it, and a field is read only when asked for.
 ///
 /// A filter keeps or drops records it sees through a view. A kept record goes back to the host
 /// as "the input, unchanged" (a few bytes, whatever the record's size), which makes a filter the
 /// cheapest stage there is. A stage that changes records takes an owned [`Record`](crate::Record)
 /// instead (see [`Enricher`](crate::Enricher)).
+///
+/// The host writes every batch well formed; should a field read through a view not decode, the
+/// call panics, which fails the batch (and the host retries its records one by one).
 #[derive(Clone)]
-pub struct RecordView<'a>(RecordRef<'a>);
+pub struct RecordView<'a>(RawRecord<'a>);
+
+/// A field of a view that does not decode: the host broke the batch encoding.
+fn malformed(e: DecodeError) -> ! {
+    panic!("weir-sdk: undecodable record: {e}")
+}
 
 impl<'a> RecordView<'a> {
     /// The source offset of the record this one derives from.
     pub fn offset(&self) -> i64 {
-        self.0.offset
+        self.0.offset()
     }
 
     /// Milliseconds since the Unix epoch, if the record has a timestamp.
     pub fn timestamp(&self) -> Option<i64> {
-        self.0.timestamp
+        self.0.timestamp()
     }
 
     /// The key; `None` is a null Kafka key.
     pub fn key(&self) -> Option<&'a [u8]> {
-        self.0.key
+        self.0.key().unwrap_or_else(|e| malformed(e))
     }
 
     /// The value; `None` is a null Kafka value.
     pub fn value(&self) -> Option<&'a [u8]> {
-        self.0.value
+        self.0.value().unwrap_or_else(|e| malformed(e))
     }
 
     /// The value as UTF-8 text. Errors: `missing-value` (null value), `bad-utf8`.
@@ -70,10 +78,10 @@ impl<'a> RecordView<'a> {
 
     /// The headers in order; Kafka allows repeated names and null values.
     pub fn headers(&self) -> impl Iterator<Item = Header<'a>> + use<'a> {
-        // The batch was validated when the record was read.
         self.0
             .headers()
-            .map(|h| h.expect("a decoded record's headers are valid"))
+            .unwrap_or_else(|e| malformed(e))
+            .map(|h| h.unwrap_or_else(|e| malformed(e)))
     }
 }
 
@@ -163,17 +171,14 @@ fn filter_batch(
 ) -> Vec<u8> {
     let undecodable = |e: DecodeError| -> ! { panic!("weir-sdk: undecodable batch: {e}") };
     let reader = BatchReader::new(batch).unwrap_or_else(|e| undecodable(e));
-    // A kept record's entry is 14 bytes: tag, output count, `same` byte, timestamp.
-    let mut out = ResultWriter::with_capacity(8 + 14 * reader.len());
-    let mut records = reader.records();
+    // A kept record's entry is one byte, a dropped one's five.
+    let mut out = ResultWriter::with_capacity(8 + 5 * reader.len());
+    let mut records = reader.raw_records();
     for input in records.by_ref() {
         let view = RecordView(input.unwrap_or_else(|e| undecodable(e)));
         set_current_offset(Some(view.offset()));
         match keep(&view) {
-            Ok(true) => {
-                out.begin_ok();
-                out.output_input();
-            }
+            Ok(true) => out.unchanged(),
             Ok(false) => out.begin_ok(),
             Err(e) => out.error(e.code(), e.message()),
         }

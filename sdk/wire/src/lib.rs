@@ -1,4 +1,4 @@
-//! The Weir batch encoding (format 1), specified in `sdk/wit/BATCH.md`.
+//! The Weir batch encoding (format 3), specified in `sdk/wit/BATCH.md`.
 //!
 //! Records cross the host/guest boundary as one flat buffer per batch. This crate is the reference
 //! implementation used by both the runtime and the Rust SDK: writers that append into one
@@ -26,12 +26,15 @@ use std::str;
 pub use bytes::Bytes;
 
 /// The batch encoding version this crate reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 const ABSENT_LEN: u32 = u32::MAX;
 const NO_TIMESTAMP: i64 = i64::MIN;
 const TAG_OK: u8 = 0;
 const TAG_ERR: u8 = 1;
+const TAG_INPUT: u8 = 2;
+/// The smallest input record: offset, timestamp, key and value lengths, header count.
+const MIN_RECORD: usize = 8 + 8 + 4 + 4 + 4;
 /// Bits of an output record's `same` byte: the field is its input's, and is not written.
 const SAME_KEY: u8 = 1;
 const SAME_VALUE: u8 = 2;
@@ -74,6 +77,13 @@ pub enum DecodeError {
     /// Bytes are left over after the declared content.
     #[error("{extra} trailing bytes after the last entry")]
     Trailing { extra: usize },
+    /// An input record's fields do not end where its length says.
+    #[error("the record at byte {at} declares {declared} bytes but its fields take {used}")]
+    Length {
+        at: usize,
+        declared: usize,
+        used: usize,
+    },
 }
 
 /// A record header: a name and an optional value, as in Kafka.
@@ -277,6 +287,11 @@ fn put_owned_body(buf: &mut Vec<u8>, timestamp: Option<i64>, r: &Record) {
     buf.extend_from_slice(&r.headers.raw);
 }
 
+/// An input record's length as its `u32` prefix.
+fn record_len(len: usize) -> u32 {
+    u32::try_from(len).expect("a record of 4 GiB or more cannot be encoded")
+}
+
 /// Encodes an input batch (host side; the SDK uses it in native tests).
 #[derive(Debug)]
 pub struct BatchWriter {
@@ -309,13 +324,21 @@ impl BatchWriter {
         value: Option<&[u8]>,
         headers: impl IntoIterator<Item = Header<'h>>,
     ) {
+        let at = self.buf.len();
+        put_u32(&mut self.buf, 0);
         self.buf.extend_from_slice(&offset.to_le_bytes());
         put_record_body(&mut self.buf, timestamp, key, value, headers);
+        let len = self.buf.len() - at - 4;
+        self.buf[at..at + 4].copy_from_slice(&record_len(len).to_le_bytes());
         self.count += 1;
     }
 
     /// Appends an owned record.
     pub fn push_record(&mut self, r: &Record) {
+        let field = |b: &Option<Bytes>| 4 + b.as_ref().map_or(0, Bytes::len);
+        let len = MIN_RECORD - 8 + field(&r.key) + field(&r.value) + r.headers.raw.len();
+        self.buf.reserve(4 + len);
+        put_u32(&mut self.buf, record_len(len));
         self.buf.extend_from_slice(&r.offset.to_le_bytes());
         put_owned_body(&mut self.buf, r.timestamp, r);
         self.count += 1;
@@ -461,6 +484,15 @@ impl ResultWriter {
         self.buf.extend_from_slice(&NO_TIMESTAMP.to_le_bytes());
     }
 
+    /// Appends the entry of the next input that goes on exactly as it came, timestamp included:
+    /// one byte, whatever the record's size. The same as [`Self::begin_ok`] followed by
+    /// [`Self::output_input`], written shorter.
+    pub fn unchanged(&mut self) {
+        self.close_open();
+        self.buf.push(TAG_INPUT);
+        self.entries += 1;
+    }
+
     /// Appends the failed entry of the next input.
     pub fn error(&mut self, code: &str, message: &str) {
         self.close_open();
@@ -602,33 +634,104 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    fn record_body(&mut self) -> Result<Body<'a>, DecodeError> {
-        Ok(Body {
-            timestamp: self.timestamp()?,
-            key: self.bytes()?,
-            value: self.bytes()?,
-            headers: self.headers()?,
-        })
-    }
-
-    /// An input record (of a batch the host wrote).
-    fn input_record(&mut self) -> Result<RecordRef<'a>, DecodeError> {
-        Ok(RecordRef {
-            offset: self.i64()?,
-            timestamp: self.timestamp()?,
-            key: self.bytes()?,
-            value: self.bytes()?,
-            headers: self.input_headers()?,
+    /// The next input record's bytes (after its length), unread.
+    fn raw_record(&mut self) -> Result<RawRecord<'a>, DecodeError> {
+        let at = self.at;
+        let declared = self.u32()? as usize;
+        if declared < MIN_RECORD {
+            return Err(DecodeError::Length {
+                at,
+                declared,
+                used: MIN_RECORD,
+            });
+        }
+        Ok(RawRecord {
+            bytes: self.take(declared)?,
+            at,
         })
     }
 }
 
-/// The fields every record shares, inputs and outputs alike.
-struct Body<'a> {
-    timestamp: Option<i64>,
-    key: Option<&'a [u8]>,
-    value: Option<&'a [u8]>,
-    headers: HeaderIter<'a>,
+/// An input record's bytes, after its length: fields are read only when asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
+    bytes: &'a [u8],
+    /// Where the record's length sits in the batch, for error messages.
+    at: usize,
+}
+
+impl<'a> RawRecord<'a> {
+    fn cursor(&self, at: usize) -> Cursor<'a> {
+        Cursor {
+            buf: self.bytes,
+            at,
+        }
+    }
+
+    fn fixed<const N: usize>(&self, at: usize) -> [u8; N] {
+        self.bytes[at..at + N]
+            .try_into()
+            .expect("a raw record holds its fixed fields")
+    }
+
+    /// The record's source offset.
+    pub fn offset(&self) -> i64 {
+        i64::from_le_bytes(self.fixed(0))
+    }
+
+    /// The record's timestamp.
+    pub fn timestamp(&self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.fixed(8))).filter(|&t| t != NO_TIMESTAMP)
+    }
+
+    /// The key.
+    pub fn key(&self) -> Result<Option<&'a [u8]>, DecodeError> {
+        self.cursor(16).bytes()
+    }
+
+    /// The value.
+    pub fn value(&self) -> Result<Option<&'a [u8]>, DecodeError> {
+        let mut c = self.cursor(16);
+        c.bytes()?;
+        c.bytes()
+    }
+
+    /// The headers, each checked as it is read.
+    pub fn headers(&self) -> Result<HeaderIter<'a>, DecodeError> {
+        let mut c = self.cursor(16);
+        c.bytes()?;
+        c.bytes()?;
+        let left = c.u32()?;
+        Ok(HeaderIter {
+            cur: Cursor {
+                buf: &self.bytes[c.at..],
+                at: 0,
+            },
+            left,
+        })
+    }
+
+    /// Every field, checked, and that they take exactly the record's length.
+    pub fn read(&self) -> Result<RecordRef<'a>, DecodeError> {
+        let mut c = self.cursor(16);
+        let key = c.bytes()?;
+        let value = c.bytes()?;
+        let headers = c.input_headers()?;
+        if c.at != self.bytes.len() {
+            return Err(DecodeError::Length {
+                at: self.at,
+                declared: self.bytes.len(),
+                used: c.at,
+            });
+        }
+        Ok(RecordRef {
+            offset: self.offset(),
+            timestamp: self.timestamp(),
+            key,
+            value,
+            headers,
+        })
+    }
 }
 
 /// The headers of a record, read lazily from the buffer (already validated).
@@ -720,6 +823,14 @@ impl<'a> BatchReader<'a> {
     /// The records in order. Yields an error, then stops, at the first malformed record.
     pub fn records(&self) -> Records<'a> {
         Records {
+            raw: self.raw_records(),
+        }
+    }
+
+    /// The records in order, unread: each is only stepped over by its length until its fields
+    /// are asked for. Yields an error, then stops, at the first record whose length does not fit.
+    pub fn raw_records(&self) -> RawRecords<'a> {
+        RawRecords {
             cur: self.body.clone(),
             left: self.count,
             failed: false,
@@ -727,16 +838,39 @@ impl<'a> BatchReader<'a> {
     }
 }
 
-/// Iterator over the records of a batch.
+/// Iterator over the records of a batch, read.
 #[derive(Debug)]
 pub struct Records<'a> {
+    raw: RawRecords<'a>,
+}
+
+impl Records<'_> {
+    /// Once every record has been read: an error if bytes are left over after the last one.
+    pub fn finish(self) -> Result<(), DecodeError> {
+        self.raw.finish()
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<RecordRef<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let r = self.raw.next()?.and_then(|raw| raw.read());
+        self.raw.failed = r.is_err();
+        Some(r)
+    }
+}
+
+/// Iterator over the records of a batch, unread ([`BatchReader::raw_records`]).
+#[derive(Debug)]
+pub struct RawRecords<'a> {
     cur: Cursor<'a>,
     left: u32,
     failed: bool,
 }
 
-impl Records<'_> {
-    /// Once every record has been read: an error if bytes are left over after the last one.
+impl RawRecords<'_> {
+    /// Once every record has been stepped over: an error if bytes are left over after the last.
     pub fn finish(self) -> Result<(), DecodeError> {
         match self.cur.buf.len() - self.cur.at {
             0 => Ok(()),
@@ -745,15 +879,16 @@ impl Records<'_> {
     }
 }
 
-impl<'a> Iterator for Records<'a> {
-    type Item = Result<RecordRef<'a>, DecodeError>;
+impl<'a> Iterator for RawRecords<'a> {
+    type Item = Result<RawRecord<'a>, DecodeError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.left == 0 || self.failed {
             return None;
         }
         self.left -= 1;
-        let r = self.cur.input_record();
+        let r = self.cur.raw_record();
         self.failed = r.is_err();
         Some(r)
     }
@@ -772,27 +907,6 @@ pub enum Entry {
 }
 
 impl Cursor<'_> {
-    /// Reads a record body whose fields share `whole` (the buffer this cursor reads).
-    fn owned_body(&mut self, whole: &Bytes) -> Result<Record, DecodeError> {
-        let Body {
-            timestamp,
-            key,
-            value,
-            headers,
-        } = self.record_body()?;
-        let share = |s: &[u8]| whole.slice_ref(s);
-        Ok(Record {
-            offset: -1,
-            timestamp,
-            key: key.map(share),
-            value: value.map(share),
-            headers: Headers {
-                count: headers.left,
-                raw: share(headers.cur.buf),
-            },
-        })
-    }
-
     /// Reads an output record of the entry whose input is `input`: fields marked as the input's
     /// are clones of `input`'s, the others share `whole` (the buffer this cursor reads).
     fn output(&mut self, whole: &Bytes, input: &Record) -> Result<Record, DecodeError> {
@@ -885,6 +999,24 @@ impl<'i> ResultReader<'i> {
         })
     }
 
+    /// Steps over the entries from here on that are tag-2 inputs unchanged, up to the last
+    /// input, and returns how many there were: a fast path past the run of [`Entry::Input`]s
+    /// that [`Iterator::next`] would yield one by one.
+    pub fn skip_unchanged(&mut self) -> usize {
+        if self.done {
+            return 0;
+        }
+        let left = self.inputs.as_slice();
+        let n = self.buf[self.at..]
+            .iter()
+            .take(left.len())
+            .take_while(|&&tag| tag == TAG_INPUT)
+            .count();
+        self.at += n;
+        self.inputs = left[n..].iter();
+        n
+    }
+
     fn entry(&mut self, input: &Record) -> Result<Entry, DecodeError> {
         let mut c = Cursor {
             buf: &self.buf,
@@ -909,6 +1041,7 @@ impl<'i> ResultReader<'i> {
                 code: c.str()?.to_owned(),
                 message: c.str()?.to_owned(),
             },
+            TAG_INPUT => Entry::Input,
             tag => return Err(DecodeError::Tag { tag, at }),
         };
         self.at = c.at;
@@ -975,26 +1108,16 @@ pub struct Batch {
 
 /// Reads an input batch into owned records that share `buf` (the guest SDK's path).
 pub fn decode_batch(buf: Bytes) -> Result<Batch, DecodeError> {
-    let mut c = Cursor { buf: &buf, at: 0 };
-    c.version()?;
-    let count = c.u32()? as usize;
-    let topic = c.str()?.to_owned();
-    let partition = c.i32()?;
-    let mut records = Vec::with_capacity(count.min(buf.len() / 24));
-    for _ in 0..count {
-        let offset = c.i64()?;
-        let mut r = c.owned_body(&buf)?;
-        r.offset = offset;
-        records.push(r);
+    let reader = BatchReader::new(&buf)?;
+    let mut records = Vec::with_capacity(reader.len().min(buf.len() / MIN_RECORD));
+    let mut read = reader.records();
+    for r in read.by_ref() {
+        records.push(r?.to_shared(&buf));
     }
-    if c.at != buf.len() {
-        return Err(DecodeError::Trailing {
-            extra: buf.len() - c.at,
-        });
-    }
+    read.finish()?;
     Ok(Batch {
-        topic,
-        partition,
+        topic: reader.topic().to_owned(),
+        partition: reader.partition(),
         records,
     })
 }
@@ -1032,13 +1155,32 @@ mod tests {
     enum Entry {
         Ok(Vec<Record>),
         Err(String, String),
+        Unchanged,
     }
 
     fn arb_entry() -> impl Strategy<Value = Entry> {
         prop_oneof![
             proptest::collection::vec(arb_record(), 0..4).prop_map(Entry::Ok),
             (".{0,10}", ".{0,40}").prop_map(|(c, m)| Entry::Err(c, m)),
+            Just(Entry::Unchanged),
         ]
+    }
+
+    fn write_result(entries: &[Entry]) -> Vec<u8> {
+        let mut w = ResultWriter::new();
+        for e in entries {
+            match e {
+                Entry::Ok(outs) => {
+                    w.begin_ok();
+                    for o in outs {
+                        w.output_record(o);
+                    }
+                }
+                Entry::Err(c, m) => w.error(c, m),
+                Entry::Unchanged => w.unchanged(),
+            }
+        }
+        w.finish()
     }
 
     proptest! {
@@ -1061,6 +1203,18 @@ mod tests {
                 let want: Vec<_> = want.headers.iter().collect();
                 prop_assert_eq!(got, want);
             }
+            // Unread records give the same fields, one at a time.
+            let mut raw = b.raw_records();
+            for (got, want) in raw.by_ref().zip(&records) {
+                let got = got.unwrap();
+                prop_assert_eq!((got.offset(), got.timestamp()), (want.offset, want.timestamp));
+                prop_assert_eq!(got.key().unwrap(), want.key.as_deref());
+                prop_assert_eq!(got.value().unwrap(), want.value.as_deref());
+                let got: Vec<_> = got.headers().unwrap().map(Result::unwrap).collect();
+                let want: Vec<_> = want.headers.iter().collect();
+                prop_assert_eq!(got, want);
+            }
+            prop_assert!(raw.finish().is_ok());
             let shared = decode_batch(buf.clone().into()).unwrap();
             prop_assert_eq!((shared.topic.as_str(), shared.partition), (topic.as_str(), partition));
             prop_assert_eq!(shared.records, records);
@@ -1068,24 +1222,17 @@ mod tests {
 
         #[test]
         fn result_round_trips(entries in proptest::collection::vec(arb_entry(), 0..16)) {
-            let mut w = ResultWriter::new();
-            for e in &entries {
-                match e {
-                    Entry::Ok(outs) => {
-                        w.begin_ok();
-                        for o in outs {
-                            w.output_record(o);
-                        }
-                    }
-                    Entry::Err(c, m) => w.error(c, m),
-                }
-            }
-            let buf = w.finish();
-            let inputs = vec![Record::default(); entries.len()];
+            let buf = write_result(&entries);
+            let inputs: Vec<Record> = (0..entries.len())
+                .map(|i| Record { offset: i as i64, value: Some(Bytes::from(i.to_string())), ..Record::default() })
+                .collect();
             let back = decode_result(buf.into(), &inputs).unwrap();
             prop_assert_eq!(back.len(), entries.len());
-            for (got, want) in back.iter().zip(&entries) {
+            for ((got, want), input) in back.iter().zip(&entries).zip(&inputs) {
                 match (got, want) {
+                    (super::Entry::Ok(g), Entry::Unchanged) => {
+                        prop_assert_eq!(g, &vec![Record { offset: -1, ..input.clone() }]);
+                    }
                     (super::Entry::Ok(g), Entry::Ok(w)) => {
                         prop_assert_eq!(g.len(), w.len());
                         for (g, w) in g.iter().zip(w) {
@@ -1108,14 +1255,7 @@ mod tests {
         /// Any prefix of a valid result, and any garbage, is rejected without panicking.
         #[test]
         fn truncated_or_garbage_results_are_errors(entries in proptest::collection::vec(arb_entry(), 1..8), cut in any::<prop::sample::Index>(), junk in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let mut w = ResultWriter::new();
-            for e in &entries {
-                match e {
-                    Entry::Ok(outs) => { w.begin_ok(); for o in outs { w.output_record(o); } }
-                    Entry::Err(c, m) => w.error(c, m),
-                }
-            }
-            let buf = w.finish();
+            let buf = write_result(&entries);
             let inputs = vec![Record::default(); entries.len()];
             let cut = cut.index(buf.len());
             prop_assert!(decode_result(Bytes::copy_from_slice(&buf[..cut]), &inputs).is_err());
@@ -1243,23 +1383,71 @@ mod tests {
     }
 
     #[test]
+    fn a_record_whose_fields_disagree_with_its_length_is_refused() {
+        let mut w = BatchWriter::new("t", 0);
+        w.push(1, None, Some(b"k"), Some(b"v"), [Header::new("h", None)]);
+        let good = w.finish();
+        // format, count, topic (4 + 1), partition: the record's length is at byte 17.
+        let at = 17;
+        let len = u32::from_le_bytes(good[at..at + 4].try_into().unwrap()) as usize;
+        assert_eq!(len, good.len() - at - 4);
+
+        // One byte more declared (and present) than the fields take.
+        let mut longer = good.clone();
+        longer[at..at + 4].copy_from_slice(&(len as u32 + 1).to_le_bytes());
+        longer.push(0);
+        let reader = BatchReader::new(&longer).unwrap();
+        assert_eq!(
+            reader.records().next().unwrap().unwrap_err(),
+            DecodeError::Length {
+                at,
+                declared: len + 1,
+                used: len
+            }
+        );
+        // Stepping over it by its length alone still works.
+        let mut raw = reader.raw_records();
+        assert_eq!(raw.next().unwrap().unwrap().offset(), 1);
+        assert!(raw.next().is_none());
+        assert!(raw.finish().is_ok());
+
+        // Fewer declared than the fields take: the header runs past the record.
+        let mut shorter = good.clone();
+        shorter[at..at + 4].copy_from_slice(&(len as u32 - 1).to_le_bytes());
+        let reader = BatchReader::new(&shorter).unwrap();
+        assert!(matches!(
+            reader.records().next().unwrap(),
+            Err(DecodeError::Truncated { .. })
+        ));
+        assert!(decode_batch(shorter.into()).is_err());
+
+        // Too short to hold even the fixed fields, or longer than the batch.
+        for bad in [MIN_RECORD as u32 - 1, len as u32 + 100] {
+            let mut b = good.clone();
+            b[at..at + 4].copy_from_slice(&bad.to_le_bytes());
+            let reader = BatchReader::new(&b).unwrap();
+            assert!(reader.raw_records().next().unwrap().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn other_format_versions_are_named() {
         let mut buf = BatchWriter::new("t", 0).finish();
-        buf[0] = 1;
+        buf[0] = 2;
         assert_eq!(
             BatchReader::new(&buf).unwrap_err(),
-            DecodeError::Format { found: 1 }
+            DecodeError::Format { found: 2 }
         );
         assert!(
-            DecodeError::Format { found: 1 }
+            DecodeError::Format { found: 2 }
                 .to_string()
-                .contains("format 1 is not supported")
+                .contains("format 2 is not supported")
         );
         let mut result = ResultWriter::new().finish();
-        result[0] = 3;
+        result[0] = 4;
         assert_eq!(
             decode_result(result.into(), &[]).unwrap_err(),
-            DecodeError::Format { found: 3 }
+            DecodeError::Format { found: 4 }
         );
     }
 
