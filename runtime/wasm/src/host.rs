@@ -85,6 +85,10 @@ impl WasmHost {
             .epoch_interruption(true)
             .wasm_component_model(true)
             .max_wasm_stack(1 << 20);
+        if std::env::var_os("WEIR_PERF_MAP").is_some_and(|v| v == "1") {
+            // `perf` then names the guests' compiled functions.
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
 
         let mut h = DefaultHasher::new();

@@ -125,6 +125,7 @@ pub(crate) fn current_offset() -> Option<i64> {
 
 /// Sets the offset the panic report names (filters set it per record, aggregate stages per record
 /// of a group).
+#[inline]
 pub(crate) fn set_current_offset(offset: Option<i64>) {
     CURRENT_OFFSET.set(offset);
 }

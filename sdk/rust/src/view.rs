@@ -27,6 +27,7 @@ fn malformed(e: DecodeError) -> ! {
 
 impl<'a> RecordView<'a> {
     /// The source offset of the record this one derives from.
+    #[inline]
     pub fn offset(&self) -> i64 {
         self.0.offset()
     }

@@ -392,6 +392,7 @@ impl ResultWriter {
         }
     }
 
+    #[inline(always)]
     fn close_open(&mut self) {
         if let Some((at, n)) = self.open.take() {
             self.buf[at..at + 4].copy_from_slice(&n.to_le_bytes());
@@ -487,6 +488,7 @@ impl ResultWriter {
     /// Appends the entry of the next input that goes on exactly as it came, timestamp included:
     /// one byte, whatever the record's size. The same as [`Self::begin_ok`] followed by
     /// [`Self::output_input`], written shorter.
+    #[inline]
     pub fn unchanged(&mut self) {
         self.close_open();
         self.buf.push(TAG_INPUT);
@@ -541,6 +543,7 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let rest = self.buf.len() - self.at;
         if rest < n {
@@ -563,6 +566,7 @@ impl<'a> Cursor<'a> {
         Ok(self.take(1)?[0])
     }
 
+    #[inline(always)]
     fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
     }
@@ -635,6 +639,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The next input record's bytes (after its length), unread.
+    #[inline(always)]
     fn raw_record(&mut self) -> Result<RawRecord<'a>, DecodeError> {
         let at = self.at;
         let declared = self.u32()? as usize;
@@ -668,6 +673,7 @@ impl<'a> RawRecord<'a> {
         }
     }
 
+    #[inline(always)]
     fn fixed<const N: usize>(&self, at: usize) -> [u8; N] {
         self.bytes[at..at + N]
             .try_into()
@@ -675,6 +681,7 @@ impl<'a> RawRecord<'a> {
     }
 
     /// The record's source offset.
+    #[inline]
     pub fn offset(&self) -> i64 {
         i64::from_le_bytes(self.fixed(0))
     }
@@ -882,7 +889,7 @@ impl RawRecords<'_> {
 impl<'a> Iterator for RawRecords<'a> {
     type Item = Result<RawRecord<'a>, DecodeError>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.left == 0 || self.failed {
             return None;
