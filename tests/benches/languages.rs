@@ -93,9 +93,11 @@ fn outputs(stage: &mut dyn Stage, records: &[Record]) -> Vec<serde_json::Value> 
     stage
         .process(TOPIC, 0, records)
         .into_iter()
-        .map(|o| {
+        .zip(records)
+        .map(|(o, input)| {
             let out = o.expect("the stage refused a click");
-            serde_json::from_slice(out[0].value.as_deref().unwrap()).unwrap()
+            let first = out.iter(input).next().expect("the stage dropped a click");
+            serde_json::from_slice(first.value.as_deref().unwrap()).unwrap()
         })
         .collect()
 }
