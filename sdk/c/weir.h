@@ -23,7 +23,9 @@ extern "C" {
 
 /* The contract version and batch format this SDK implements. */
 #define WEIR_CONTRACT "weir:stage@0.1.0"
+#ifndef WEIR_BATCH_FORMAT /* defined elsewhere only by a test module of another format */
 #define WEIR_BATCH_FORMAT 3u
+#endif
 
 /* A timestamp that is absent (an output without one keeps its input's). */
 #define WEIR_NO_TIMESTAMP INT64_MIN

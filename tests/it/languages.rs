@@ -483,6 +483,33 @@ fn a_module_of_another_contract_version_is_refused_in_any_language() {
     }
 }
 
+#[test]
+fn a_module_of_another_batch_format_is_refused() {
+    let host = host();
+    let compiled = host.compile_file(&module_path("old_format_c")).unwrap();
+    let err = EnrichModule::new(&host, "old", compiled, String::new(), LIMITS)
+        .expect_err("a module of batch format 2 was accepted");
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            WasmError::BatchFormat {
+                found: 2,
+                expected: weir_wire::FORMAT_VERSION,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("old_format_c.wasm")
+            && text.contains("batch format 2")
+            && text.contains(&format!("format {}", weir_wire::FORMAT_VERSION))
+            && text.contains("rebuild"),
+        "{text}"
+    );
+}
+
 /// What count-sum emits for these amounts (serde_json writes an `f64` the way `{:?}` does for
 /// these values).
 fn count_sum_reference(amounts: &[f64]) -> String {
