@@ -78,7 +78,11 @@ pub struct Source {
     /// by the partition's new owner). Default 10s.
     pub drain_timeout: Duration,
     /// `kafka`: raw librdkafka consumer properties, such as `{ "fetch.min.bytes" = "1" }`.
-    /// Numbers and booleans are accepted and passed as strings. Default none.
+    /// Numbers and booleans are accepted and passed as strings. Default none. Refused, because
+    /// Weir sets them or its guarantees rest on them: `bootstrap.servers` and `group.id` (use
+    /// `brokers` and `group`), `enable.auto.commit`, `enable.auto.offset.store`,
+    /// `enable.partition.eof`, a cooperative `partition.assignment.strategy`, and a
+    /// `group.protocol` other than `classic`.
     pub kafka: BTreeMap<String, String>,
 }
 
@@ -342,7 +346,9 @@ pub struct DeadLetter {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Sink {
     /// `kafka`: raw librdkafka producer properties, such as `{ "linger.ms" = "5" }`.
-    /// Numbers and booleans are accepted and passed as strings. Default none.
+    /// Numbers and booleans are accepted and passed as strings. Default none. Refused, because
+    /// Weir sets them or its guarantees rest on them: `bootstrap.servers` (use
+    /// `source.brokers`), `enable.idempotence`, `acks` other than `all`, `transactional.id`.
     pub kafka: BTreeMap<String, String>,
     /// `delivery`: `"at-least-once"` (default) or `"exactly-once"`.
     pub delivery: Delivery,

@@ -166,7 +166,7 @@ fn source(value: &Value<'_, '_>, report: &mut Report<'_>, refs: &mut Crossrefs) 
         table.with_default("drain_timeout", Source::DEFAULT_DRAIN_TIMEOUT, |value| {
             value.duration(report)
         });
-    let kafka = kafka_properties(&mut table, report);
+    let kafka = kafka_properties(&mut table, report, source_refusal);
     table.finish(report);
 
     let (batch_size, queue_capacity) = (batch_size?, queue_capacity?);
@@ -200,14 +200,61 @@ fn source(value: &Value<'_, '_>, report: &mut Report<'_>, refs: &mut Crossrefs) 
     })
 }
 
-/// The `kafka` table of librdkafka properties.
+/// The `kafka` table of librdkafka properties. `refusal` says why a property (with its value) is
+/// not the pipeline's to set, if it is not.
 fn kafka_properties(
     table: &mut Table<'_, '_>,
     report: &mut Report<'_>,
+    refusal: fn(&str, &str) -> Option<&'static str>,
 ) -> Option<BTreeMap<String, String>> {
     table.with_default("kafka", BTreeMap::new(), |value| {
         let properties = value.string_table(report, true)?;
-        Some(properties.into_iter().collect())
+        let entries = value.table(report)?;
+        let mut refused = false;
+        for ((key, text), (_, entry)) in properties.iter().zip(entries.entries()) {
+            if let Some(why) = refusal(key, text) {
+                entry.error(report, format_args!("{text:?} is refused: {why}"));
+                refused = true;
+            }
+        }
+        (!refused).then(|| properties.into_iter().collect())
+    })
+}
+
+/// Why a consumer property may not be set by the pipeline: Weir sets it, or Weir's lanes depend
+/// on its default.
+fn source_refusal(key: &str, value: &str) -> Option<&'static str> {
+    Some(match key {
+        "bootstrap.servers" => "set `brokers` (or pass --brokers) instead",
+        "group.id" => "set `group` instead",
+        "enable.auto.commit" | "enable.auto.offset.store" => {
+            "Weir commits offsets itself, and only once every output of a record is acknowledged"
+        }
+        "enable.partition.eof" => "Weir's partition lanes take no end-of-partition events",
+        "partition.assignment.strategy" if value.contains("cooperative") => {
+            "incremental (cooperative) rebalancing is not supported; use range or roundrobin"
+        }
+        "group.protocol" if value != "classic" => {
+            "only the classic group protocol is supported (the consumer protocol rebalances \
+             incrementally)"
+        }
+        _ => return None,
+    })
+}
+
+/// Why a producer property may not be set by the pipeline: Weir sets it, or the delivery
+/// guarantee depends on it.
+fn sink_refusal(key: &str, value: &str) -> Option<&'static str> {
+    Some(match key {
+        "bootstrap.servers" => "set `source.brokers` (or pass --brokers) instead",
+        "enable.idempotence" => {
+            "Weir's producer is always idempotent, so a retry never duplicates an output"
+        }
+        "acks" if !matches!(value, "all" | "-1") => {
+            "an output counts as delivered only once every in-sync replica has it (`all`)"
+        }
+        "transactional.id" => "Weir sets one per partition with `delivery = \"exactly-once\"`",
+        _ => return None,
     })
 }
 
@@ -228,7 +275,7 @@ fn dead_letter(
 
 fn sink(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<Sink> {
     let mut table = value.table(report)?;
-    let kafka = kafka_properties(&mut table, report);
+    let kafka = kafka_properties(&mut table, report, sink_refusal);
     let delivery = table.with_default("delivery", Delivery::default(), |value| {
         value.choice(
             report,
