@@ -20,16 +20,17 @@ WASM_OUT := target/$(WASM_TARGET)/$(WASM_PROFILE)
 # toolchain it needs into .weir/lang/ (Debian's clang through apt) when it is missing.
 LANG_EXAMPLES := $(sort $(wildcard examples-wasm/*/build.sh))
 
-.PHONY: demo test deps test-deps wasm languages build lint rules bench clean-modules
+.PHONY: demo test deps test-deps wasm languages sdk-tests build lint rules bench clean-modules
 
 ## demo: build everything, start a local broker, run pipelines/clickstream.toml on sample clicks.
 demo: deps wasm
 	$(CARGO) build --release -p weir -p weir-tests --bin weir --bin weir-demo
 	deploy/local/demo.sh
 
-## test: lint, the alert-rule tests, then every test (unit, golden, integration against a local
-## broker, a local OTLP collector and a local Prometheus).
-test: deps wasm languages lint rules
+## test: lint, the alert-rule tests, the Go, Python and JavaScript SDKs' unit tests, then every
+## Rust test (unit, golden, integration against a local broker, a local OTLP collector and a local
+## Prometheus).
+test: deps wasm languages lint rules sdk-tests
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 
 ## rules: promtool checks and unit tests of deploy/prometheus/alerts.yml (installs Debian's
@@ -44,6 +45,10 @@ languages:
 	set -e; for b in $(LANG_EXAMPLES); do \
 		echo "== $$b"; WEIR_MODULES=$(CURDIR)/pipelines/modules $$b; \
 	done
+
+## sdk-tests: the native unit tests of the Go, Python and JavaScript SDKs and example stages.
+sdk-tests: languages
+	sdk/test.sh
 
 ## deps: the wasm target and the local broker.
 deps: $(VENV)/.installed
