@@ -122,7 +122,7 @@ macro_rules! enricher {
 /// - `filter!(type T)`: `T` implements [`Filter`], built once from the stage's configuration.
 ///
 /// The stage sees each record through a borrowed [`RecordView`]: nothing is copied to make it,
-/// and a kept record goes back as "the input, unchanged", a few bytes whatever its size.
+/// and a kept record goes back as "the input, unchanged", one byte whatever its size.
 ///
 /// ```
 /// use weir_sdk::{Error, RecordView};
