@@ -1,17 +1,12 @@
 //! Aggregate stages against the host: the `count-sum` example built by `make wasm`.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use weir_core::{FailureKind, Record};
 use weir_wasm::{AggregateInstance, AggregateModule, EnrichModule, Limits, WasmError, WasmHost};
 
-fn module_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../pipelines/modules")
-        .join(format!("{name}.wasm"))
-}
+use crate::module_path;
 
 const LIMITS: Limits = Limits {
     memory: 64 << 20,

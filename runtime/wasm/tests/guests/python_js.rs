@@ -6,24 +6,13 @@
 //! The modules are compiled through the on-disk cache (`WasmHost::default_cache_dir`), so only
 //! the first run pays for compiling the Python and JavaScript runtimes.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use weir_core::{Header, Record, Stage, StageOutcome};
 use weir_wasm::{EnrichModule, Limits, WasmHost};
 
-fn module_path(name: &str) -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../pipelines/modules")
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: build the examples (`make wasm`, and examples-wasm/json-enrich-python/build.sh, examples-wasm/json-enrich-js/build.sh)",
-        path.display()
-    );
-    path
-}
+use crate::module_path;
 
 const LIMITS: Limits = Limits {
     memory: 256 << 20,
