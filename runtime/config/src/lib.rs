@@ -21,6 +21,7 @@ mod modules;
 mod read;
 mod reader;
 mod report;
+mod security;
 mod units;
 mod validate;
 
@@ -40,6 +41,7 @@ pub use model::{
     Limits, Location, OnFull, Partitioning, Pipeline, Rollback, Sample, Sink, Source, Stage,
     StageKind, StartFrom, Telemetry, TestCase, TestRecord, WindowKind,
 };
+pub use security::{Sasl, SaslMechanism, Secret, SecretError, Security, SecurityProtocol};
 pub use units::{UnitError, parse_duration, parse_size};
 
 use report::{Place, Report};

@@ -24,6 +24,9 @@ pub struct Pipeline {
     pub sink: Sink,
     /// `[telemetry]`, optional: metrics, health and tracing endpoints.
     pub telemetry: Telemetry,
+    /// `[security]`, optional: TLS and SASL for every Kafka client of the pipeline. Default:
+    /// plaintext, no authentication.
+    pub security: crate::Security,
     /// `[control]`, optional: where the instances of this pipeline share rollout decisions.
     pub control: Option<Control>,
     /// `[[test]]`, optional: test cases run by `weir test`, without Kafka.

@@ -1,5 +1,6 @@
 //! Reads the document tree into the model, section by section.
 
+mod security;
 mod stages;
 mod test_cases;
 
@@ -15,6 +16,7 @@ use crate::model::{
 };
 use crate::reader::{Table, Value, collect_all};
 use crate::report::Report;
+use crate::security::Security;
 use crate::validate::{Crossrefs, Written};
 
 /// The pipeline in `document`, or `None` when something in it was reported wrong.
@@ -48,6 +50,9 @@ pub(crate) fn pipeline(
     let telemetry = root.with_default("telemetry", Telemetry::default(), |value| {
         telemetry(value, report)
     });
+    let security = root.with_default("security", Security::default(), |value| {
+        security::security(value, base, report)
+    });
     let control = root.optional("control", |value| {
         let mut table = value.table(report)?;
         let topic = table
@@ -69,6 +74,7 @@ pub(crate) fn pipeline(
         dead_letter: dead_letter?,
         sink: sink?,
         telemetry: telemetry?,
+        security: security?,
         control: control?,
         tests: tests?,
         path: path.to_owned(),
@@ -212,13 +218,55 @@ fn kafka_properties(
         let entries = value.table(report)?;
         let mut refused = false;
         for ((key, text), (_, entry)) in properties.iter().zip(entries.entries()) {
-            if let Some(why) = refusal(key, text) {
+            if secret_property(key) {
+                // Not even the value is quoted: it may be the secret itself.
+                entry.error(
+                    report,
+                    "is refused: secrets are never written in the pipeline file; set them in \
+                     [security] from the environment or a file",
+                );
+                refused = true;
+            } else if let Some(why) = security_refusal(key).or_else(|| refusal(key, text)) {
                 entry.error(report, format_args!("{text:?} is refused: {why}"));
                 refused = true;
             }
         }
         (!refused).then(|| properties.into_iter().collect())
     })
+}
+
+/// Whether a librdkafka property (or a misspelling of one) may hold a secret.
+fn secret_property(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "pass",
+        "pasw",
+        "secret",
+        "ssl.key.pem",
+        "sasl.oauthbearer.config",
+    ]
+    .iter()
+    .any(|part| key.contains(part))
+}
+
+/// Why a security property may not be set in a `kafka` table: `[security]` sets it for every
+/// client of the pipeline at once.
+fn security_refusal(key: &str) -> Option<&'static str> {
+    matches!(
+        key,
+        "security.protocol"
+            | "sasl.mechanism"
+            | "sasl.mechanisms"
+            | "sasl.username"
+            | "ssl.ca.location"
+            | "ssl.certificate.location"
+            | "ssl.key.location"
+            | "ssl.endpoint.identification.algorithm"
+    )
+    .then_some(
+        "set it in [security], which applies to every client of the pipeline (consumer, \
+         producers, control and changelog)",
+    )
 }
 
 /// Why a consumer property may not be set by the pipeline: Weir sets it, or Weir's lanes depend

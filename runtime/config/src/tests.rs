@@ -312,3 +312,37 @@ fn aggregate_stages() {
         })
     );
 }
+
+#[test]
+fn security_reads_into_the_model_with_paths_relative_to_the_file() {
+    let pipeline = golden("ok_security.toml");
+    let dir = Path::new(MANIFEST_DIR).join("tests/golden");
+    let security = &pipeline.security;
+    assert_eq!(security.protocol, SecurityProtocol::SaslSsl);
+    assert_eq!(security.ca.as_deref(), Some(&*dir.join("certs/ca.pem")));
+    assert_eq!(
+        security.key.as_deref(),
+        Some(&*dir.join("certs/client.key"))
+    );
+    assert!(security.verify_hostname, "on unless turned off");
+    assert_eq!(
+        security.key_password,
+        Some(Secret::File("/run/secrets/kafka-key-password".into()))
+    );
+    let sasl = security.sasl.as_ref().unwrap();
+    assert_eq!(sasl.mechanism, SaslMechanism::ScramSha512);
+    assert_eq!(sasl.username, Secret::Env("KAFKA_USER".into()));
+    assert_eq!(sasl.password, Secret::Env("KAFKA_PASSWORD".into()));
+}
+
+#[test]
+fn a_secret_written_in_the_file_is_refused_without_being_quoted() {
+    let path = Path::new(MANIFEST_DIR).join("tests/golden/bad_security.toml");
+    let errors = load(&path).unwrap_err().to_string();
+    assert!(
+        errors.contains("sasl.pasword"),
+        "a misspelt secret is refused: {errors}"
+    );
+    assert!(errors.contains("security.sasl.password"), "{errors}");
+    assert!(!errors.contains("hunter"), "a secret was quoted:\n{errors}");
+}

@@ -11,24 +11,22 @@ use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::{KafkaError, client_config};
+use crate::{Cluster, KafkaError};
 
 /// Makes sure `topic` exists with at least `partitions` partitions, creating it compacted
 /// (`cleanup.policy=compact`) when it is missing. `properties` are the pipeline's client
 /// properties (security settings and the like).
 pub fn ensure_changelog(
-    brokers: &str,
+    cluster: &Cluster,
     properties: &BTreeMap<String, String>,
     topic: &str,
     partitions: usize,
     timeout: Duration,
 ) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(
-        &[("bootstrap.servers", brokers)],
-        &admin_properties(properties),
-    )
-    .create()
-    .map_err(|e| KafkaError::Config(e.to_string()))?;
+    let admin: AdminClient<DefaultClientContext> = cluster
+        .config(&[], &admin_properties(properties))
+        .create()
+        .map_err(|e| cluster.config_error(e))?;
     let existing = crate::source::partition_count(admin.inner(), topic, timeout);
     let count = match existing {
         Ok(n) => n,
@@ -68,7 +66,7 @@ pub fn ensure_changelog(
 }
 
 /// The pipeline's properties a plain client accepts (consumer-only ones are dropped).
-fn admin_properties(properties: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+pub(crate) fn admin_properties(properties: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     properties
         .iter()
         .filter(|(k, _)| {
@@ -101,7 +99,7 @@ fn wait_for_topic(
 /// tombstone are left out). Keys are returned without the prefix. `read_committed` skips
 /// records of aborted transactions.
 pub fn read_changelog(
-    brokers: &str,
+    cluster: &Cluster,
     properties: &BTreeMap<String, String>,
     topic: &str,
     partition: i32,
@@ -110,20 +108,20 @@ pub fn read_changelog(
 ) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, KafkaError> {
     // A group id is required by the client, but nothing joins or commits under it.
     let group = format!("weir-changelog-reader-{}", std::process::id());
-    let consumer: BaseConsumer = client_config(
-        &[
-            ("bootstrap.servers", brokers),
-            ("group.id", &group),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            // The end of the partition, as the fetch responses tell it.
-            ("enable.partition.eof", "true"),
-            ("isolation.level", "read_committed"),
-        ],
-        &admin_properties(properties),
-    )
-    .create()
-    .map_err(|e| KafkaError::Config(e.to_string()))?;
+    let consumer: BaseConsumer = cluster
+        .config(
+            &[
+                ("group.id", &group),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                // The end of the partition, as the fetch responses tell it.
+                ("enable.partition.eof", "true"),
+                ("isolation.level", "read_committed"),
+            ],
+            &admin_properties(properties),
+        )
+        .create()
+        .map_err(|e| cluster.config_error(e))?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Beginning)
         .map_err(|e| KafkaError::broker("cannot build the changelog assignment", e))?;

@@ -11,7 +11,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::{KafkaError, client_config};
+use crate::{Cluster, KafkaError};
 
 /// Reads and writes the control topic: keyed records, last value per key wins.
 pub struct ControlChannel {
@@ -33,25 +33,25 @@ impl ControlChannel {
     /// no commits) and writes with an idempotent producer. `properties` are the pipeline's
     /// consumer properties (security settings and the like).
     pub fn open(
-        brokers: &str,
+        cluster: &Cluster,
         topic: &str,
         properties: &BTreeMap<String, String>,
         timeout: Duration,
     ) -> Result<Self, KafkaError> {
         // A group id is required by the client, but nothing joins or commits under it.
         let group = format!("weir-control-reader-{}", std::process::id());
-        let consumer: BaseConsumer = client_config(
-            &[
-                ("bootstrap.servers", brokers),
-                ("group.id", &group),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-                ("enable.partition.eof", "false"),
-            ],
-            properties,
-        )
-        .create()
-        .map_err(|e| KafkaError::Config(e.to_string()))?;
+        let consumer: BaseConsumer = cluster
+            .config(
+                &[
+                    ("group.id", &group),
+                    ("enable.auto.commit", "false"),
+                    ("enable.auto.offset.store", "false"),
+                    ("enable.partition.eof", "false"),
+                ],
+                properties,
+            )
+            .create()
+            .map_err(|e| cluster.config_error(e))?;
         let partitions = crate::source::partition_count(consumer.client(), topic, timeout)?;
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions as i32 {
@@ -61,16 +61,14 @@ impl ControlChannel {
         consumer
             .assign(&tpl)
             .map_err(|e| KafkaError::broker("cannot read the control topic", e))?;
-        let producer: ThreadedProducer<DefaultProducerContext> = client_config(
-            &[
-                ("bootstrap.servers", brokers),
-                ("enable.idempotence", "true"),
-                ("linger.ms", "0"),
-            ],
-            &BTreeMap::new(),
-        )
-        .create()
-        .map_err(|e| KafkaError::Config(e.to_string()))?;
+        // Security and client properties as for the consumer (consumer-only ones dropped).
+        let producer: ThreadedProducer<DefaultProducerContext> = cluster
+            .config(
+                &[("enable.idempotence", "true"), ("linger.ms", "0")],
+                &crate::changelog::admin_properties(properties),
+            )
+            .create()
+            .map_err(|e| cluster.config_error(e))?;
         Ok(Self {
             topic: topic.to_owned(),
             consumer,

@@ -8,12 +8,14 @@
 //!   [`weir_core::InputAck`] of the record the output came from.
 
 mod changelog;
+mod cluster;
 mod control;
 mod error;
 mod sink;
 mod source;
 
 pub use changelog::{ensure_changelog, read_changelog};
+pub use cluster::{Cluster, Protocol, Sasl, Security};
 pub use control::ControlChannel;
 pub use error::KafkaError;
 pub use sink::{DeliveryObserver, GroupMetadata, KafkaSink, SinkSettings};
@@ -21,18 +23,3 @@ pub use source::{
     KafkaSource, PartitionFeed, PartitionHandler, PartitionStats, SourceSettings, SourceStats,
     StartFrom, TopicPartition,
 };
-
-use std::collections::BTreeMap;
-
-use rdkafka::ClientConfig;
-
-fn client_config(defaults: &[(&str, &str)], overrides: &BTreeMap<String, String>) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    for (k, v) in defaults {
-        c.set(*k, *v);
-    }
-    for (k, v) in overrides {
-        c.set(k, v);
-    }
-    c
-}

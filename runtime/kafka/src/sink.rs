@@ -12,12 +12,12 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 use rdkafka::{ClientContext, Message};
 use weir_core::{InputAck, Record};
 
-use crate::{KafkaError, client_config};
+use crate::{Cluster, KafkaError};
 
 /// What the producer needs.
 #[derive(Clone)]
 pub struct SinkSettings {
-    pub brokers: String,
+    pub cluster: Cluster,
     /// Raw librdkafka producer properties; they override Weir's defaults.
     pub properties: BTreeMap<String, String>,
     /// Told about every acknowledged record, for throughput and end-to-end latency.
@@ -30,7 +30,7 @@ pub struct SinkSettings {
 impl fmt::Debug for SinkSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SinkSettings")
-            .field("brokers", &self.brokers)
+            .field("cluster", &self.cluster)
             .field("properties", &self.properties)
             .field("transactional_id", &self.transactional_id)
             .finish_non_exhaustive()
@@ -107,9 +107,8 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(2);
 
 impl KafkaSink {
     pub fn new(settings: &SinkSettings) -> Result<Self, KafkaError> {
-        let mut config = client_config(
+        let mut config = settings.cluster.config(
             &[
-                ("bootstrap.servers", &settings.brokers),
                 ("enable.idempotence", "true"),
                 ("linger.ms", "5"),
                 // Bound the local queue so a slow broker turns into backpressure, not memory.
@@ -126,7 +125,7 @@ impl KafkaSink {
                 failure: Mutex::new(None),
                 observer: settings.observer.clone(),
             })
-            .map_err(|e| KafkaError::Config(e.to_string()))?;
+            .map_err(|e| settings.cluster.config_error(e))?;
         if let Some(id) = &settings.transactional_id {
             // Fences any earlier producer with this id (a crashed process, the partition's
             // previous owner) and aborts the transaction it left open.

@@ -16,7 +16,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use weir_core::{Bytes, Header, Record};
 
-use crate::{KafkaError, client_config};
+use crate::{Cluster, KafkaError};
 
 /// A topic partition, with the topic name shared rather than copied per record.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,7 +41,7 @@ pub enum StartFrom {
 /// What the consumer needs to join its group.
 #[derive(Debug, Clone)]
 pub struct SourceSettings {
-    pub brokers: String,
+    pub cluster: Cluster,
     pub group: String,
     pub topics: Vec<String>,
     pub start: StartFrom,
@@ -350,9 +350,8 @@ impl KafkaSource {
             StartFrom::Earliest => "earliest",
             StartFrom::Latest => "latest",
         };
-        let config = client_config(
+        let config = settings.cluster.config(
             &[
-                ("bootstrap.servers", &settings.brokers),
                 ("group.id", &settings.group),
                 ("enable.auto.commit", "false"),
                 ("enable.auto.offset.store", "false"),
@@ -381,7 +380,7 @@ impl KafkaSource {
         let consumer: Arc<BaseConsumer<SourceContext>> = Arc::new(
             config
                 .create_with_context(context)
-                .map_err(|e| KafkaError::Config(e.to_string()))?,
+                .map_err(|e| settings.cluster.config_error(e))?,
         );
         let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
         let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();

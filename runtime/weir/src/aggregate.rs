@@ -120,7 +120,7 @@ impl AggregateLane {
     pub fn start(
         loaded: Arc<LoadedAggregate>,
         tp: &TopicPartition,
-        brokers: &str,
+        cluster: &weir_kafka::Cluster,
         properties: &std::collections::BTreeMap<String, String>,
         timeout: Duration,
     ) -> Result<Self, String> {
@@ -128,7 +128,7 @@ impl AggregateLane {
         let prefix = key_prefix(&tp.topic, tp.partition);
         let started = Instant::now();
         let stored = weir_kafka::read_changelog(
-            brokers,
+            cluster,
             properties,
             &loaded.spec.changelog,
             tp.partition,

@@ -40,6 +40,8 @@ pub enum EngineError {
     Kafka(#[from] KafkaError),
     #[error(transparent)]
     Telemetry(#[from] weir_telemetry::TelemetryError),
+    #[error(transparent)]
+    Secret(#[from] crate::cluster::SecretUnavailable),
     #[error("cannot watch the pipeline for changes: {0}")]
     Watch(String),
     /// Delivery or processing failed in a way that forbids going on; offsets were committed only
@@ -139,8 +141,9 @@ pub fn run(
     let loaded = Arc::new(loaded);
     let metrics = Metrics::new(&pipeline.name);
     let (spans, _spans_guard) = start_spans(pipeline, &metrics)?;
+    let cluster = crate::cluster::cluster(brokers, &pipeline.security)?;
     let sink_settings = SinkSettings {
-        brokers: brokers.to_owned(),
+        cluster: cluster.clone(),
         properties: pipeline.sink.kafka.clone(),
         observer: Some(Arc::new(Delivered(Arc::clone(&metrics)))),
         transactional_id: None,
@@ -153,7 +156,7 @@ pub fn run(
         pipeline: pipeline.name.as_str().into(),
         dead_letter: pipeline.dead_letter.topic.as_str().into(),
         batch_size: pipeline.source.batch_size,
-        brokers: brokers.to_owned(),
+        cluster: cluster.clone(),
         source_properties: pipeline.source.kafka.clone(),
         commit_interval: pipeline.source.commit_interval,
         drain_timeout: pipeline.source.drain_timeout,
@@ -208,15 +211,15 @@ pub fn run(
             pipeline.clone(),
             options,
             Arc::clone(&shared),
-            brokers,
+            &cluster,
         )?),
         None => None,
     };
-    check_topics(pipeline, &loaded, &sink, brokers)?;
+    check_topics(pipeline, &loaded, &sink, &cluster)?;
     manager.reachable.store(true, Ordering::Relaxed);
     let source = KafkaSource::new(
         &SourceSettings {
-            brokers: brokers.to_owned(),
+            cluster,
             group: pipeline.source.group.clone(),
             topics: pipeline.source.topics.clone(),
             prefetch_records: pipeline.source.queue_capacity,
@@ -371,7 +374,7 @@ fn check_topics(
     pipeline: &Pipeline,
     loaded: &LoadedPipeline,
     sink: &KafkaSink,
-    brokers: &str,
+    cluster: &weir_kafka::Cluster,
 ) -> Result<(), KafkaError> {
     let mut source_partitions = 0;
     for t in &pipeline.source.topics {
@@ -381,7 +384,7 @@ fn check_topics(
     let aggregate = loaded.aggregate().map(|a| &a.info);
     if let Some(a) = loaded.aggregate() {
         weir_kafka::ensure_changelog(
-            brokers,
+            cluster,
             &pipeline.source.kafka,
             &a.spec.changelog,
             source_partitions,

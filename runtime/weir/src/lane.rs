@@ -30,7 +30,7 @@ pub(crate) struct Shared {
     pub dead_letter: Arc<str>,
     pub batch_size: usize,
     /// Where aggregate lanes read their changelog from, and with which client properties.
-    pub brokers: String,
+    pub cluster: weir_kafka::Cluster,
     pub source_properties: std::collections::BTreeMap<String, String>,
     /// How often aggregate lanes checkpoint.
     pub commit_interval: Duration,
@@ -360,7 +360,7 @@ impl Worker {
         let lane = AggregateLane::start(
             Arc::clone(loaded),
             &self.tp,
-            &self.shared.brokers,
+            &self.shared.cluster,
             &self.shared.source_properties,
             self.shared.drain_timeout.max(Duration::from_secs(30)),
         )?;

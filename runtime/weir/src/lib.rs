@@ -10,6 +10,7 @@
 mod aggregate;
 pub mod canary;
 pub mod chain;
+mod cluster;
 pub mod engine;
 mod guest;
 mod lane;

@@ -81,11 +81,11 @@ impl Reloader {
         pipeline: Pipeline,
         options: ReloadOptions,
         shared: Arc<Shared>,
-        brokers: &str,
+        cluster: &weir_kafka::Cluster,
     ) -> Result<Self, EngineError> {
         let control = match &pipeline.control {
             Some(c) => Some(ControlChannel::open(
-                brokers,
+                cluster,
                 &c.topic,
                 &pipeline.source.kafka,
                 Duration::from_secs(15),
@@ -124,7 +124,7 @@ impl Reloader {
         let stopping = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("weir-reload".into())
-            .spawn(move || state.run(&events, &stopping))
+            .spawn(move || state.run(events, &stopping))
             .map_err(|e| EngineError::Watch(format!("cannot start the reload thread: {e}")))?;
         Ok(Self {
             stop,
@@ -158,7 +158,7 @@ struct State {
 const ANALYSIS_EVERY: Duration = Duration::from_secs(1);
 
 impl State {
-    fn run(mut self, events: &Receiver<notify::Result<notify::Event>>, stop: &AtomicBool) {
+    fn run(mut self, mut events: Receiver<notify::Result<notify::Event>>, stop: &AtomicBool) {
         let mut pending: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
             match events.recv_timeout(Duration::from_millis(50)) {
@@ -183,7 +183,10 @@ impl State {
                 }
                 Ok(Err(error)) => tracing::warn!(%error, "File watcher error."),
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {}
+                // No watcher (`--no-watch`), or it is gone: from now on wait out each tick on a
+                // channel that never delivers. `recv_timeout` on a disconnected channel returns at
+                // once, and this loop would spin a core.
+                Err(RecvTimeoutError::Disconnected) => events = crossbeam_channel::never(),
             }
             drop(std::mem::take(&mut *self.shared.retired.lock()));
             self.read_control();
