@@ -23,10 +23,63 @@ pub enum KafkaError {
 }
 
 impl KafkaError {
+    /// A short, stable name for what went wrong, for metric labels and for grouping repeated
+    /// errors: librdkafka's error code in snake case (`bad_compression`, `not_implemented`,
+    /// `topic_authorization_failed`), or the variant's name when there is no code.
+    pub fn kind(&self) -> String {
+        match self {
+            Self::Broker { cause, .. } => match cause.rdkafka_error_code() {
+                Some(code) => snake_case(&format!("{code:?}")),
+                None => "client".into(),
+            },
+            Self::Config(_) => "config".into(),
+            Self::Topic(_) => "topic".into(),
+            Self::Unsplit(_) => "unsplit".into(),
+        }
+    }
+
     pub(crate) fn broker(context: impl Into<String>, cause: rdkafka::error::KafkaError) -> Self {
         Self::Broker {
             context: context.into(),
             cause,
         }
+    }
+}
+
+fn snake_case(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 4);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::types::RDKafkaErrorCode;
+
+    use super::*;
+
+    #[test]
+    fn kinds_are_librdkafka_codes_in_snake_case() {
+        let error = KafkaError::broker(
+            "consume failed",
+            rdkafka::error::KafkaError::MessageConsumption(RDKafkaErrorCode::BadCompression),
+        );
+        assert_eq!(error.kind(), "bad_compression");
+        let error = KafkaError::broker(
+            "consume failed",
+            rdkafka::error::KafkaError::MessageConsumption(
+                RDKafkaErrorCode::TopicAuthorizationFailed,
+            ),
+        );
+        assert_eq!(error.kind(), "topic_authorization_failed");
     }
 }

@@ -75,6 +75,15 @@ struct PartitionLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConsumeErrorLabels {
+    pipeline: Arc<str>,
+    topic: Arc<str>,
+    /// -1 for an error of the client as a whole.
+    partition: i32,
+    kind: Arc<str>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PipelineLabels {
     pipeline: Arc<str>,
 }
@@ -171,6 +180,8 @@ pub struct Metrics {
     end_to_end: HistogramFamily<TopicLabels>,
     produced: Family<TopicLabels, Counter>,
     consumed: Family<PartitionLabels, Counter>,
+    consume_errors: Family<ConsumeErrorLabels, Counter>,
+    stalled: Family<PartitionLabels, Gauge>,
     lag: Family<PartitionLabels, Gauge>,
     fetch_queue: Family<PartitionLabels, Gauge>,
     in_flight: Family<PipelineLabels, Gauge>,
@@ -213,6 +224,8 @@ impl Metrics {
             Family::new_with_constructor(latency_histogram);
         let produced = Family::default();
         let consumed = Family::default();
+        let consume_errors = Family::default();
+        let stalled = Family::default();
         let lag = Family::default();
         let fetch_queue = Family::default();
         let in_flight = Family::default();
@@ -273,6 +286,17 @@ impl Metrics {
             produced.clone(),
         );
         r.register("weir_consumed", "Records read from Kafka", consumed.clone());
+        r.register(
+            "weir_consume_errors",
+            "Errors the Kafka client reported while consuming, by partition (-1: the client as a \
+             whole) and kind",
+            consume_errors.clone(),
+        );
+        r.register(
+            "weir_partition_stalled",
+            "1 while a partition's consumption keeps failing with no record read between errors",
+            stalled.clone(),
+        );
         r.register(
             "weir_consumer_lag",
             "Records between a partition's high watermark and the group's committed offset",
@@ -387,6 +411,8 @@ impl Metrics {
             end_to_end,
             produced,
             consumed,
+            consume_errors,
+            stalled,
             lag,
             fetch_queue,
             in_flight,
@@ -455,6 +481,7 @@ impl Metrics {
         };
         PartitionMetrics {
             consumed: self.consumed.get_or_create_owned(&labels),
+            stalled: self.stalled.get_or_create_owned(&labels),
             trace_invalid: self.trace_invalid.get_or_create_owned(&TopicLabels {
                 pipeline: Arc::clone(&self.pipeline),
                 topic: Arc::clone(topic),
@@ -475,6 +502,19 @@ impl Metrics {
             self.end_to_end.get_or_create(&labels).observe(seconds);
         }
         self.produced.get_or_create(&labels).inc();
+    }
+
+    /// The Kafka client reported an error of `kind` while consuming `partition` of `topic`
+    /// (`None`: an error of the client as a whole).
+    pub fn consume_error(&self, topic: &str, partition: Option<i32>, kind: &str) {
+        self.consume_errors
+            .get_or_create(&ConsumeErrorLabels {
+                pipeline: Arc::clone(&self.pipeline),
+                topic: topic.into(),
+                partition: partition.unwrap_or(-1),
+                kind: kind.into(),
+            })
+            .inc();
     }
 
     /// The consumer lag of a partition, as the client last reported it.
@@ -508,6 +548,7 @@ impl Metrics {
         };
         self.lag.remove(&labels);
         self.fetch_queue.remove(&labels);
+        self.stalled.remove(&labels);
     }
 
     /// Sets the backpressure and assignment gauges.
@@ -650,6 +691,8 @@ impl StageMetrics {
 #[derive(Debug, Clone)]
 pub struct PartitionMetrics {
     pub consumed: Counter,
+    /// 1 while the partition's consumption keeps failing.
+    pub stalled: Gauge,
     pub trace_invalid: Counter,
 }
 

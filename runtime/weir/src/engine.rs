@@ -166,6 +166,7 @@ pub fn run(
         group_metadata: Mutex::new(None),
         stats: Arc::clone(&stats),
         fatal: Mutex::new(None),
+        stalls: Arc::default(),
         loaded: RwLock::new(Arc::clone(&loaded)),
         canary_board: Mutex::default(),
         canary_requests: Mutex::default(),
@@ -242,6 +243,7 @@ pub fn run(
     let mut last_commit = Instant::now();
     let mut last_progress = Instant::now();
     let mut last_gauges = Instant::now();
+    let mut client_errors = crate::stall::Throttle::default();
     let failure = loop {
         if shutdown.load(Ordering::Relaxed) {
             break None;
@@ -254,7 +256,13 @@ pub fn run(
             // Delivering it out of its lane could reorder or skip records: stop instead, and let
             // the restart re-read from the last commit.
             Err(error @ KafkaError::Unsplit(_)) => break Some(error.to_string()),
-            Err(error) => tracing::warn!(%error, "Consumer error; retrying."),
+            Err(error) => {
+                let kind = error.kind();
+                metrics.consume_error("", None, &kind);
+                if let Some(repeats) = client_errors.admit(&kind, Instant::now()) {
+                    tracing::warn!(%error, kind, repeats, "Consumer error; retrying.");
+                }
+            }
         }
         if last_commit.elapsed() >= pipeline.source.commit_interval {
             let offsets = manager.committable();
@@ -434,7 +442,10 @@ impl Health for Manager {
         if self.assigned.load(Ordering::Relaxed) == 0 {
             return Err("no partition assigned".into());
         }
-        Ok(())
+        match self.shared.stalls.describe() {
+            Some(stalled) => Err(stalled),
+            None => Ok(()),
+        }
     }
 }
 

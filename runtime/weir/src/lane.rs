@@ -15,6 +15,7 @@ use crate::aggregate::{AggregateLane, Fate, WindowResult};
 
 use crate::chain::{Chain, Emit, Partitioning, Run, StageCall, StageInfo};
 use crate::loader::LoadedPipeline;
+use crate::stall::{FeedErrors, guarded};
 
 /// Counters shared by every lane, for progress logs and the final summary.
 #[derive(Debug, Default)]
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     pub stats: Arc<Stats>,
     /// The first error that makes the pipeline stop.
     pub fatal: Mutex<Option<String>>,
+    /// Partitions whose consumption keeps failing, for `/readyz`.
+    pub stalls: Arc<crate::stall::Stalls>,
     /// The stages' modules every lane should run; replaced by a reload.
     pub loaded: RwLock<Arc<LoadedPipeline>>,
     /// Bumped after `loaded` is replaced: lanes compare it at every batch boundary.
@@ -164,6 +167,12 @@ impl Lane {
         let saturated = Arc::new(AtomicBool::new(false));
         let tracker = Arc::new(PartitionTracker::new());
         let shared_sink = Arc::clone(&shared.sink);
+        let feed_errors = FeedErrors::new(
+            tp.clone(),
+            metrics.clone(),
+            Arc::clone(&shared.metrics),
+            Arc::clone(&shared.stalls),
+        );
         let worker = Worker {
             generation,
             tp: tp.clone(),
@@ -175,6 +184,7 @@ impl Lane {
             saturated: Arc::clone(&saturated),
             tracker: Arc::clone(&tracker),
             metrics,
+            feed_errors,
             aggregate: None,
             aggregate_metrics: None,
             sink: Arc::clone(&shared_sink),
@@ -182,7 +192,12 @@ impl Lane {
         };
         let thread = std::thread::Builder::new()
             .name(format!("weir-lane-{}-{}", tp.topic, tp.partition))
-            .spawn(move || worker.run())
+            .spawn(move || {
+                // A lane that panics must not leave a live process with a dead partition.
+                let shared = Arc::clone(&worker.shared);
+                let what = format!("lane {}", worker.tp);
+                guarded(&what, |message| shared.set_fatal(message), || worker.run());
+            })
             .expect("cannot spawn a lane thread");
         Self {
             stop,
@@ -206,6 +221,8 @@ struct Worker {
     saturated: Arc<AtomicBool>,
     tracker: Arc<PartitionTracker>,
     metrics: PartitionMetrics,
+    /// Consume errors of the partition, and whether it is stalled.
+    feed_errors: FeedErrors,
     /// The aggregate stage that ends the chain, if any: its state, and its metric handles.
     aggregate: Option<AggregateLane>,
     aggregate_metrics: Option<StageMetrics>,
@@ -260,10 +277,13 @@ impl Worker {
             let mut wait = WAIT;
             while batch.len() < batch_size {
                 match self.feed.poll(wait) {
-                    Ok(Some(r)) => batch.push(r),
+                    Ok(Some(r)) => {
+                        self.feed_errors.record();
+                        batch.push(r);
+                    }
                     Ok(None) => break,
                     Err(error) => {
-                        tracing::warn!(partition = %self.tp, %error, "Consume error; going on.");
+                        self.feed_errors.error(&error);
                         break;
                     }
                 }

@@ -16,6 +16,7 @@ mod guest;
 mod lane;
 pub mod loader;
 mod reload;
+mod stall;
 pub mod testing;
 
 pub use lane::Stats;

@@ -124,7 +124,14 @@ impl Reloader {
         let stopping = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("weir-reload".into())
-            .spawn(move || state.run(events, &stopping))
+            .spawn(move || {
+                let shared = Arc::clone(&state.shared);
+                crate::stall::guarded(
+                    "the reload thread",
+                    |message| shared.set_fatal(message),
+                    || state.run(events, &stopping),
+                );
+            })
             .map_err(|e| EngineError::Watch(format!("cannot start the reload thread: {e}")))?;
         Ok(Self {
             stop,
