@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -320,14 +320,11 @@ fn to_rec(m: &rdkafka::message::BorrowedMessage<'_>) -> Rec {
         offset: m.offset(),
         key: m.key().map(<[u8]>::to_vec),
         value: m.payload().map(<[u8]>::to_vec),
-        headers: m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        // Names that are not UTF-8 come escaped (rdkafka's own accessor would panic on them).
+        headers: weir_kafka::headers::read(m)
+            .iter()
+            .map(|h| (h.name.to_owned(), h.value.map(<[u8]>::to_vec)))
+            .collect(),
         timestamp: m.timestamp().to_millis(),
     }
 }

@@ -1,7 +1,8 @@
 //! Names of the headers Weir writes on dead letters.
 //!
 //! A dead letter is the record as it entered the failing stage (key, value, timestamp and headers
-//! unchanged) plus these provenance headers, all UTF-8 text.
+//! unchanged, except that headers of the input named `weir.*` are dropped: only Weir writes
+//! provenance) plus these provenance headers, all UTF-8 text.
 
 /// The pipeline's `name`.
 pub const PIPELINE: &str = "weir.pipeline";
@@ -22,3 +23,11 @@ pub const SOURCE_TOPIC: &str = "weir.source.topic";
 pub const SOURCE_PARTITION: &str = "weir.source.partition";
 /// The offset the record was consumed at (decimal).
 pub const SOURCE_OFFSET: &str = "weir.source.offset";
+/// On a dead letter too large for the producer: the size in bytes of the key and value it was
+/// sent without (decimal). Such a letter keeps only its provenance and trace-context headers.
+pub const TRUNCATED: &str = "weir.truncated";
+
+/// Whether `name` is a provenance header name, which only Weir may write.
+pub fn is_provenance(name: &str) -> bool {
+    name.starts_with("weir.")
+}

@@ -11,6 +11,8 @@ mod changelog;
 mod cluster;
 mod control;
 mod error;
+pub mod headers;
+mod limits;
 mod sink;
 mod source;
 
@@ -18,6 +20,7 @@ pub use changelog::{ensure_changelog, read_changelog};
 pub use cluster::{Cluster, Protocol, Sasl, Security};
 pub use control::ControlChannel;
 pub use error::KafkaError;
+pub use limits::max_message_bytes;
 pub use sink::{DeliveryObserver, GroupMetadata, KafkaSink, SinkSettings};
 pub use source::{
     KafkaSource, PartitionFeed, PartitionHandler, PartitionStats, SourceSettings, SourceStats,

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Message};
 use weir_core::{InputAck, Record};
@@ -184,13 +183,7 @@ impl KafkaSink {
         record: &Record,
         ack: &Arc<InputAck>,
     ) -> Result<(), KafkaError> {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for h in record.headers.iter() {
-            headers = headers.insert(Header {
-                key: h.name,
-                value: h.value,
-            });
-        }
+        let headers = crate::headers::write(&record.headers);
         let mut r: BaseRecord<'_, [u8], [u8], Box<Arc<InputAck>>> =
             BaseRecord::with_opaque_to(topic, Box::new(Arc::clone(ack))).headers(headers);
         if let Some(k) = &record.key {

@@ -10,11 +10,11 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, base_consumer::PartitionQueue,
 };
 use rdkafka::error::KafkaError as RdError;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use weir_core::{Bytes, Header, Record};
+use weir_core::{Bytes, Record};
 
 use crate::{Cluster, KafkaError};
 
@@ -155,10 +155,7 @@ impl PartitionFeed {
 
 /// An owned copy of a fetched message.
 fn record_of(msg: &BorrowedMessage<'_>) -> Record {
-    let headers = msg
-        .headers()
-        .map(|hs| hs.iter().map(|h| Header::new(h.key, h.value)).collect())
-        .unwrap_or_default();
+    let headers = crate::headers::read(msg);
     Record {
         offset: msg.offset(),
         timestamp: msg.timestamp().to_millis(),

@@ -27,7 +27,6 @@ use weir_kafka::{
 };
 use weir_telemetry::{AdminApi, AdminServer, Control, Health, Metrics, Spans, SpansGuard};
 
-use crate::chain::Partitioning;
 use crate::lane::{Lane, Shared, Stats, Tracing};
 use crate::loader::LoadedPipeline;
 pub use crate::reload::ReloadOptions;
@@ -119,8 +118,6 @@ pub struct Summary {
     pub dead_letters: u64,
 }
 
-/// How long start-up waits for topic metadata.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 /// How often progress is logged.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// How often the backpressure and assignment gauges are refreshed.
@@ -144,7 +141,7 @@ pub fn run(
     let cluster = crate::cluster::cluster(brokers, &pipeline.security)?;
     let sink_settings = SinkSettings {
         cluster: cluster.clone(),
-        properties: pipeline.sink.kafka.clone(),
+        properties: crate::cluster::producer_properties(pipeline, &cluster),
         observer: Some(Arc::new(Delivered(Arc::clone(&metrics)))),
         transactional_id: None,
     };
@@ -216,7 +213,7 @@ pub fn run(
         )?),
         None => None,
     };
-    check_topics(pipeline, &loaded, &sink, &cluster)?;
+    crate::cluster::check_topics(pipeline, &loaded, &sink, &cluster)?;
     manager.reachable.store(true, Ordering::Relaxed);
     let source = KafkaSource::new(
         &SourceSettings {
@@ -374,44 +371,6 @@ fn log_progress(stats: &Stats, started: Instant) {
         records_per_sec = (s.records_in as f64 / secs).round(),
         "Progress."
     );
-}
-
-/// Fails fast when a topic the pipeline writes to is missing, or too small for source
-/// partitioning.
-fn check_topics(
-    pipeline: &Pipeline,
-    loaded: &LoadedPipeline,
-    sink: &KafkaSink,
-    cluster: &weir_kafka::Cluster,
-) -> Result<(), KafkaError> {
-    let mut source_partitions = 0;
-    for t in &pipeline.source.topics {
-        source_partitions = source_partitions.max(sink.partition_count(t, METADATA_TIMEOUT)?);
-    }
-    sink.partition_count(&pipeline.dead_letter.topic, METADATA_TIMEOUT)?;
-    let aggregate = loaded.aggregate().map(|a| &a.info);
-    if let Some(a) = loaded.aggregate() {
-        weir_kafka::ensure_changelog(
-            cluster,
-            &pipeline.source.kafka,
-            &a.spec.changelog,
-            source_partitions,
-            METADATA_TIMEOUT,
-        )?;
-    }
-    for info in loaded.infos().iter().chain(aggregate) {
-        let Some(topic) = &info.output else { continue };
-        let n = sink.partition_count(topic, METADATA_TIMEOUT)?;
-        if info.partitioning == Partitioning::Source && n < source_partitions {
-            return Err(KafkaError::Topic(format!(
-                "stage {} publishes to {topic} with partitioning = \"source\", but {topic} has {n} \
-                 partitions and the source has {source_partitions}: give {topic} at least \
-                 {source_partitions} partitions or set partitioning = \"key\"",
-                info.name
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Owns the lanes; the consumer's [`PartitionHandler`].

@@ -807,9 +807,27 @@ impl Worker {
             m.failed(failure.kind.as_str(), wasm);
         }
         let letter = dead_letter_record(&self.shared.pipeline, stage, &self.tp, record, failure);
-        self.sink
-            .send(&self.shared.dead_letter, None, &letter, ack)
-            .map_err(|e| format!("cannot dead-letter {}@{}: {e}", self.tp, letter.offset))?;
+        if let Err(error) = self.sink.send(&self.shared.dead_letter, None, &letter, ack) {
+            // Too large for the producer (the usual reason it refuses at once): the letter goes
+            // without its key and value, saying how large they were, so its provenance is kept
+            // and the partition moves on instead of stopping on the same record at every start.
+            let offset = letter.offset;
+            let truncated = truncated_letter(letter);
+            self.sink
+                .send(&self.shared.dead_letter, None, &truncated, ack)
+                .map_err(|e| {
+                    format!(
+                        "cannot dead-letter {}@{offset}: {e} (in full: {error})",
+                        self.tp
+                    )
+                })?;
+            tracing::warn!(
+                partition = self.tp.partition,
+                offset,
+                %error,
+                "Dead letter refused by the producer; sent without its key and value."
+            );
+        }
         self.shared
             .stats
             .dead_letters
@@ -1073,6 +1091,22 @@ impl RecordTrace {
 
 /// The record as it entered the failing stage, plus provenance headers (see
 /// [`weir_core::headers`]).
+/// `letter` without its key, value and headers of its own (provenance and trace context kept),
+/// with a header saying how many bytes its key and value held.
+fn truncated_letter(mut letter: Record) -> Record {
+    let size =
+        letter.key.as_ref().map_or(0, |k| k.len()) + letter.value.as_ref().map_or(0, |v| v.len());
+    letter.key = None;
+    letter.value = None;
+    letter.headers.retain(|h| {
+        headers::is_provenance(h.name) || h.name == "traceparent" || h.name == "tracestate"
+    });
+    letter
+        .headers
+        .push(headers::TRUNCATED, Some(size.to_string().as_bytes()));
+    letter
+}
+
 pub(crate) fn dead_letter_record(
     pipeline: &str,
     stage: &StageInfo,
@@ -1092,6 +1126,8 @@ pub(crate) fn dead_letter_record(
         (headers::SOURCE_PARTITION, &partition),
         (headers::SOURCE_OFFSET, &offset),
     ];
+    // An input's own `weir.*` headers are not provenance: whoever produced it could forge them.
+    record.headers.retain(|h| !headers::is_provenance(h.name));
     record.headers.extend(
         provenance
             .iter()

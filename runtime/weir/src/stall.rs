@@ -207,7 +207,11 @@ mod tests {
     #[test]
     fn a_panic_becomes_a_fatal_message() {
         let mut fatal = None;
-        guarded("lane clicks/0", |m| fatal = Some(m), || panic!("header key is not UTF-8"));
+        guarded(
+            "lane clicks/0",
+            |m| fatal = Some(m),
+            || panic!("header key is not UTF-8"),
+        );
         assert_eq!(
             fatal.as_deref(),
             Some("lane clicks/0 panicked: header key is not UTF-8")
@@ -245,7 +249,10 @@ mod tests {
         assert!(stalls.describe().is_none());
         errors.failed("bad_compression", &error);
         let why = stalls.describe().expect("stalled");
-        assert!(why.contains("clicks/3") && why.contains("bad_compression"), "{why}");
+        assert!(
+            why.contains("clicks/3") && why.contains("bad_compression"),
+            "{why}"
+        );
         assert_eq!(pm.stalled.get(), 1);
         let text = metrics.encode();
         assert!(
