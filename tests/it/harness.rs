@@ -242,10 +242,16 @@ impl Rec {
 
 /// Produces `records` (to their partitions) and waits for every acknowledgement.
 pub fn produce(topic: &str, records: &[Rec]) {
-    let producer: ThreadedProducer<DefaultProducerContext> =
-        client(&[("enable.idempotence", "true"), ("linger.ms", "5")])
-            .create()
-            .unwrap();
+    produce_with(topic, records, &[]);
+}
+
+/// [`produce`] with more producer properties, such as `compression.type`.
+pub fn produce_with(topic: &str, records: &[Rec], extra: &[(&str, &str)]) {
+    let mut config = client(&[("enable.idempotence", "true"), ("linger.ms", "5")]);
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> = config.create().unwrap();
     for r in records {
         let mut headers = OwnedHeaders::new();
         for (k, v) in &r.headers {
@@ -484,6 +490,11 @@ impl Weir {
             }
         });
         Self { child, log }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether a log line containing `needle` was written.

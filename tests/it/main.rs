@@ -4,6 +4,7 @@
 mod harness;
 mod otlp;
 mod prometheus;
+mod raw;
 mod tail;
 
 mod aggregate;
@@ -12,6 +13,8 @@ mod canary;
 mod cli;
 mod delivery;
 mod flow;
+mod hostile;
+mod idle;
 mod languages;
 mod misbehaving;
 mod reload;

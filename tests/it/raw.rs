@@ -106,7 +106,10 @@ pub fn produce(bootstrap: &str, topic: &str, partition: i32, batch: &[u8]) {
     let name_len = i16::from_be_bytes([response[8], response[9]]) as usize;
     let at = 10 + name_len + 4 + 4;
     let error = i16::from_be_bytes([response[at], response[at + 1]]);
-    assert_eq!(error, 0, "the broker refused the raw batch (error code {error})");
+    assert_eq!(
+        error, 0,
+        "the broker refused the raw batch (error code {error})"
+    );
 }
 
 fn string(out: &mut Vec<u8>, s: &str) {
