@@ -48,7 +48,17 @@ pub fn module(name: &str) -> PathBuf {
 
 pub struct Broker {
     pub bootstrap: String,
-    _child: Option<Child>,
+    _child: Option<Process>,
+}
+
+/// A child process, killed when dropped.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The shared broker, started on first use.
@@ -74,7 +84,7 @@ pub fn broker() -> &'static Broker {
     })
 }
 
-fn tansu_binary() -> PathBuf {
+pub fn tansu_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("WEIR_TANSU") {
         return PathBuf::from(p);
     }
@@ -93,7 +103,7 @@ fn tansu_binary() -> PathBuf {
     );
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -103,19 +113,25 @@ fn free_port() -> u16 {
 
 fn start_tansu() -> Broker {
     let port = free_port();
-    let url = format!("tcp://127.0.0.1:{port}");
+    let child = spawn_tansu(port, port, &[], "shared");
+    Broker {
+        bootstrap: format!("127.0.0.1:{port}"),
+        _child: Some(child),
+    }
+}
+
+/// Starts a Tansu broker listening on `port` that tells clients to connect to `advertised` (a
+/// TLS terminator in front of it, say), with `extra` arguments; returns once it listens. It dies
+/// with the calling thread. Its log is kept in `target/tansu-<pid>-<name>.log`.
+pub fn spawn_tansu(port: u16, advertised: u16, extra: &[&str], name: &str) -> Process {
+    let url = |port: u16| format!("tcp://127.0.0.1:{port}");
     let mut cmd = Command::new(tansu_binary());
-    cmd.args([
-        "broker",
-        "--listener-url",
-        &url,
-        "--advertised-listener-url",
-        &url,
-    ])
-    .args(["--storage-engine", "memory://tansu/"])
-    .stdin(Stdio::null());
-    // The broker's log is kept for post-mortems: target/tansu-<pid>.log.
-    let log = repo().join(format!("target/tansu-{}.log", std::process::id()));
+    cmd.args(["broker", "--listener-url", &url(port)])
+        .args(["--advertised-listener-url", &url(advertised)])
+        .args(["--storage-engine", "memory://tansu/"])
+        .args(extra)
+        .stdin(Stdio::null());
+    let log = repo().join(format!("target/tansu-{}-{name}.log", std::process::id()));
     match std::fs::File::create(&log) {
         Ok(f) => {
             cmd.stdout(f.try_clone().unwrap()).stderr(f);
@@ -125,19 +141,20 @@ fn start_tansu() -> Broker {
         }
     }
     die_with_parent(&mut cmd);
-    let child = cmd.spawn().expect("cannot start tansu");
-    let bootstrap = format!("127.0.0.1:{port}");
+    let child = Process(cmd.spawn().expect("cannot start tansu"));
+    wait_listening(port, "tansu");
+    child
+}
+
+/// Waits until something listens on loopback port `port`.
+pub fn wait_listening(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&bootstrap).is_err() {
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             Instant::now() < deadline,
-            "tansu did not listen on {bootstrap}"
+            "{what} did not listen on port {port}"
         );
         std::thread::sleep(Duration::from_millis(20));
-    }
-    Broker {
-        bootstrap,
-        _child: Some(child),
     }
 }
 
@@ -173,8 +190,13 @@ pub fn unique(prefix: &str) -> String {
 }
 
 fn client(extra: &[(&str, &str)]) -> ClientConfig {
+    client_at(&broker().bootstrap, extra)
+}
+
+/// A client configuration for the brokers at `bootstrap`, with `extra` properties.
+pub fn client_at(bootstrap: &str, extra: &[(&str, &str)]) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &broker().bootstrap);
+    c.set("bootstrap.servers", bootstrap);
     for (k, v) in extra {
         c.set(*k, *v);
     }
@@ -247,10 +269,18 @@ pub fn produce(topic: &str, records: &[Rec]) {
 
 /// [`produce`] with more producer properties, such as `compression.type`.
 pub fn produce_with(topic: &str, records: &[Rec], extra: &[(&str, &str)]) {
-    let mut config = client(&[("enable.idempotence", "true"), ("linger.ms", "5")]);
+    let mut config = client(&[]);
     for (k, v) in extra {
         config.set(*k, *v);
     }
+    produce_via(config, topic, records);
+}
+
+/// [`produce`] with the client configuration `config` (another cluster, TLS...).
+pub fn produce_via(mut config: ClientConfig, topic: &str, records: &[Rec]) {
+    config
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5");
     let producer: ThreadedProducer<DefaultProducerContext> = config.create().unwrap();
     for r in records {
         let mut headers = OwnedHeaders::new();
@@ -286,14 +316,17 @@ pub fn produce_with(topic: &str, records: &[Rec], extra: &[(&str, &str)]) {
 }
 
 fn reader(topic: &str) -> BaseConsumer {
-    let consumer: BaseConsumer = client(&[
-        ("group.id", &unique("reader")),
-        ("enable.auto.commit", "false"),
-        ("auto.offset.reset", "earliest"),
-        ("isolation.level", "read_committed"),
-    ])
-    .create()
-    .unwrap();
+    reader_via(client(&[]), topic)
+}
+
+fn reader_via(mut config: ClientConfig, topic: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = config
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .unwrap();
@@ -348,7 +381,17 @@ pub fn follow(topic: &str, stop: &std::sync::atomic::AtomicBool, mut each: impl 
 /// Reads `topic` from the beginning until `expected` records arrived, or `timeout` passed
 /// (then returns what it has). Records come in order within each partition.
 pub fn consume(topic: &str, expected: usize, timeout: Duration) -> Vec<Rec> {
-    let consumer = reader(topic);
+    consume_via(client(&[]), topic, expected, timeout)
+}
+
+/// [`consume`] with the client configuration `config`.
+pub fn consume_via(
+    config: ClientConfig,
+    topic: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<Rec> {
+    let consumer = reader_via(config, topic);
     let deadline = Instant::now() + timeout;
     let mut out = Vec::new();
     while out.len() < expected && Instant::now() < deadline {
@@ -570,6 +613,23 @@ impl Weir {
             .iter()
             .filter(|l| l.contains(needle))
             .count()
+    }
+
+    /// Waits for the process to exit by itself; returns its status and log.
+    pub fn wait_exit(mut self, timeout: Duration) -> (std::process::ExitStatus, Vec<String>) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100)); // let the log reader finish
+                return (status, self.log.lock().unwrap().clone());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "weir did not exit within {timeout:?}; log:\n{}",
+                self.log.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// SIGKILL: no drain, no commit.

@@ -19,4 +19,5 @@ mod languages;
 mod misbehaving;
 mod reload;
 mod scaffold;
+mod security;
 mod telemetry;

@@ -8,12 +8,14 @@ pub mod failure;
 pub mod headers;
 pub mod offsets;
 pub mod stage;
+mod throttle;
 pub mod trace;
 pub mod window;
 
 pub use failure::{Failure, FailureKind};
 pub use offsets::{InputAck, PartitionTracker};
 pub use stage::{CallTrace, Outputs, Stage, StageOutcome};
+pub use throttle::{LOG_EVERY, Throttle};
 /// The record type that flows through a pipeline: the same owned record the batch encoding reads
 /// and writes. `offset` is the source offset a record derives from.
 pub use weir_wire::Record;

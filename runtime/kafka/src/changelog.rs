@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::context::QuietContext;
 use crate::{Cluster, KafkaError};
 
 /// Makes sure `topic` exists with at least `partitions` partitions, creating it compacted
@@ -23,9 +23,9 @@ pub fn ensure_changelog(
     partitions: usize,
     timeout: Duration,
 ) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = cluster
+    let admin: AdminClient<QuietContext> = cluster
         .config(&[], &admin_properties(properties))
-        .create()
+        .create_with_context(QuietContext::default())
         .map_err(|e| cluster.config_error(e))?;
     let existing = crate::source::partition_count(admin.inner(), topic, timeout);
     let count = match existing {
@@ -80,7 +80,7 @@ pub(crate) fn admin_properties(properties: &BTreeMap<String, String>) -> BTreeMa
 }
 
 fn wait_for_topic(
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<QuietContext>,
     topic: &str,
     timeout: Duration,
 ) -> Result<usize, KafkaError> {
@@ -108,7 +108,7 @@ pub fn read_changelog(
 ) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, KafkaError> {
     // A group id is required by the client, but nothing joins or commits under it.
     let group = format!("weir-changelog-reader-{}", std::process::id());
-    let consumer: BaseConsumer = cluster
+    let consumer: BaseConsumer<QuietContext> = cluster
         .config(
             &[
                 ("group.id", &group),
@@ -120,7 +120,7 @@ pub fn read_changelog(
             ],
             &admin_properties(properties),
         )
-        .create()
+        .create_with_context(QuietContext::default())
         .map_err(|e| cluster.config_error(e))?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Beginning)

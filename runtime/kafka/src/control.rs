@@ -8,16 +8,17 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::context::QuietContext;
 use crate::{Cluster, KafkaError};
 
 /// Reads and writes the control topic: keyed records, last value per key wins.
 pub struct ControlChannel {
     topic: String,
-    consumer: BaseConsumer,
-    producer: ThreadedProducer<DefaultProducerContext>,
+    consumer: BaseConsumer<QuietContext>,
+    producer: ThreadedProducer<QuietContext>,
 }
 
 impl fmt::Debug for ControlChannel {
@@ -40,7 +41,7 @@ impl ControlChannel {
     ) -> Result<Self, KafkaError> {
         // A group id is required by the client, but nothing joins or commits under it.
         let group = format!("weir-control-reader-{}", std::process::id());
-        let consumer: BaseConsumer = cluster
+        let consumer: BaseConsumer<QuietContext> = cluster
             .config(
                 &[
                     ("group.id", &group),
@@ -50,7 +51,7 @@ impl ControlChannel {
                 ],
                 properties,
             )
-            .create()
+            .create_with_context(QuietContext::default())
             .map_err(|e| cluster.config_error(e))?;
         let partitions = crate::source::partition_count(consumer.client(), topic, timeout)?;
         let mut tpl = TopicPartitionList::new();
@@ -62,12 +63,12 @@ impl ControlChannel {
             .assign(&tpl)
             .map_err(|e| KafkaError::broker("cannot read the control topic", e))?;
         // Security and client properties as for the consumer (consumer-only ones dropped).
-        let producer: ThreadedProducer<DefaultProducerContext> = cluster
+        let producer: ThreadedProducer<QuietContext> = cluster
             .config(
                 &[("enable.idempotence", "true"), ("linger.ms", "0")],
                 &crate::changelog::admin_properties(properties),
             )
-            .create()
+            .create_with_context(QuietContext::default())
             .map_err(|e| cluster.config_error(e))?;
         Ok(Self {
             topic: topic.to_owned(),

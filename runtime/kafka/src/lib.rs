@@ -9,6 +9,7 @@
 
 mod changelog;
 mod cluster;
+mod context;
 mod control;
 mod error;
 pub mod headers;

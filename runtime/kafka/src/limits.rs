@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
-use rdkafka::client::DefaultClientContext;
 
+use crate::context::QuietContext;
 use crate::{Cluster, KafkaError};
 
 /// The smallest `max.message.bytes` of `topics`, as the brokers report it (a topic's own setting
@@ -17,9 +17,9 @@ pub fn max_message_bytes(
     topics: &[&str],
     timeout: Duration,
 ) -> Result<Option<usize>, KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = cluster
+    let admin: AdminClient<QuietContext> = cluster
         .config(&[], &crate::changelog::admin_properties(properties))
-        .create()
+        .create_with_context(QuietContext::default())
         .map_err(|e| cluster.config_error(e))?;
     let resources: Vec<ResourceSpecifier<'_>> =
         topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();

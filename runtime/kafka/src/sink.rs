@@ -47,9 +47,18 @@ struct SinkContext {
     /// The first delivery that failed for good; the engine stops when it sees one.
     failure: Mutex<Option<String>>,
     observer: Option<Arc<dyn DeliveryObserver>>,
+    log: crate::context::ClientLog,
 }
 
-impl ClientContext for SinkContext {}
+impl ClientContext for SinkContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: RdError, reason: &str) {
+        self.log.error(&error, reason);
+    }
+}
 
 impl ProducerContext for SinkContext {
     type DeliveryOpaque = Box<Arc<InputAck>>;
@@ -123,6 +132,7 @@ impl KafkaSink {
             .create_with_context(SinkContext {
                 failure: Mutex::new(None),
                 observer: settings.observer.clone(),
+                log: crate::context::ClientLog::default(),
             })
             .map_err(|e| settings.cluster.config_error(e))?;
         if let Some(id) = &settings.transactional_id {

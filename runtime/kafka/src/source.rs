@@ -110,6 +110,7 @@ struct SourceContext {
     consumer: OnceLock<Weak<BaseConsumer<SourceContext>>>,
     /// Feeds split off before an assignment takes effect, handed over once it has.
     split: Mutex<Vec<PartitionFeed>>,
+    log: crate::context::ClientLog,
 }
 
 /// One assigned partition's records, in offset order, for the one reader that owns it.
@@ -226,7 +227,11 @@ impl ClientContext for SourceContext {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             self.handler.brokers_reachable(false);
         }
-        tracing::warn!(%error, reason, "Kafka client error.");
+        self.log.error(&error, reason);
+    }
+
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.log(level, fac, log_message);
     }
 }
 
@@ -373,6 +378,7 @@ impl KafkaSource {
             commit_started: Mutex::default(),
             consumer: OnceLock::new(),
             split: Mutex::default(),
+            log: crate::context::ClientLog::default(),
         };
         let consumer: Arc<BaseConsumer<SourceContext>> = Arc::new(
             config

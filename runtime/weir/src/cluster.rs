@@ -12,6 +12,8 @@ use crate::loader::LoadedPipeline;
 
 /// How long start-up waits for topic metadata.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long start-up waits for the output topics' settings before going on without them.
+const CONFIGS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A secret named by the pipeline file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +73,7 @@ pub(crate) fn producer_properties(
         return properties;
     }
     let topics = pipeline.all_output_topics();
-    match weir_kafka::max_message_bytes(cluster, &pipeline.source.kafka, &topics, METADATA_TIMEOUT)
-    {
+    match weir_kafka::max_message_bytes(cluster, &pipeline.source.kafka, &topics, CONFIGS_TIMEOUT) {
         Ok(Some(limit)) => {
             tracing::debug!(
                 limit,

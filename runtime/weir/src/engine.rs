@@ -240,7 +240,7 @@ pub fn run(
     let mut last_commit = Instant::now();
     let mut last_progress = Instant::now();
     let mut last_gauges = Instant::now();
-    let mut client_errors = crate::stall::Throttle::default();
+    let mut client_errors = weir_core::Throttle::default();
     let failure = loop {
         if shutdown.load(Ordering::Relaxed) {
             break None;

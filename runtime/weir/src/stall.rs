@@ -5,50 +5,18 @@
 //!
 //! Owns: the stall registry and the per-lane error count. Touches nothing of the data path.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::Mutex;
+use weir_core::Throttle;
 use weir_kafka::{KafkaError, TopicPartition};
 use weir_telemetry::{Metrics, PartitionMetrics};
 
 /// Errors in a row, with no record read between them, that make a partition stalled. A single
 /// error the client recovers from (an offset reset, a leader change) does not.
 pub(crate) const STALL_AFTER: u32 = 3;
-
-/// The longest an error kind goes unlogged while it keeps happening.
-const LOG_EVERY: Duration = Duration::from_secs(30);
-
-/// Admits one log line per kind per [`LOG_EVERY`].
-#[derive(Debug, Default)]
-pub(crate) struct Throttle {
-    /// Per kind: when it was last logged, and how often it happened since.
-    kinds: HashMap<String, (Instant, u64)>,
-}
-
-impl Throttle {
-    /// Whether an error of `kind` is to be logged now; if so, how many of its kind were not
-    /// logged since the last line.
-    pub fn admit(&mut self, kind: &str, now: Instant) -> Option<u64> {
-        match self.kinds.get_mut(kind) {
-            None => {
-                self.kinds.insert(kind.to_owned(), (now, 0));
-                Some(0)
-            }
-            Some((last, quiet)) if now.duration_since(*last) >= LOG_EVERY => {
-                let repeats = *quiet;
-                *last = now;
-                *quiet = 0;
-                Some(repeats)
-            }
-            Some((_, quiet)) => {
-                *quiet += 1;
-                None
-            }
-        }
-    }
-}
 
 /// The stalled partitions, with why, for `/readyz`.
 #[derive(Debug, Default)]
@@ -188,21 +156,6 @@ pub(crate) fn guarded(what: &str, fatal: impl FnOnce(String), work: impl FnOnce(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_kind_is_logged_once_per_interval_with_its_repeats() {
-        let mut throttle = Throttle::default();
-        let t0 = Instant::now();
-        assert_eq!(throttle.admit("bad_compression", t0), Some(0));
-        for i in 1..=59 {
-            let at = t0 + Duration::from_millis(500 * i);
-            assert_eq!(throttle.admit("bad_compression", at), None, "at {i}");
-        }
-        // Another kind has its own interval.
-        assert_eq!(throttle.admit("not_implemented", t0), Some(0));
-        assert_eq!(throttle.admit("bad_compression", t0 + LOG_EVERY), Some(59));
-        assert_eq!(throttle.admit("bad_compression", t0 + LOG_EVERY), None);
-    }
 
     #[test]
     fn a_panic_becomes_a_fatal_message() {
