@@ -30,7 +30,7 @@ demo: deps wasm
 ## test: lint, the alert-rule tests, the Go, Python and JavaScript SDKs' unit tests, then every
 ## Rust test (unit, golden, integration against a local broker, a local OTLP collector and a local
 ## Prometheus).
-test: deps wasm languages lint rules sdk-tests
+test: test-deps wasm languages lint rules sdk-tests
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 
 ## rules: promtool checks and unit tests of deploy/prometheus/alerts.yml (installs Debian's
@@ -50,11 +50,16 @@ languages:
 sdk-tests: languages
 	sdk/test.sh
 
-## deps: the wasm target and the local broker.
+## deps: the wasm target, the local broker, and the Debian packages the build needs (librdkafka
+## is built with TLS against libssl-dev).
 deps: $(VENV)/.installed
+	deploy/local/debian-packages.sh libssl-dev pkg-config
 	rustup target add $(WASM_TARGET)
 
+## test-deps: deps, and what the TLS tests run: a TLS terminator (stunnel4) and openssl for their
+## certificates.
 test-deps: deps
+	deploy/local/debian-packages.sh stunnel4 openssl
 
 $(VENV)/.installed:
 	$(PYTHON) -m venv $(VENV)
