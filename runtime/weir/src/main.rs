@@ -230,7 +230,10 @@ fn run(
         reload: Some(options),
         admin_token: std::env::var("WEIR_ADMIN_TOKEN")
             .ok()
-            .filter(|t| !t.is_empty()),
+            .filter(|t| !t.is_empty())
+            .map(weir_telemetry::AdminToken::new)
+            .transpose()
+            .context("WEIR_ADMIN_TOKEN")?,
     };
     weir::engine::run(&pipeline, loaded, &brokers, shutdown, options)?;
     Ok(ExitCode::SUCCESS)
