@@ -6,6 +6,7 @@ mod otlp;
 mod prometheus;
 mod tail;
 
+mod admin;
 mod aggregate;
 mod backpressure;
 mod canary;
