@@ -229,3 +229,52 @@ fn connections_beyond_the_limit_are_answered_503() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_client_that_never_reads_its_answer_is_cut_off_by_the_write_deadline() {
+    let f = start(
+        Some(TOKEN),
+        AdminLimits {
+            write_timeout: Duration::from_secs(1),
+            max_connections: 1,
+            ..AdminLimits::default()
+        },
+    );
+    // An answer far larger than the sockets' buffers, which the client never reads.
+    let size = 64 << 20;
+    *f.calls.status.lock().unwrap() = "x".repeat(size);
+    let mut stuck = TcpStream::connect(f.addr()).unwrap();
+    write!(
+        stuck,
+        "GET /admin/canary HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    )
+    .unwrap();
+    let started = Instant::now();
+    let r = get(f.addr(), "/healthz");
+    assert_eq!(
+        status(&r),
+        503,
+        "the stuck client holds the only place: {r}"
+    );
+    // Its place comes back once the write deadline has passed.
+    loop {
+        let r = get(f.addr(), "/healthz");
+        if status(&r) == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still held after {:?}: {r}",
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // And the stuck client got only part of its answer.
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = stuck.read_to_end(&mut got);
+    assert!(got.len() < size, "{} bytes", got.len());
+}

@@ -6,8 +6,8 @@ mod limits;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use weir_telemetry::{AdminApi, AdminLimits, AdminServer, AdminToken, Control, Health, Metrics};
@@ -28,11 +28,21 @@ impl Health for Ready {
     }
 }
 
-/// Counts the calls the admin API makes.
-#[derive(Default)]
+/// Counts the calls the admin API makes; answers status with `status`.
 struct Calls {
     pub reloads: AtomicUsize,
     pub canary: AtomicUsize,
+    pub status: Mutex<String>,
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Self {
+            reloads: AtomicUsize::new(0),
+            canary: AtomicUsize::new(0),
+            status: Mutex::new(r#"[{"stage":"tag","state":"running"}]"#.into()),
+        }
+    }
 }
 
 impl Control for Calls {
@@ -41,7 +51,7 @@ impl Control for Calls {
         Ok(())
     }
     fn canary_status(&self) -> String {
-        r#"[{"stage":"tag","state":"running"}]"#.into()
+        self.status.lock().unwrap().clone()
     }
     fn canary(&self, stage: &str, action: &str) -> Result<String, String> {
         self.canary.fetch_add(1, Ordering::SeqCst);
