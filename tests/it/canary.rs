@@ -6,10 +6,20 @@ use std::time::Duration;
 
 use crate::harness::{
     Rec, Weir, by_partition, consume, consume_all, create_topic, http_get, metric_value, module,
-    produce, source_table, unique, weir_cli,
+    produce, source_table, unique, weir_cli_env,
 };
 
 const TOKEN: &str = "canary-token";
+
+/// The admin token from the environment, as operators pass it.
+const TOKEN_ENV: &[(&str, &str)] = &[("WEIR_ADMIN_TOKEN", TOKEN)];
+
+/// A file holding the admin token, the other way to pass it.
+fn token_file() -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut file, format!("{TOKEN}\n").as_bytes()).unwrap();
+    file
+}
 
 struct Setup {
     _dir: tempfile::TempDir,
@@ -94,7 +104,7 @@ fn records(partition: i32, from: usize, n: usize, poison_every: usize) -> Vec<Re
 }
 
 fn status(admin: &str) -> serde_json::Value {
-    let (ok, out, err) = weir_cli(&["canary", "status", "--admin", admin]);
+    let (ok, out, err) = weir_cli_env(&["canary", "status", "--admin", admin], TOKEN_ENV);
     assert!(ok, "{err}");
     serde_json::from_str(&out).unwrap()
 }
@@ -145,13 +155,18 @@ partitions = [0]"#,
     assert_eq!(st[0]["stable"]["records"], 30);
 
     // Promotion needs the token, then every partition runs the canary's version.
-    let (ok, _, err) = weir_cli(&[
-        "canary", "promote", "tag", "--admin", &admin, "--token", "x",
-    ]);
+    let promote = ["canary", "promote", "tag", "--admin", &admin];
+    let (ok, _, err) = weir_cli_env(&promote, &[("WEIR_ADMIN_TOKEN", "x")]);
     assert!(!ok && err.contains("401"), "{err}");
-    let (ok, _, err) = weir_cli(&[
-        "canary", "promote", "tag", "--admin", &admin, "--token", TOKEN,
-    ]);
+    let file = token_file();
+    let (ok, _, err) = weir_cli_env(
+        &[
+            &promote[..],
+            &["--token-file", file.path().to_str().unwrap()],
+        ]
+        .concat(),
+        &[],
+    );
     assert!(ok, "{err}");
     weir.wait_for_log("Canary promoted", Duration::from_secs(30));
     // Lanes swap at their next batch: the first record after the promotion is a new batch.
@@ -244,9 +259,10 @@ partitions = [0]"#,
 
     // An operator rolls the canary back on one instance; the other follows.
     let admin_a = a.admin_addr().to_string();
-    let (ok, _, err) = weir_cli(&[
-        "canary", "rollback", "tag", "--admin", &admin_a, "--token", TOKEN,
-    ]);
+    let (ok, _, err) = weir_cli_env(
+        &["canary", "rollback", "tag", "--admin", &admin_a],
+        TOKEN_ENV,
+    );
     assert!(ok, "{err}");
     a.wait_for_log("Canary rolled back", Duration::from_secs(30));
     b.wait_for_log("from the control topic", Duration::from_secs(30));
@@ -302,9 +318,19 @@ partitions = [0]"#,
     assert_eq!(st[0]["state"], "rolled-back");
 
     // Until an operator starts it again.
-    let (ok, _, err) = weir_cli(&[
-        "canary", "start", "tag", "--admin", &admin_c, "--token", TOKEN,
-    ]);
+    let file = token_file();
+    let (ok, _, err) = weir_cli_env(
+        &[
+            "canary",
+            "start",
+            "tag",
+            "--admin",
+            &admin_c,
+            "--token-file",
+            file.path().to_str().unwrap(),
+        ],
+        &[],
+    );
     assert!(ok, "{err}");
     c.wait_for_log("Canary started", Duration::from_secs(30));
     crate::harness::wait_for_value(Duration::from_secs(10), || {

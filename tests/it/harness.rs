@@ -671,8 +671,15 @@ impl Drop for Weir {
 
 /// Runs `weir ARGS` to completion; returns (success, stdout, stderr).
 pub fn weir_cli(args: &[&str]) -> (bool, String, String) {
+    weir_cli_env(args, &[])
+}
+
+/// [`weir_cli`] with the variables `env` set, and `WEIR_ADMIN_TOKEN` only if `env` sets it.
+pub fn weir_cli_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let out = Command::new(Weir::weir_bin())
         .args(args)
+        .env_remove("WEIR_ADMIN_TOKEN")
+        .envs(env.iter().copied())
         .env(
             "WEIR_CACHE_DIR",
             std::env::temp_dir().join("weir-test-cache"),

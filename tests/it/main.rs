@@ -7,6 +7,7 @@ mod prometheus;
 mod raw;
 mod tail;
 
+mod admin;
 mod aggregate;
 mod backpressure;
 mod canary;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::harness::{
     Rec, Weir, by_partition, consume, create_topic, http_get, metric_value, module, produce,
-    source_table, unique, weir_cli,
+    source_table, unique, weir_cli_env,
 };
 
 /// A pipeline directory: `pipeline.toml` running `modules/tag.wasm`, tagging every record with
@@ -264,9 +264,15 @@ fn sighup_and_weir_reload_trigger_a_reload_when_watching_is_off() {
     // The admin API does the same, for a caller with the token only.
     d.write("v2");
     let admin = weir.admin_addr().to_string();
-    let (ok, _, err) = weir_cli(&["reload", "--admin", &admin, "--token", "wrong"]);
+    let (ok, _, err) = weir_cli_env(
+        &["reload", "--admin", &admin],
+        &[("WEIR_ADMIN_TOKEN", "wrong")],
+    );
     assert!(!ok && err.contains("401"), "{err}");
-    let (ok, out, err) = weir_cli(&["reload", "--admin", &admin, "--token", "t0k"]);
+    let (ok, out, err) = weir_cli_env(
+        &["reload", "--admin", &admin],
+        &[("WEIR_ADMIN_TOKEN", "t0k")],
+    );
     assert!(ok, "{out}{err}");
     weir.wait_for_logs("Reload applied", 2, Duration::from_secs(30));
     produce(&d.input, &[seq_record(0, 1)]);

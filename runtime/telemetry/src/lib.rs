@@ -3,15 +3,20 @@
 //! - Logs are structured: JSON lines when stderr (where they go) is not a terminal, a human
 //!   format when it is. The filter comes from `WEIR_LOG` (same syntax as `RUST_LOG`), default
 //!   `info`.
-//! - [`metrics`]: the pipeline's Prometheus metrics, served by [`admin`] with `/healthz` and
-//!   `/readyz`.
+//! - [`metrics`]: the pipeline's Prometheus metrics, served by [`admin`] with `/healthz`,
+//!   `/readyz` and the admin API, on a small HTTP/1.1 server with timeouts and size and
+//!   connection limits ([`AdminLimits`]).
 //! - [`spans`]: bounded, dropping export of the spans the engine keeps, over OTLP/gRPC.
 
 pub mod admin;
+mod error;
+mod http;
 pub mod metrics;
 pub mod spans;
+mod token;
 
-pub use admin::{AdminApi, AdminServer, Control, Health};
+pub use admin::{AdminApi, AdminLimits, AdminServer, AdminToken, Control, Health};
+pub use error::TelemetryError;
 pub use metrics::{
     GuestSource, Metrics, PartitionMetrics, ReloadResult, StageLabels, StageMetrics,
 };
@@ -29,22 +34,6 @@ pub enum LogFormat {
     Auto,
     Json,
     Human,
-}
-
-/// Telemetry could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum TelemetryError {
-    #[error("invalid WEIR_LOG filter: {0}")]
-    Filter(String),
-    #[error("a global logger is already installed")]
-    AlreadyInstalled,
-    #[error("cannot listen on {addr}: {message}")]
-    Listen {
-        addr: std::net::SocketAddr,
-        message: String,
-    },
-    #[error("cannot set up the OTLP span exporter: {0}")]
-    Exporter(String),
 }
 
 /// Flushes telemetry when dropped. Keep it alive for the life of the process.

@@ -25,7 +25,9 @@ use weir_kafka::{
     DeliveryObserver, KafkaError, KafkaSink, KafkaSource, PartitionFeed, PartitionHandler,
     SinkSettings, SourceSettings, SourceStats, StartFrom, TopicPartition,
 };
-use weir_telemetry::{AdminApi, AdminServer, Control, Health, Metrics, Spans, SpansGuard};
+use weir_telemetry::{
+    AdminApi, AdminServer, AdminToken, Control, Health, Metrics, Spans, SpansGuard,
+};
 
 use crate::lane::{Lane, Shared, Stats, Tracing};
 use crate::loader::LoadedPipeline;
@@ -55,7 +57,7 @@ pub struct RunOptions {
     /// Hot reload; `None` runs the versions loaded at start until the process stops.
     pub reload: Option<ReloadOptions>,
     /// The bearer token the admin API's calls must carry; without one the API refuses them.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<AdminToken>,
 }
 
 /// The admin API's requests: reloads (the same request SIGHUP makes) and canary actions, both

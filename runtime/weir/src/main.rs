@@ -13,7 +13,10 @@ use weir_config::Pipeline;
 use weir_telemetry::LogFormat;
 use weir_wasm::WasmHost;
 
+mod admin_client;
 mod scaffold;
+
+use admin_client::TokenArgs;
 
 /// Weir: a WebAssembly-extensible stream processor for Kafka.
 #[derive(Debug, Parser)]
@@ -52,6 +55,9 @@ enum Command {
         /// Do not watch the pipeline file and its modules for changes; reload on SIGHUP only.
         #[arg(long)]
         no_watch: bool,
+        /// The token the admin API's calls must carry; without one it refuses them all.
+        #[command(flatten)]
+        token: TokenArgs,
     },
     /// Check pipeline files: every configuration error at once, then every module.
     Validate {
@@ -85,9 +91,8 @@ enum Command {
         /// The pipeline's admin listener (`telemetry.listen`).
         #[arg(long, default_value = "127.0.0.1:9464")]
         admin: String,
-        /// The admin API's bearer token.
-        #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
-        token: String,
+        #[command(flatten)]
+        token: TokenArgs,
     },
     /// Watch and steer canary rollouts of a running pipeline, through its admin API.
     Canary {
@@ -103,6 +108,8 @@ enum CanaryCommand {
         /// The pipeline's admin listener (`telemetry.listen`).
         #[arg(long, default_value = "127.0.0.1:9464")]
         admin: String,
+        #[command(flatten)]
+        token: TokenArgs,
     },
     /// (Re)start the canary the pipeline file declares for STAGE.
     Start(CanaryTarget),
@@ -119,9 +126,8 @@ struct CanaryTarget {
     /// The pipeline's admin listener (`telemetry.listen`).
     #[arg(long, default_value = "127.0.0.1:9464")]
     admin: String,
-    /// The admin API's bearer token.
-    #[arg(long, env = "WEIR_ADMIN_TOKEN", hide_env_values = true)]
-    token: String,
+    #[command(flatten)]
+    token: TokenArgs,
 }
 
 fn main() -> ExitCode {
@@ -148,7 +154,8 @@ fn main() -> ExitCode {
             pipeline,
             brokers,
             no_watch,
-        } => run(&pipeline, brokers, !no_watch, cache),
+            token,
+        } => run(&pipeline, brokers, !no_watch, &token, cache),
         Command::Validate {
             pipelines,
             config_only,
@@ -157,11 +164,13 @@ fn main() -> ExitCode {
         Command::New { lang, name, sdk } => {
             scaffold::run(lang, &name, sdk).map(|()| ExitCode::SUCCESS)
         }
-        Command::Reload { admin, token } => {
-            admin_call(&admin, "POST", "/admin/reload", Some(&token))
-        }
+        Command::Reload { admin, token } => token
+            .required()
+            .and_then(|t| admin_client::call(&admin, "POST", "/admin/reload", &t)),
         Command::Canary { command } => match command {
-            CanaryCommand::Status { admin } => admin_call(&admin, "GET", "/admin/canary", None),
+            CanaryCommand::Status { admin, token } => token
+                .required()
+                .and_then(|t| admin_client::call(&admin, "GET", "/admin/canary", &t)),
             CanaryCommand::Start(t) => canary_call(&t, "start"),
             CanaryCommand::Promote(t) => canary_call(&t, "promote"),
             CanaryCommand::Rollback(t) => canary_call(&t, "rollback"),
@@ -203,8 +212,10 @@ fn run(
     path: &Path,
     brokers: Option<String>,
     watch: bool,
+    token: &TokenArgs,
     cache: Option<PathBuf>,
 ) -> Result<ExitCode> {
+    let admin_token = token.token()?;
     let Some(pipeline) = load_config(path) else {
         return Ok(ExitCode::FAILURE);
     };
@@ -228,9 +239,7 @@ fn run(
     };
     let options = RunOptions {
         reload: Some(options),
-        admin_token: std::env::var("WEIR_ADMIN_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
+        admin_token,
     };
     weir::engine::run(&pipeline, loaded, &brokers, shutdown, options)?;
     Ok(ExitCode::SUCCESS)
@@ -264,42 +273,9 @@ fn validate(paths: &[PathBuf], config_only: bool, cache: Option<PathBuf>) -> Res
 }
 
 fn canary_call(target: &CanaryTarget, action: &str) -> Result<ExitCode> {
+    let token = target.token.required()?;
     let path = format!("/admin/canary/{}/{action}", target.stage);
-    admin_call(&target.admin, "POST", &path, Some(&target.token))
-}
-
-/// One call to a running pipeline's admin API; prints the answer.
-fn admin_call(admin: &str, method: &str, path: &str, token: Option<&str>) -> Result<ExitCode> {
-    use std::io::{Read, Write};
-    use std::net::{TcpStream, ToSocketAddrs};
-    use std::time::Duration;
-    let addr = admin
-        .to_socket_addrs()
-        .with_context(|| format!("bad admin address {admin:?}"))?
-        .next()
-        .with_context(|| format!("{admin:?} resolves to no address"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .with_context(|| format!("cannot reach the admin listener at {admin}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "{method} {path} HTTP/1.0\r\nHost: {admin}\r\n{auth}Content-Length: 0\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response.split_whitespace().nth(1).unwrap_or("?");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .trim();
-    if status.starts_with('2') {
-        println!("{body}");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("error: {admin} answered {status}: {body}");
-        Ok(ExitCode::FAILURE)
-    }
+    admin_client::call(&target.admin, "POST", &path, &token)
 }
 
 fn test(paths: &[PathBuf], cache: Option<PathBuf>) -> Result<ExitCode> {
