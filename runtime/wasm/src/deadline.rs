@@ -86,10 +86,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result
     added
 }
 
-/// The deadline of a call that starts now with a budget of `timeout`. Instants this far away
-/// cannot always be represented; a budget that large waits without end, as before.
-pub(crate) fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
+/// The deadline of a call that starts at `now` with a budget of `timeout` (a budget too large to
+/// represent is taken as a century).
+pub(crate) fn deadline_after(now: Instant, timeout: Duration) -> Instant {
     now.checked_add(timeout)
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }

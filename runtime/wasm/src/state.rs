@@ -138,7 +138,7 @@ impl StoreState {
     /// the watchdog and opens its log budget. Every call ends with [`StoreState::end_call`].
     pub fn begin_call(&mut self, timeout: Duration) {
         let now = Instant::now();
-        self.deadline = deadline_after(timeout);
+        self.deadline = deadline_after(now, timeout);
         self.watch.begin(now, timeout);
         self.panic = None;
         self.logs = LogBudget::default();
