@@ -6,8 +6,9 @@
 //! `poll`; wasi-libc's `nanosleep` and `poll_oneoff` come to the same) waits in one of them. The
 //! linker's versions are replaced by ones that give up at the deadline of the call in progress
 //! and trap with [`DeadlineExceeded`], which is reported as a timeout like an epoch interruption.
-//! Every other WASI function returns at once with what this host grants (no stdin, stdout and
-//! stderr that discard, no files, no network); the watchdog reports a call that overruns anyway.
+//! The clock subscriptions themselves only make pollables, and every other WASI function returns
+//! at once with what this host grants (an empty stdin, a stdout and stderr that discard, no
+//! files, no network); the watchdog reports a call that overruns anyway.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
