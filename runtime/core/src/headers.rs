@@ -10,8 +10,9 @@ pub const PIPELINE: &str = "weir.pipeline";
 pub const STAGE: &str = "weir.stage";
 /// SHA-256 (hex) of the failing stage's module file: the module version.
 pub const MODULE_SHA256: &str = "weir.module.sha256";
-/// The [`FailureKind`](crate::FailureKind) name: `stage-error`, `trap`, `timeout`, `memory` or
-/// `invalid-output`.
+/// The [`FailureKind`](crate::FailureKind) name: `stage-error`, `trap`, `timeout`, `memory`,
+/// `limit` or `invalid-output` (and, from aggregate stages, `invalid-input`, `late` or
+/// `state-full`).
 pub const ERROR_KIND: &str = "weir.error.kind";
 /// The stage's own error code, for `stage-error` only.
 pub const ERROR_CODE: &str = "weir.error.code";

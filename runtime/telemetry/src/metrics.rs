@@ -265,7 +265,7 @@ impl Metrics {
         );
         r.register(
             "weir_wasm_failures",
-            "Records whose stage call trapped, timed out or hit the memory limit",
+            "Records whose stage call trapped, timed out, hit the memory limit or went over a host cap",
             wasm_failures.clone(),
         );
         r.register_with_unit(

@@ -15,11 +15,13 @@ use weir_wire::{BatchWriter, Entry, FORMAT_VERSION, ResultReader};
 
 use crate::bindings::aggregator::{Aggregator, AggregatorPre};
 use crate::bindings::weir::stage::types::{Group, StageError, Window};
+use crate::caps::{self, MAX_OUTPUTS_PER_INPUT, OutputBudget};
 use crate::enrich::{
-    Limits, base_linker, check_contract, classify, deadline_ticks, instance_pre, new_store,
+    Limits, arm, base_linker, check_contract, classify, init_error, instance_pre, new_store,
 };
 use crate::host::{CompiledModule, WasmHost};
-use crate::state::{GuestMetrics, StoreState};
+use crate::metrics::GuestMetrics;
+use crate::state::StoreState;
 use crate::{CONTRACT_VERSION, WasmError};
 
 /// The interface an aggregate module must export.
@@ -81,7 +83,7 @@ impl AggregateModule {
             pre,
             config,
             limits,
-            metrics: Arc::default(),
+            metrics: Arc::new(GuestMetrics::new(Arc::clone(host.metric_kinds()))),
             state_version: 0,
         };
         // Instantiating once proves the module starts, speaks our format and takes its config.
@@ -149,14 +151,12 @@ impl AggregateModule {
         let state_version = api
             .call_state_version(&mut store)
             .map_err(|e| fail("state-version() failed", e))?;
-        store.set_epoch_deadline(deadline_ticks(self.limits.timeout));
-        match api.call_init(&mut store, &self.config) {
+        arm(&mut store, self.limits.timeout);
+        let init = api.call_init(&mut store, &self.config);
+        store.data_mut().end_call();
+        match init {
             Ok(Ok(())) => Ok((Live { store, bindings }, state_version)),
-            Ok(Err(e)) => Err(WasmError::Init {
-                stage: self.stage.to_string(),
-                code: e.code,
-                message: e.message,
-            }),
+            Ok(Err(e)) => Err(init_error(&self.stage, e)),
             Err(e) => Err(fail("init() failed", e)),
         }
     }
@@ -194,7 +194,7 @@ impl std::fmt::Debug for AggregateInstance {
 }
 
 fn stage_failure(e: StageError) -> Failure {
-    Failure::stage_error(e.code, e.message)
+    caps::stage_error(e.code, e.message)
 }
 
 impl AggregateInstance {
@@ -298,18 +298,24 @@ impl AggregateInstance {
         // The result has one entry, for no input record: an output that marks a field as its
         // input's gets the field of an empty record.
         let input = [Record::default()];
-        let entry = ResultReader::new(result.into(), &input).and_then(|mut entries| {
+        let entry = ResultReader::new(result.into(), &input).and_then(|entries| {
+            let mut entries = entries.max_outputs(MAX_OUTPUTS_PER_INPUT);
             let entry = entries.next().expect("one entry per input was checked")?;
             match entries.next() {
                 Some(Err(e)) => Err(e),
                 _ => Ok(entry),
             }
         });
+        let mut budget = OutputBudget::new(caps::output_bytes_cap(self.module.limits.memory));
         match entry {
-            Ok(Entry::Ok(outputs)) => Ok(Ok(outputs)),
+            Ok(Entry::Ok(outputs)) => Ok(budget.charge(outputs).map(|o| match o {
+                weir_core::Outputs::Records(records) => records,
+                weir_core::Outputs::Input => vec![Record::EMPTY],
+            })),
             // The empty record stands for the input.
             Ok(Entry::Input) => Ok(Ok(vec![Record::EMPTY])),
-            Ok(Entry::Err { code, message }) => Ok(Err(Failure::stage_error(code, message))),
+            Ok(Entry::Err { code, message }) => Ok(Err(caps::stage_error(code, message))),
+            Ok(Entry::TooMany { outputs }) => Ok(Err(OutputBudget::too_many(outputs))),
             Err(e) => {
                 self.live = None;
                 Err(Failure::new(
@@ -357,12 +363,11 @@ impl AggregateInstance {
                 s.call.trace_id.clone_from(&t.0);
                 s.call.span_id.clone_from(&t.1);
             }
-            s.panic = None;
         }
-        live.store
-            .set_epoch_deadline(deadline_ticks(limits.timeout));
+        arm(&mut live.store, limits.timeout);
         let result = f(&live.bindings, &mut live.store)
             .map_err(|error| classify(&error, live.store.data_mut().panic.take(), &limits));
+        live.store.data_mut().end_call();
         self.since_recycle += records;
         if result.is_err() {
             self.live = None;

@@ -9,8 +9,11 @@ use weir_core::{CallTrace, Failure, FailureKind, Outputs, Record, Stage, StageOu
 use weir_wire::{BatchWriter, DecodeError, Entry, FORMAT_VERSION, ResultReader};
 
 use crate::bindings::{Enricher, EnricherPre};
+use crate::caps::{self, MAX_ERROR_MESSAGE, MAX_OUTPUTS_PER_INPUT, OutputBudget};
+use crate::deadline::DeadlineExceeded;
 use crate::host::{CompiledModule, EPOCH_TICK, WasmHost};
-use crate::state::{GuestMetrics, MemoryLimitExceeded, StoreState};
+use crate::metrics::GuestMetrics;
+use crate::state::{MemoryLimitExceeded, StoreState};
 use crate::{CONTRACT_VERSION, WasmError};
 
 /// The interface an enrich module must export.
@@ -23,7 +26,8 @@ fn enrich_export() -> String {
 pub struct Limits {
     /// Largest linear memory, in bytes.
     pub memory: u64,
-    /// Wall-clock budget of one stage call (one batch).
+    /// Wall-clock budget of one stage call (one batch), held in guest code and in the guest's
+    /// WASI sleeps and polls alike.
     pub timeout: Duration,
     /// Replace the instance by a fresh one after this many records (guests that leak).
     pub recycle_after: Option<u64>,
@@ -84,7 +88,7 @@ impl EnrichModule {
             pre,
             config,
             limits,
-            metrics: Arc::default(),
+            metrics: Arc::new(GuestMetrics::new(Arc::clone(host.metric_kinds()))),
         });
         // Instantiating once proves the module starts, speaks our format and takes its config.
         this.instantiate()?;
@@ -140,21 +144,36 @@ impl EnrichModule {
                 expected: FORMAT_VERSION,
             });
         }
-        store.set_epoch_deadline(self.deadline_ticks());
-        match api.call_init(&mut store, &self.config) {
+        arm(&mut store, self.limits.timeout);
+        let init = api.call_init(&mut store, &self.config);
+        store.data_mut().end_call();
+        match init {
             Ok(Ok(())) => Ok(Live { store, bindings }),
-            Ok(Err(e)) => Err(WasmError::Init {
-                stage: self.stage.to_string(),
-                code: e.code,
-                message: e.message,
-            }),
+            Ok(Err(e)) => Err(init_error(&self.stage, e)),
             Err(e) => Err(fail("init() failed", e)),
         }
     }
+}
 
-    fn deadline_ticks(&self) -> u64 {
-        deadline_ticks(self.limits.timeout)
+/// A guest's refusal of its config, its code and message cut to their caps.
+pub(crate) fn init_error(
+    stage: &str,
+    e: crate::bindings::weir::stage::types::StageError,
+) -> WasmError {
+    let f = caps::stage_error(e.code, e.message);
+    WasmError::Init {
+        stage: stage.to_owned(),
+        code: f.code,
+        message: f.message,
     }
+}
+
+/// Starts a call of at most `timeout` on `store`: the epoch deadline stops guest code, the
+/// store's deadline ends host waits, the watchdog looks on. Every call ends with
+/// [`StoreState::end_call`].
+pub(crate) fn arm(store: &mut Store<StoreState>, timeout: Duration) {
+    store.set_epoch_deadline(deadline_ticks(timeout));
+    store.data_mut().begin_call(timeout);
 }
 
 /// Epoch ticks of a call's time budget.
@@ -166,10 +185,12 @@ pub(crate) fn deadline_ticks(timeout: Duration) -> u64 {
         .saturating_add(1)
 }
 
-/// A linker with WASI (nothing granted) and nothing else yet; the world adds the `host` imports.
+/// A linker with WASI (nothing granted, waits bound to the call's deadline) and nothing else
+/// yet; the world adds the `host` imports.
 pub(crate) fn base_linker(host: &WasmHost) -> Result<Linker<StoreState>, WasmError> {
     let mut linker = Linker::<StoreState>::new(host.engine());
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        .and_then(|()| crate::deadline::add_to_linker(&mut linker))
         .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
     Ok(linker)
 }
@@ -188,7 +209,8 @@ pub(crate) fn instance_pre(
         })
 }
 
-/// A store for one instance of `stage`: memory capped by the limiter, calls by the epoch deadline.
+/// A store for one instance of `stage`: memory capped by the limiter, calls by their deadline.
+/// The store is armed for its instantiation (see [`arm`]).
 pub(crate) fn new_store(
     host: &WasmHost,
     stage: &Arc<str>,
@@ -196,13 +218,14 @@ pub(crate) fn new_store(
     metrics: &Arc<GuestMetrics>,
 ) -> Store<StoreState> {
     let memory = usize::try_from(limits.memory).unwrap_or(usize::MAX);
+    let watch = host.watchdog().watch(Arc::clone(stage));
     let mut store = Store::new(
         host.engine(),
-        StoreState::new(Arc::clone(stage), memory, Arc::clone(metrics)),
+        StoreState::new(Arc::clone(stage), memory, Arc::clone(metrics), watch),
     );
     store.limiter(|s| &mut s.limiter);
-    store.set_epoch_deadline(deadline_ticks(limits.timeout));
     store.epoch_deadline_trap();
+    arm(&mut store, limits.timeout);
     store
 }
 
@@ -325,7 +348,6 @@ impl EnrichInstance {
             w.push_record(r);
         }
         let batch = w.finish();
-        let ticks = self.module.deadline_ticks();
         let limits = self.module.limits;
         let context = self.context.clone();
         let live = self.live()?;
@@ -338,14 +360,14 @@ impl EnrichInstance {
                 s.call.trace_id.clone_from(&t.0);
                 s.call.span_id.clone_from(&t.1);
             }
-            s.panic = None;
         }
-        live.store.set_epoch_deadline(ticks);
+        arm(&mut live.store, limits.timeout);
         let result = live
             .bindings
             .weir_stage_enrich()
             .call_process(&mut live.store, &batch)
             .map_err(|error| classify(&error, live.store.data_mut().panic.take(), &limits));
+        live.store.data_mut().end_call();
         let grown = live.store.data().limiter.grown as u64;
         self.buf = batch;
         self.since_recycle += records.len() as u64;
@@ -360,7 +382,7 @@ impl EnrichInstance {
             self.live = None;
             self.recycled += 1;
         }
-        decode_outcomes(out, records).map_err(|e| {
+        decode_outcomes(out, records, caps::output_bytes_cap(limits.memory)).map_err(|e| {
             Failure::new(
                 FailureKind::InvalidOutput,
                 format!("the module's result does not decode: {e}"),
@@ -370,10 +392,16 @@ impl EnrichInstance {
 }
 
 /// One outcome per input record, read straight from the guest's result: outputs share the result
-/// buffer, or the input's own fields where the guest passed them through.
-fn decode_outcomes(result: Vec<u8>, records: &[Record]) -> Result<Vec<StageOutcome>, DecodeError> {
+/// buffer, or the input's own fields where the guest passed them through. A record over the
+/// output caps fails with kind `limit` (the batch may produce `output_cap` bytes).
+fn decode_outcomes(
+    result: Vec<u8>,
+    records: &[Record],
+    output_cap: u64,
+) -> Result<Vec<StageOutcome>, DecodeError> {
     let mut outcomes = Vec::with_capacity(records.len());
-    let mut reader = ResultReader::new(result.into(), records)?;
+    let mut budget = OutputBudget::new(output_cap);
+    let mut reader = ResultReader::new(result.into(), records)?.max_outputs(MAX_OUTPUTS_PER_INPUT);
     loop {
         // Records a filter kept, one byte each: the commonest entries by far.
         let kept = reader.skip_unchanged();
@@ -383,34 +411,40 @@ fn decode_outcomes(result: Vec<u8>, records: &[Record]) -> Result<Vec<StageOutco
         };
         outcomes.push(match entry? {
             Entry::Input => Ok(Outputs::Input),
-            Entry::Ok(outputs) => Ok(Outputs::Records(outputs)),
-            Entry::Err { code, message } => Err(Failure::stage_error(code, message)),
+            Entry::Ok(outputs) => budget.charge(outputs),
+            Entry::Err { code, message } => Err(caps::stage_error(code, message)),
+            Entry::TooMany { outputs } => Err(OutputBudget::too_many(outputs)),
         });
     }
     Ok(outcomes)
 }
 
+/// What a failed call means for its records: a memory overrun, a timeout (in guest code or in a
+/// WASI wait), or a trap, whose message (it may quote the guest) is cut to its cap.
 pub(crate) fn classify(error: &wasmtime::Error, panic: Option<String>, limits: &Limits) -> Failure {
     if let Some(m) = error.downcast_ref::<MemoryLimitExceeded>() {
         return Failure::new(FailureKind::Memory, m.to_string());
     }
-    if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
-        return Failure::new(
-            FailureKind::Timeout,
-            format!(
-                "the stage call exceeded its time limit of {}",
-                humantime_ms(limits.timeout)
-            ),
+    let waited = error.downcast_ref::<DeadlineExceeded>().is_some();
+    if waited || matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        let mut message = format!(
+            "the stage call exceeded its time limit of {}",
+            humantime_ms(limits.timeout)
         );
+        if waited {
+            message.push_str(" while waiting in a WASI sleep or poll");
+        }
+        return Failure::new(FailureKind::Timeout, message);
     }
     let trap = match error.downcast_ref::<Trap>() {
         Some(t) => t.to_string(),
         None => format!("{error:#}"),
     };
-    let message = match panic {
+    let mut message = match panic {
         Some(p) => format!("guest panicked: {p} ({trap})"),
         None => trap,
     };
+    caps::truncate(&mut message, MAX_ERROR_MESSAGE);
     Failure::new(FailureKind::Trap, message)
 }
 

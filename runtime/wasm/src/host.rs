@@ -14,6 +14,8 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
 use crate::WasmError;
+use crate::metrics::MetricKinds;
+use crate::watchdog::Watchdog;
 
 /// How often the epoch advances: the granularity of stage time limits.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -52,6 +54,10 @@ struct Inner {
     /// Distinguishes artefacts of engines with other settings or versions.
     compat: String,
     stop_clock: Arc<AtomicBool>,
+    /// Reports calls that overrun their time limit in spite of the epoch and host deadlines.
+    watchdog: Arc<Watchdog>,
+    /// The kind of every guest metric name, across all modules.
+    metric_kinds: Arc<MetricKinds>,
 }
 
 impl Drop for Inner {
@@ -111,6 +117,10 @@ impl WasmHost {
             })
             .map_err(|e| WasmError::Engine(format!("cannot start the epoch clock: {e}")))?;
 
+        let watchdog = Arc::<Watchdog>::default();
+        Watchdog::start(&watchdog, Arc::clone(&stop_clock))
+            .map_err(|e| WasmError::Engine(format!("cannot start the watchdog: {e}")))?;
+
         if let Some(dir) = &cache_dir
             && let Err(error) = std::fs::create_dir_all(dir)
         {
@@ -124,6 +134,8 @@ impl WasmHost {
                 cache_dir,
                 compat,
                 stop_clock,
+                watchdog,
+                metric_kinds: Arc::default(),
             }),
         })
     }
@@ -143,6 +155,21 @@ impl WasmHost {
 
     pub(crate) fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    pub(crate) fn watchdog(&self) -> &Watchdog {
+        &self.inner.watchdog
+    }
+
+    pub(crate) fn metric_kinds(&self) -> &Arc<MetricKinds> {
+        &self.inner.metric_kinds
+    }
+
+    /// Stage calls the watchdog found still running at twice their time limit, since the host
+    /// started: each is a call that a host function held past its deadline (logged once each).
+    /// Should stay zero.
+    pub fn overdue_calls(&self) -> u64 {
+        self.inner.watchdog.overdue()
     }
 
     /// Reads and compiles the module at `path`, from the in-memory or on-disk cache when its

@@ -10,20 +10,28 @@
 //!   accumulators (opaque bytes) the caller keeps.
 //!
 //! Guests get the `weir:stage/host` imports and WASI with nothing granted but clocks and
-//! randomness: no filesystem, network, environment, arguments or stdio.
+//! randomness: no filesystem, network, environment, arguments or stdio. A call's time limit
+//! holds in guest code (epoch interruption) and in WASI waits (a sleep or poll ends at the
+//! call's deadline); a watchdog reports a call that overruns anyway. What a guest may make the
+//! host keep (log lines, outputs, error texts, store sizes) is capped: see [`caps`].
 
 mod aggregate;
 mod bindings;
+pub mod caps;
+mod deadline;
 mod enrich;
 mod error;
 mod host;
+mod metrics;
 mod state;
+mod watchdog;
 
 pub use aggregate::{AggregateInstance, AggregateModule};
 pub use enrich::{EnrichInstance, EnrichModule, Limits};
 pub use error::WasmError;
 pub use host::{CompiledModule, EPOCH_TICK, WasmHost};
-pub use state::{GUEST_BUCKETS, GuestMetrics, HistogramSummary};
+pub use metrics::{GUEST_BUCKETS, GuestMetrics, HistogramSummary, MetricKind};
+pub use watchdog::WATCHDOG_TICK;
 
 /// The version of the `weir:stage` WIT package this runtime implements.
 pub const CONTRACT_VERSION: &str = "0.1.0";

@@ -1,15 +1,23 @@
 //! What a store carries: the WASI context (nothing granted), the memory limiter, the host imports
-//! and the context of the call in progress.
+//! and the context, deadline and log budget of the call in progress.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::weir::stage::{host, types};
+use crate::caps::{
+    MAX_INSTANCES, MAX_LOG_BYTES_PER_CALL, MAX_LOG_FIELD_NAME, MAX_LOG_FIELD_VALUE, MAX_LOG_FIELDS,
+    MAX_LOG_LINES_PER_CALL, MAX_LOG_MESSAGE, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES,
+    truncate,
+};
+use crate::deadline::{DeadlinePoll, deadline_after};
+use crate::metrics::{GuestMetrics, Refused};
+use crate::watchdog::CallWatch;
 
 /// The error a memory grow past the stage's limit traps with.
 #[derive(Debug, thiserror::Error)]
@@ -19,8 +27,8 @@ pub(crate) struct MemoryLimitExceeded {
     pub desired: usize,
 }
 
-/// Caps linear memory and tables at the stage's `limits`, and keeps count of the linear memory
-/// the store's instance holds.
+/// Caps linear memory at the stage's `limits` and the store's instances, tables and memories at
+/// the host's caps, and keeps count of the linear memory the store's instance holds.
 #[derive(Debug)]
 pub(crate) struct Limiter {
     pub memory: usize,
@@ -52,98 +60,19 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
-    }
-}
-
-/// Counters and histograms a stage reports through the `host` import.
-#[derive(Debug, Default)]
-pub struct GuestMetrics {
-    counters: Mutex<BTreeMap<String, u64>>,
-    histograms: Mutex<BTreeMap<String, HistogramSummary>>,
-}
-
-/// Upper bounds of the buckets of guest histograms (the last is `+Inf`). Guests report values
-/// in units of their choosing, so the buckets span many orders of magnitude.
-pub const GUEST_BUCKETS: [f64; 16] = [
-    0.001,
-    0.005,
-    0.01,
-    0.05,
-    0.1,
-    0.5,
-    1.0,
-    5.0,
-    10.0,
-    50.0,
-    100.0,
-    500.0,
-    1000.0,
-    5000.0,
-    10000.0,
-    f64::INFINITY,
-];
-
-/// Count, sum and bucket counts of a guest histogram's observations.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct HistogramSummary {
-    pub count: u64,
-    pub sum: f64,
-    /// Observations per bucket of [`GUEST_BUCKETS`] (not cumulative).
-    pub buckets: [u64; GUEST_BUCKETS.len()],
-}
-
-/// The longest metric name a guest may use.
-const MAX_METRIC_NAME: usize = 64;
-/// The most distinct metric names one stage may create (so a guest cannot blow up the registry).
-const MAX_METRICS: usize = 64;
-
-fn valid_metric_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_METRIC_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-impl GuestMetrics {
-    /// Current counter values.
-    pub fn counters(&self) -> BTreeMap<String, u64> {
-        self.counters.lock().clone()
+        Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 
-    /// Current histogram summaries.
-    pub fn histograms(&self) -> BTreeMap<String, HistogramSummary> {
-        self.histograms.lock().clone()
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
     }
 
-    fn counter_add(&self, name: String, delta: u64) -> bool {
-        let mut c = self.counters.lock();
-        if !valid_metric_name(&name) || (c.len() >= MAX_METRICS && !c.contains_key(&name)) {
-            return false;
-        }
-        let v = c.entry(name).or_default();
-        *v = v.saturating_add(delta);
-        true
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 
-    fn histogram_record(&self, name: String, value: f64) -> bool {
-        let mut h = self.histograms.lock();
-        if !valid_metric_name(&name)
-            || !value.is_finite()
-            || (h.len() >= MAX_METRICS && !h.contains_key(&name))
-        {
-            return false;
-        }
-        let s = h.entry(name).or_default();
-        s.count += 1;
-        s.sum += value;
-        let bucket = GUEST_BUCKETS
-            .iter()
-            .position(|&le| value <= le)
-            .unwrap_or(GUEST_BUCKETS.len() - 1);
-        s.buckets[bucket] += 1;
-        true
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
     }
 }
 
@@ -158,6 +87,15 @@ pub(crate) struct CallContext {
     pub span_id: String,
 }
 
+/// What the call in progress has logged so far, against the per-call caps.
+#[derive(Debug, Default)]
+struct LogBudget {
+    lines: u32,
+    bytes: usize,
+    dropped_lines: u64,
+    dropped_fields: u64,
+}
+
 pub(crate) struct StoreState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -167,10 +105,19 @@ pub(crate) struct StoreState {
     /// The message of a guest panic reported through `log` during the call in progress.
     pub panic: Option<String>,
     pub metrics: Arc<GuestMetrics>,
+    /// When the call in progress must end: host waits give up then.
+    deadline: Instant,
+    watch: Arc<CallWatch>,
+    logs: LogBudget,
 }
 
 impl StoreState {
-    pub fn new(stage: Arc<str>, memory: usize, metrics: Arc<GuestMetrics>) -> Self {
+    pub fn new(
+        stage: Arc<str>,
+        memory: usize,
+        metrics: Arc<GuestMetrics>,
+        watch: Arc<CallWatch>,
+    ) -> Self {
         Self {
             // No preopened directories, environment, arguments, stdio or network: only clocks
             // and randomness, which std guests expect.
@@ -181,6 +128,60 @@ impl StoreState {
             call: CallContext::default(),
             panic: None,
             metrics,
+            deadline: Instant::now(),
+            watch,
+            logs: LogBudget::default(),
+        }
+    }
+
+    /// A call with a budget of `timeout` starts: sets its deadline for host waits, shows it to
+    /// the watchdog and opens its log budget. Every call ends with [`StoreState::end_call`].
+    pub fn begin_call(&mut self, timeout: Duration) {
+        let now = Instant::now();
+        self.deadline = deadline_after(now, timeout);
+        self.watch.begin(now, timeout);
+        self.panic = None;
+        self.logs = LogBudget::default();
+    }
+
+    /// The call in progress has returned: counts and reports what its log budget dropped.
+    pub fn end_call(&mut self) {
+        self.watch.end();
+        let LogBudget {
+            dropped_lines,
+            dropped_fields,
+            ..
+        } = std::mem::take(&mut self.logs);
+        if dropped_lines == 0 && dropped_fields == 0 {
+            return;
+        }
+        self.metrics.dropped_logs(dropped_lines, dropped_fields);
+        let stage = &*self.stage;
+        if self.metrics.logs_dropped_told.swap(true, Ordering::Relaxed) {
+            tracing::debug!(
+                stage,
+                dropped_lines,
+                dropped_fields,
+                "Guest log output dropped."
+            );
+        } else {
+            tracing::warn!(
+                stage,
+                dropped_lines,
+                dropped_fields,
+                max_lines = MAX_LOG_LINES_PER_CALL,
+                max_bytes = MAX_LOG_BYTES_PER_CALL,
+                max_fields = MAX_LOG_FIELDS,
+                "Guest log output over the per-call caps dropped; later drops are logged at debug."
+            );
+        }
+    }
+
+    /// What the deadline-bound `wasi:io/poll` functions work on.
+    pub fn poll(&mut self) -> DeadlinePoll<'_> {
+        DeadlinePoll {
+            table: &mut self.table,
+            deadline: self.deadline,
         }
     }
 }
@@ -196,28 +197,47 @@ impl WasiView for StoreState {
 
 impl types::Host for StoreState {}
 
-/// Log lines longer than this are cut, so a guest cannot flood the logs with one call.
-const MAX_LOG_LINE: usize = 8 * 1024;
+/// A guest's log fields as one `name="value"` text within the caps, and how many fields were
+/// dropped.
+fn capped_fields(fields: Vec<(String, String)>) -> (String, u64) {
+    let dropped = fields.len().saturating_sub(MAX_LOG_FIELDS) as u64;
+    let mut text = String::new();
+    for (mut name, mut value) in fields.into_iter().take(MAX_LOG_FIELDS) {
+        truncate(&mut name, MAX_LOG_FIELD_NAME);
+        truncate(&mut value, MAX_LOG_FIELD_VALUE);
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&format!("{name}={value:?}"));
+    }
+    if dropped > 0 {
+        text.push_str(&format!(" weir.dropped_fields={dropped}"));
+    }
+    (text, dropped)
+}
 
 impl host::Host for StoreState {
     fn log(&mut self, level: types::Level, message: String, fields: Vec<(String, String)>) {
         let mut message = message;
-        if message.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
-        }
+        truncate(&mut message, MAX_LOG_MESSAGE);
         if level == types::Level::Error && fields.iter().any(|(k, v)| k == "panic" && v == "true") {
+            // Kept even when the line itself is over the budget: it explains the trap.
             self.panic = Some(message.clone());
         }
-        let fields = fields
-            .iter()
-            .map(|(k, v)| format!("{k}={v:?}"))
-            .collect::<Vec<_>>()
-            .join(" ");
+        let budget = &mut self.logs;
+        if budget.lines >= MAX_LOG_LINES_PER_CALL {
+            budget.dropped_lines += 1;
+            return;
+        }
+        let (fields, dropped) = capped_fields(fields);
+        let bytes = message.len() + fields.len();
+        if budget.bytes + bytes > MAX_LOG_BYTES_PER_CALL {
+            budget.dropped_lines += 1;
+            return;
+        }
+        budget.lines += 1;
+        budget.bytes += bytes;
+        budget.dropped_fields += dropped;
         let stage = &*self.stage;
         let CallContext {
             partition,
@@ -251,52 +271,104 @@ impl host::Host for StoreState {
     }
 
     fn counter_add(&mut self, name: String, delta: u64) {
-        if !self.metrics.counter_add(name, delta) {
-            tracing::debug!(
-                stage = &*self.stage,
-                "Guest counter refused (bad name or too many metrics)."
-            );
+        if let Err(why) = self.metrics.counter_add(&name, delta) {
+            refused(&self.stage, &name, "counter", why);
         }
     }
 
     fn histogram_record(&mut self, name: String, value: f64) {
-        if !self.metrics.histogram_record(name, value) {
-            tracing::debug!(
-                stage = &*self.stage,
-                "Guest histogram refused (bad name, value or too many metrics)."
-            );
+        if let Err(why) = self.metrics.histogram_record(&name, value) {
+            refused(&self.stage, &name, "histogram", why);
         }
+    }
+}
+
+/// Logs a refused guest metric update: a kind clash once, at warning level; the rest at debug.
+fn refused(stage: &str, name: &str, kind: &'static str, why: Refused) {
+    let mut name = name.to_owned();
+    truncate(&mut name, MAX_LOG_FIELD_NAME);
+    match why {
+        Refused::Clash { other, first: true } => tracing::warn!(
+            stage,
+            name,
+            kind,
+            registered_as = other.as_str(),
+            "Guest metric refused: the name is registered as another kind."
+        ),
+        Refused::Clash { first: false, .. } => {}
+        Refused::BadName | Refused::BadValue | Refused::TooMany => tracing::debug!(
+            stage,
+            name,
+            kind,
+            reason = ?why,
+            "Guest metric refused (bad name, bad value or too many metrics)."
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use wasmtime::{Instance, Module};
+
     use super::*;
+    use crate::caps::TRUNCATED;
+    use crate::{Limits, WasmHost};
 
     #[test]
-    fn guest_metric_names_are_checked_and_bounded() {
-        let m = GuestMetrics::default();
-        assert!(m.counter_add("hits".into(), 2));
-        assert!(m.counter_add("hits".into(), 3));
-        assert!(!m.counter_add("Bad-Name".into(), 1));
-        assert!(!m.counter_add(String::new(), 1));
-        assert_eq!(m.counters().get("hits"), Some(&5));
-        for i in 0..MAX_METRICS {
-            m.counter_add(format!("c{i}"), 1);
+    fn a_store_holds_at_most_the_capped_instances_memories_and_tables() {
+        // Core modules in the binary format: empty, one memory of one page, one empty table.
+        const EMPTY: &[u8] = b"\0asm\x01\0\0\0";
+        const ONE_MEMORY: &[u8] = b"\0asm\x01\0\0\0\x05\x03\x01\x00\x01";
+        const ONE_TABLE: &[u8] = b"\0asm\x01\0\0\0\x04\x04\x01\x70\x00\x00";
+        let host = WasmHost::new(None).unwrap();
+        let limits = Limits {
+            memory: 64 << 20,
+            timeout: Duration::from_secs(10),
+            recycle_after: None,
+            recycle_memory: None,
+        };
+        let metrics = Arc::new(GuestMetrics::new(Arc::default()));
+        for (bytes, cap, what) in [
+            (EMPTY, MAX_INSTANCES, "instances"),
+            (ONE_MEMORY, MAX_MEMORIES, "memories"),
+            (ONE_TABLE, MAX_TABLES, "tables"),
+        ] {
+            let module = Module::new(host.engine(), bytes).unwrap();
+            let mut store = crate::enrich::new_store(&host, &"t".into(), &limits, &metrics);
+            for i in 0..cap {
+                Instance::new(&mut store, &module, &[])
+                    .unwrap_or_else(|e| panic!("{what}: number {i} refused: {e:#}"));
+            }
+            let refused = Instance::new(&mut store, &module, &[]).unwrap_err();
+            assert!(
+                format!("{refused:#}").contains("limit"),
+                "{what}: {refused:#}"
+            );
         }
-        assert!(!m.counter_add("one_too_many".into(), 1));
-        assert!(
-            m.counter_add("hits".into(), 1),
-            "existing names keep working"
-        );
-        assert!(!m.histogram_record("lat".into(), f64::NAN));
-        assert!(m.histogram_record("lat".into(), 1.5));
-        let lat = m.histograms()["lat"];
-        assert_eq!((lat.count, lat.sum), (1, 1.5));
-        assert_eq!(
-            lat.buckets[GUEST_BUCKETS.iter().position(|&b| b == 5.0).unwrap()],
-            1
-        );
-        assert_eq!(lat.buckets.iter().sum::<u64>(), 1);
+    }
+
+    #[test]
+    fn log_fields_are_capped_in_number_and_size() {
+        let fields: Vec<(String, String)> = (0..MAX_LOG_FIELDS + 4)
+            .map(|i| {
+                (
+                    format!("k{i}"),
+                    "v".repeat(if i == 0 { 100_000 } else { 1 }),
+                )
+            })
+            .collect();
+        let (text, dropped) = capped_fields(fields);
+        assert_eq!(dropped, 4);
+        assert!(text.ends_with(" weir.dropped_fields=4"), "{text}");
+        assert!(text.contains("k15=\"v\""), "{text}");
+        assert!(!text.contains("k16="), "{text}");
+        let first = text.split(' ').next().unwrap();
+        assert!(first.len() < MAX_LOG_FIELD_VALUE + 32, "{}", first.len());
+        assert!(first.ends_with(&format!("{TRUNCATED}\"")), "{first}");
+        // k0 cut to the cap, k1..k9 and k10..k15 with one-byte values, each `name="value"` and
+        // a space, then the count of dropped fields.
+        let k0 = "k0=\"\"".len() + MAX_LOG_FIELD_VALUE + TRUNCATED.len();
+        let rest = 9 * "k1=\"v\"".len() + 6 * "k10=\"v\"".len();
+        assert_eq!(text.len(), k0 + 15 + rest + " weir.dropped_fields=4".len());
     }
 }

@@ -802,7 +802,7 @@ impl Worker {
         if let Some(m) = metrics {
             let wasm = matches!(
                 failure.kind,
-                FailureKind::Trap | FailureKind::Timeout | FailureKind::Memory
+                FailureKind::Trap | FailureKind::Timeout | FailureKind::Memory | FailureKind::Limit
             );
             m.failed(failure.kind.as_str(), wasm);
         }

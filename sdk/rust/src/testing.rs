@@ -99,7 +99,9 @@ impl Harness {
                     })
                     .collect()),
                 Entry::Err { code, message } => Err(Error::new(code, message)),
-                Entry::Input => unreachable!("decode_result hands back inputs as records"),
+                Entry::Input | Entry::TooMany { .. } => {
+                    unreachable!("decode_result hands back inputs as records, and caps nothing")
+                }
             })
             .collect()
     }
@@ -230,7 +232,9 @@ impl AggregateHarness {
         match entries.into_iter().next() {
             Some(Entry::Ok(outputs)) => Ok(outputs.into_iter().map(Record::from).collect()),
             Some(Entry::Err { code, message }) => Err(Error::new(code, message)),
-            Some(Entry::Input) => unreachable!("decode_result hands back inputs as records"),
+            Some(Entry::Input | Entry::TooMany { .. }) => {
+                unreachable!("decode_result hands back inputs as records, and caps nothing")
+            }
             None => unreachable!("decode_result checked there is one entry"),
         }
     }

@@ -147,6 +147,11 @@ impl Headers {
         Self::default()
     }
 
+    /// Bytes of the headers' encoded form: their names and values and a length for each.
+    pub fn encoded_len(&self) -> usize {
+        self.raw.len()
+    }
+
     /// The number of headers.
     pub fn len(&self) -> usize {
         self.count as usize
@@ -911,6 +916,9 @@ pub enum Entry {
     Ok(Vec<Record>),
     /// The stage refused the input.
     Err { code: String, message: String },
+    /// Only from a reader told [`ResultReader::max_outputs`]: the input has this many outputs,
+    /// more than that cap. They were read past, not built.
+    TooMany { outputs: usize },
 }
 
 impl Cursor<'_> {
@@ -982,6 +990,7 @@ pub struct ResultReader<'i> {
     at: usize,
     inputs: std::slice::Iter<'i, Record>,
     done: bool,
+    max_outputs: usize,
 }
 
 impl<'i> ResultReader<'i> {
@@ -1003,7 +1012,16 @@ impl<'i> ResultReader<'i> {
             at,
             inputs: inputs.iter(),
             done: false,
+            max_outputs: usize::MAX,
         })
+    }
+
+    /// Caps the outputs of one entry: an entry with more comes back as [`Entry::TooMany`]
+    /// without its records being built, so a result cannot make the reader hold more records
+    /// than `max` per input.
+    pub fn max_outputs(mut self, max: usize) -> Self {
+        self.max_outputs = max;
+        self
     }
 
     /// Steps over the entries from here on that are tag-2 inputs unchanged, up to the last
@@ -1036,6 +1054,13 @@ impl<'i> ResultReader<'i> {
                 if n == 1 && c.peek_input_unchanged() {
                     self.at = c.at + INPUT_UNCHANGED.len();
                     return Ok(Entry::Input);
+                }
+                if n > self.max_outputs {
+                    for _ in 0..n {
+                        c.output(&self.buf, input)?;
+                    }
+                    self.at = c.at;
+                    return Ok(Entry::TooMany { outputs: n });
                 }
                 // Every output takes at least its `same` byte and timestamp.
                 let mut outs = Vec::with_capacity(n.min((self.buf.len() - c.at) / 9));
@@ -1373,6 +1398,37 @@ mod tests {
                 ..inputs[0].clone()
             }])
         );
+    }
+
+    #[test]
+    fn an_entry_over_the_output_cap_is_read_past_without_its_records() {
+        let inputs = [Record::default(), Record::default(), Record::default()];
+        let mut w = ResultWriter::new();
+        w.begin_ok();
+        for _ in 0..3 {
+            w.output(None, None, Some(b"x"), []);
+        }
+        w.begin_ok();
+        for _ in 0..4 {
+            w.output(None, None, Some(b"many"), []);
+        }
+        w.begin_ok();
+        w.output(None, Some(b"k"), Some(b"after"), []);
+        let buf = Bytes::from(w.finish());
+        let entries: Vec<super::Entry> = ResultReader::new(buf.clone(), &inputs)
+            .unwrap()
+            .max_outputs(3)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(matches!(&entries[0], super::Entry::Ok(outs) if outs.len() == 3));
+        assert_eq!(entries[1], super::Entry::TooMany { outputs: 4 });
+        // The reader went on past the capped entry to the next one.
+        assert!(
+            matches!(&entries[2], super::Entry::Ok(outs) if outs[0].value.as_deref() == Some(&b"after"[..]))
+        );
+        // Without a cap the same result reads in full.
+        let uncapped = decode_result(buf, &inputs).unwrap();
+        assert!(matches!(&uncapped[1], super::Entry::Ok(outs) if outs.len() == 4));
     }
 
     #[test]

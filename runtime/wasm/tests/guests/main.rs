@@ -1,7 +1,10 @@
-//! The host against real guest modules from `pipelines/modules/`: aggregate stages and the
-//! Python and JavaScript guests. One test binary, so wasmtime is linked once.
+//! The host against real guest modules from `pipelines/modules/`: aggregate stages, the Python
+//! and JavaScript guests, time limits over WASI waits and the host's caps. One test binary, so
+//! wasmtime is linked once.
 
 mod aggregate;
+mod caps;
+mod deadline;
 mod python_js;
 
 use std::path::{Path, PathBuf};

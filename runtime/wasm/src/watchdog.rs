@@ -1,0 +1,173 @@
+//! The watchdog: notices a stage call that is still running well past its time limit.
+//!
+//! Epoch interruption stops guest code at its deadline, and the host's WASI waits (clocks and
+//! polls) end there too (`deadline.rs`). A call can still overrun inside a host function neither
+//! covers. The watchdog does not stop such a call (nothing can, safely, from another thread); it
+//! makes it visible: one warning per overrunning call, and a count the engine can read
+//! ([`crate::WasmHost::overdue_calls`]).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+/// How often the watchdog looks at the calls in progress.
+pub const WATCHDOG_TICK: Duration = Duration::from_millis(10);
+
+/// The least a call may overrun its limit before the watchdog reports it: the interruption
+/// itself takes a tick of the epoch clock and a little more.
+pub const MIN_GRACE: Duration = Duration::from_millis(20);
+
+/// A call is overdue once it has run its limit plus this share of it (but at least
+/// [`MIN_GRACE`] more): twice its limit.
+fn overdue_after(timeout: Duration) -> Duration {
+    timeout.saturating_add(timeout.max(MIN_GRACE))
+}
+
+#[derive(Debug)]
+struct Active {
+    started: Instant,
+    timeout: Duration,
+    overdue_at: Instant,
+    reported: bool,
+}
+
+/// One store's view for the watchdog: the call in progress, if any.
+#[derive(Debug)]
+pub(crate) struct CallWatch {
+    stage: Arc<str>,
+    call: Mutex<Option<Active>>,
+}
+
+impl CallWatch {
+    /// A call with a budget of `timeout` started at `started`.
+    pub fn begin(&self, started: Instant, timeout: Duration) {
+        *self.call.lock() = Some(Active {
+            started,
+            timeout,
+            overdue_at: started + overdue_after(timeout),
+            reported: false,
+        });
+    }
+
+    /// The call in progress has returned.
+    pub fn end(&self) {
+        *self.call.lock() = None;
+    }
+}
+
+/// Every store's [`CallWatch`], and what the watchdog found.
+#[derive(Debug, Default)]
+pub(crate) struct Watchdog {
+    watches: Mutex<Vec<Weak<CallWatch>>>,
+    overdue: AtomicU64,
+}
+
+impl Watchdog {
+    /// A watch for a new store of `stage`, looked at until the store is dropped.
+    pub fn watch(&self, stage: Arc<str>) -> Arc<CallWatch> {
+        let watch = Arc::new(CallWatch {
+            stage,
+            call: Mutex::new(None),
+        });
+        self.watches.lock().push(Arc::downgrade(&watch));
+        watch
+    }
+
+    /// Calls found running past twice their limit, since the host started.
+    pub fn overdue(&self) -> u64 {
+        self.overdue.load(Ordering::Relaxed)
+    }
+
+    /// One look at every call in progress: reports, once each, those past twice their limit,
+    /// and forgets the watches of dropped stores.
+    pub fn check(&self, now: Instant) {
+        let mut watches = self.watches.lock();
+        watches.retain(|w| {
+            let Some(watch) = w.upgrade() else {
+                return false;
+            };
+            let mut call = watch.call.lock();
+            if let Some(c) = call.as_mut().filter(|c| !c.reported && now >= c.overdue_at) {
+                c.reported = true;
+                self.overdue.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    stage = &*watch.stage,
+                    limit_ms = c.timeout.as_millis() as u64,
+                    running_ms = now.saturating_duration_since(c.started).as_millis() as u64,
+                    "Stage call still running at twice its time limit; a host call is holding it."
+                );
+            }
+            true
+        });
+    }
+
+    /// Starts the thread that checks every [`WATCHDOG_TICK`] until `stop` is set or the
+    /// watchdog is dropped.
+    pub fn start(this: &Arc<Self>, stop: Arc<AtomicBool>) -> std::io::Result<()> {
+        let weak = Arc::downgrade(this);
+        thread::Builder::new()
+            .name("weir-watchdog".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    thread::sleep(WATCHDOG_TICK);
+                    match weak.upgrade() {
+                        Some(w) => w.check(Instant::now()),
+                        None => break,
+                    }
+                }
+            })
+            .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overrunning_call_is_reported_once_and_a_prompt_one_never() {
+        let dog = Watchdog::default();
+        let slow = dog.watch("slow".into());
+        let prompt = dog.watch("prompt".into());
+        let start = Instant::now();
+        slow.begin(start, Duration::from_millis(100));
+        prompt.begin(start, Duration::from_millis(100));
+
+        dog.check(start + Duration::from_millis(150));
+        assert_eq!(dog.overdue(), 0, "past its limit, but within the grace");
+
+        prompt.end();
+        dog.check(start + Duration::from_millis(250));
+        assert_eq!(dog.overdue(), 1, "the slow call, at twice its limit");
+        dog.check(start + Duration::from_millis(500));
+        assert_eq!(dog.overdue(), 1, "reported once per call");
+
+        // The next call of the same store is a new call.
+        slow.end();
+        let next = Instant::now();
+        slow.begin(next, Duration::from_millis(1));
+        dog.check(next + Duration::from_millis(15));
+        assert_eq!(
+            dog.overdue(),
+            1,
+            "a short limit still gets the minimum grace"
+        );
+        dog.check(next + Duration::from_millis(25));
+        assert_eq!(dog.overdue(), 2);
+    }
+
+    #[test]
+    fn watches_of_dropped_stores_are_forgotten() {
+        let dog = Watchdog::default();
+        let kept = dog.watch("a".into());
+        drop(dog.watch("b".into()));
+        dog.check(Instant::now());
+        assert_eq!(dog.watches.lock().len(), 1);
+        drop(kept);
+        dog.check(Instant::now());
+        assert!(dog.watches.lock().is_empty());
+    }
+}
