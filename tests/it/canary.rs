@@ -191,7 +191,7 @@ config = { trap_on = "poison" }
 partitions = [0]
 rollback = { max_error_rate = 0.05, min_records = 100, window = "1m" }"#,
     );
-    let weir = Weir::run(&s.pipeline);
+    let weir = Weir::run_with_env(&s.pipeline, &[], TOKEN_ENV);
     let admin = weir.admin_addr().to_string();
     let n = 400;
     produce(&s.input, &records(0, 0, n, 10));

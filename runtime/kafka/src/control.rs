@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use std::sync::Arc;
 
 use crate::context::QuietContext;
 use crate::{Cluster, KafkaError};
@@ -18,7 +19,9 @@ use crate::{Cluster, KafkaError};
 pub struct ControlChannel {
     topic: String,
     consumer: BaseConsumer<QuietContext>,
-    producer: ThreadedProducer<QuietContext>,
+    /// Serves the producer's events; stopped first, and the producer is dropped with it.
+    _poller: crate::poller::Poller,
+    producer: Arc<BaseProducer<QuietContext>>,
 }
 
 impl fmt::Debug for ControlChannel {
@@ -63,16 +66,24 @@ impl ControlChannel {
             .assign(&tpl)
             .map_err(|e| KafkaError::broker("cannot read the control topic", e))?;
         // Security and client properties as for the consumer (consumer-only ones dropped).
-        let producer: ThreadedProducer<QuietContext> = cluster
+        let producer: BaseProducer<QuietContext> = cluster
             .config(
                 &[("enable.idempotence", "true"), ("linger.ms", "0")],
                 &crate::changelog::admin_properties(properties),
             )
             .create_with_context(QuietContext::default())
             .map_err(|e| cluster.config_error(e))?;
+        let producer = Arc::new(producer);
+        let poller = crate::poller::Poller::start(&producer, "weir-control").map_err(|source| {
+            KafkaError::Thread {
+                what: "the control producer's event thread",
+                source,
+            }
+        })?;
         Ok(Self {
             topic: topic.to_owned(),
             consumer,
+            _poller: poller,
             producer,
         })
     }

@@ -16,6 +16,12 @@ pub enum KafkaError {
     /// A topic the pipeline writes to is missing or too small.
     #[error("{0}")]
     Topic(String),
+    /// A thread the client needs could not be started.
+    #[error("cannot start {what}: {source}")]
+    Thread {
+        what: &'static str,
+        source: std::io::Error,
+    },
     /// A record arrived on the consumer's queue instead of its partition's feed: the partition's
     /// queue was not split off, so its records cannot be handed to its lane in order.
     #[error("record {0} arrived outside its partition's feed")]
@@ -35,6 +41,7 @@ impl KafkaError {
             Self::Config(_) => "config".into(),
             Self::Topic(_) => "topic".into(),
             Self::Unsplit(_) => "unsplit".into(),
+            Self::Thread { .. } => "thread".into(),
         }
     }
 

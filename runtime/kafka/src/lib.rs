@@ -14,6 +14,7 @@ mod control;
 mod error;
 pub mod headers;
 mod limits;
+mod poller;
 mod sink;
 mod source;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Message};
 use weir_core::{InputAck, Record};
 
@@ -88,7 +88,9 @@ impl ProducerContext for SinkContext {
 
 /// The pipeline's idempotent producer.
 pub struct KafkaSink {
-    producer: ThreadedProducer<SinkContext>,
+    /// Serves the delivery reports; stopped first, and the producer is dropped with it.
+    _poller: crate::poller::Poller,
+    producer: Arc<BaseProducer<SinkContext>>,
 }
 
 impl fmt::Debug for KafkaSink {
@@ -128,13 +130,21 @@ impl KafkaSink {
         if let Some(id) = &settings.transactional_id {
             config.set("transactional.id", id);
         }
-        let producer: ThreadedProducer<SinkContext> = config
+        let producer: BaseProducer<SinkContext> = config
             .create_with_context(SinkContext {
                 failure: Mutex::new(None),
                 observer: settings.observer.clone(),
                 log: crate::context::ClientLog::default(),
             })
             .map_err(|e| settings.cluster.config_error(e))?;
+        let producer = Arc::new(producer);
+        let poller =
+            crate::poller::Poller::start(&producer, "weir-producer").map_err(|source| {
+                KafkaError::Thread {
+                    what: "the producer's event thread",
+                    source,
+                }
+            })?;
         if let Some(id) = &settings.transactional_id {
             // Fences any earlier producer with this id (a crashed process, the partition's
             // previous owner) and aborts the transaction it left open.
@@ -145,7 +155,10 @@ impl KafkaSink {
                 .begin_transaction()
                 .map_err(|e| KafkaError::broker("cannot begin a transaction", e))?;
         }
-        Ok(Self { producer })
+        Ok(Self {
+            producer,
+            _poller: poller,
+        })
     }
 
     /// Commits the open transaction with the consumer offsets `offsets` (the next offset to

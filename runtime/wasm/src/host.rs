@@ -102,12 +102,22 @@ impl WasmHost {
         let compat = format!("{:016x}", h.finish());
 
         let stop_clock = Arc::new(AtomicBool::new(false));
+        let watchdog = Arc::<Watchdog>::default();
+        Watchdog::start(&watchdog, Arc::clone(&stop_clock))
+            .map_err(|e| WasmError::Engine(format!("cannot start the watchdog: {e}")))?;
+        // The epoch clock ticks only while a stage call is in progress: epoch deadlines are
+        // relative to the epoch when the call starts, so a clock that sleeps between calls
+        // changes no deadline, and an idle process does not wake a thousand times a second.
         let clock_engine = engine.weak();
         let stop = Arc::clone(&stop_clock);
-        thread::Builder::new()
+        let activity = Arc::clone(watchdog.activity());
+        let clock = thread::Builder::new()
             .name("weir-epoch".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
+                    if !activity.busy_or_nap() {
+                        continue;
+                    }
                     thread::sleep(EPOCH_TICK);
                     match clock_engine.upgrade() {
                         Some(engine) => engine.increment_epoch(),
@@ -116,10 +126,7 @@ impl WasmHost {
                 }
             })
             .map_err(|e| WasmError::Engine(format!("cannot start the epoch clock: {e}")))?;
-
-        let watchdog = Arc::<Watchdog>::default();
-        Watchdog::start(&watchdog, Arc::clone(&stop_clock))
-            .map_err(|e| WasmError::Engine(format!("cannot start the watchdog: {e}")))?;
+        watchdog.activity().register(clock.thread().clone());
 
         if let Some(dir) = &cache_dir
             && let Err(error) = std::fs::create_dir_all(dir)

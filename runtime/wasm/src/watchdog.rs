@@ -5,8 +5,12 @@
 //! covers. The watchdog does not stop such a call (nothing can, safely, from another thread); it
 //! makes it visible: one warning per overrunning call, and a count the engine can read
 //! ([`crate::WasmHost::overdue_calls`]).
+//!
+//! It also counts the calls in progress ([`Activity`]), so that the host's clocks (the epoch
+//! clock and the watchdog itself) sleep while no stage runs: an idle Weir wakes a few times a
+//! second, not a thousand.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -39,22 +43,77 @@ struct Active {
 pub(crate) struct CallWatch {
     stage: Arc<str>,
     call: Mutex<Option<Active>>,
+    activity: Arc<Activity>,
 }
 
 impl CallWatch {
     /// A call with a budget of `timeout` started at `started`.
     pub fn begin(&self, started: Instant, timeout: Duration) {
-        *self.call.lock() = Some(Active {
+        let previous = self.call.lock().replace(Active {
             started,
             timeout,
             overdue_at: started + overdue_after(timeout),
             reported: false,
         });
+        if previous.is_none() {
+            self.activity.started();
+        }
     }
 
     /// The call in progress has returned.
     pub fn end(&self) {
-        *self.call.lock() = None;
+        if self.call.lock().take().is_some() {
+            self.activity.ended();
+        }
+    }
+}
+
+impl Drop for CallWatch {
+    /// A store dropped in the middle of a call (a trap that poisoned it) ends the call.
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// How long an idle clock sleeps before it looks again by itself; a call that starts wakes it
+/// at once.
+const IDLE_NAP: Duration = Duration::from_millis(500);
+
+/// The stage calls in progress, and the clock threads to wake when the first one starts.
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    calls: AtomicUsize,
+    clocks: Mutex<Vec<thread::Thread>>,
+}
+
+impl Activity {
+    fn started(&self) {
+        if self.calls.fetch_add(1, Ordering::AcqRel) == 0 {
+            for clock in self.clocks.lock().iter() {
+                clock.unpark();
+            }
+        }
+    }
+
+    fn ended(&self) {
+        self.calls.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Makes `clock` one of the threads woken when a call starts.
+    pub fn register(&self, clock: thread::Thread) {
+        self.clocks.lock().push(clock);
+    }
+
+    /// For a clock thread: returns at once while calls are in progress; otherwise sleeps until
+    /// one starts (or [`IDLE_NAP`] passes) and returns `false`, so the clock looks again.
+    pub fn busy_or_nap(&self) -> bool {
+        if self.calls.load(Ordering::Acquire) > 0 {
+            return true;
+        }
+        // A call that starts between the load and the park leaves an unpark token: no wake-up
+        // is lost.
+        thread::park_timeout(IDLE_NAP);
+        false
     }
 }
 
@@ -63,6 +122,7 @@ impl CallWatch {
 pub(crate) struct Watchdog {
     watches: Mutex<Vec<Weak<CallWatch>>>,
     overdue: AtomicU64,
+    activity: Arc<Activity>,
 }
 
 impl Watchdog {
@@ -71,9 +131,15 @@ impl Watchdog {
         let watch = Arc::new(CallWatch {
             stage,
             call: Mutex::new(None),
+            activity: Arc::clone(&self.activity),
         });
         self.watches.lock().push(Arc::downgrade(&watch));
         watch
+    }
+
+    /// The calls in progress, for the clocks.
+    pub fn activity(&self) -> &Arc<Activity> {
+        &self.activity
     }
 
     /// Calls found running past twice their limit, since the host started.
@@ -104,22 +170,27 @@ impl Watchdog {
         });
     }
 
-    /// Starts the thread that checks every [`WATCHDOG_TICK`] until `stop` is set or the
-    /// watchdog is dropped.
+    /// Starts the thread that checks every [`WATCHDOG_TICK`] while calls are in progress, until
+    /// `stop` is set or the watchdog is dropped.
     pub fn start(this: &Arc<Self>, stop: Arc<AtomicBool>) -> std::io::Result<()> {
         let weak = Arc::downgrade(this);
-        thread::Builder::new()
+        let activity = Arc::clone(&this.activity);
+        let thread = thread::Builder::new()
             .name("weir-watchdog".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
+                    if !activity.busy_or_nap() {
+                        continue;
+                    }
                     thread::sleep(WATCHDOG_TICK);
                     match weak.upgrade() {
                         Some(w) => w.check(Instant::now()),
                         None => break,
                     }
                 }
-            })
-            .map(drop)
+            })?;
+        this.activity.register(thread.thread().clone());
+        Ok(())
     }
 }
 
@@ -157,6 +228,43 @@ mod tests {
         );
         dog.check(next + Duration::from_millis(25));
         assert_eq!(dog.overdue(), 2);
+    }
+
+    #[test]
+    fn calls_in_progress_are_counted_once_each_and_a_dropped_store_ends_its_call() {
+        let dog = Watchdog::default();
+        let calls = || dog.activity.calls.load(Ordering::Acquire);
+        let a = dog.watch("a".into());
+        let b = dog.watch("b".into());
+        a.begin(Instant::now(), Duration::from_millis(50));
+        a.begin(Instant::now(), Duration::from_millis(50));
+        assert_eq!(calls(), 1, "a store runs one call at a time");
+        b.begin(Instant::now(), Duration::from_millis(50));
+        assert_eq!(calls(), 2);
+        a.end();
+        a.end();
+        assert_eq!(calls(), 1);
+        drop(b);
+        assert_eq!(calls(), 0, "idle: the clocks may sleep");
+    }
+
+    #[test]
+    fn a_napping_clock_wakes_when_a_call_starts() {
+        let dog = Arc::new(Watchdog::default());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let activity = Arc::clone(&dog.activity);
+        let clock = thread::spawn(move || {
+            let started = Instant::now();
+            while !activity.busy_or_nap() {}
+            tx.send(started.elapsed()).unwrap();
+        });
+        dog.activity.register(clock.thread().clone());
+        thread::sleep(Duration::from_millis(50));
+        let watch = dog.watch("a".into());
+        watch.begin(Instant::now(), Duration::from_millis(50));
+        let waited = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        clock.join().unwrap();
+        assert!(waited >= Duration::from_millis(50), "it napped: {waited:?}");
     }
 
     #[test]

@@ -139,7 +139,7 @@ impl Shared {
 
 /// How long a lane waits for its partition's next record before it looks at its stop flag (and,
 /// in aggregate and transactional lanes, tends windows, checkpoints and transactions).
-const WAIT: Duration = Duration::from_millis(25);
+const WAIT: Duration = Duration::from_millis(100);
 
 /// The engine's handle on a running lane.
 pub(crate) struct Lane {

@@ -161,6 +161,10 @@ struct State {
     restarted: BTreeSet<(String, String)>,
 }
 
+/// How often the reload thread looks at its requests (reloads, canary actions, the control
+/// topic) when no file event wakes it first.
+const TICK: Duration = Duration::from_millis(100);
+
 /// How often canaries are judged.
 const ANALYSIS_EVERY: Duration = Duration::from_secs(1);
 
@@ -168,7 +172,7 @@ impl State {
     fn run(mut self, mut events: Receiver<notify::Result<notify::Event>>, stop: &AtomicBool) {
         let mut pending: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
-            match events.recv_timeout(Duration::from_millis(50)) {
+            match events.recv_timeout(TICK) {
                 Ok(Ok(event)) => {
                     // Reading a file (as a reload does) is an event too: only writes, creations,
                     // renames and removals count.
