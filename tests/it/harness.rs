@@ -205,9 +205,18 @@ pub fn client_at(bootstrap: &str, extra: &[(&str, &str)]) -> ClientConfig {
 
 /// Creates `topic` with `partitions` partitions.
 pub fn create_topic(topic: &str, partitions: i32) {
+    create_topic_with(topic, partitions, &[]);
+}
+
+/// Creates `topic` with `partitions` partitions and the topic configs `configs`.
+pub fn create_topic_with(topic: &str, partitions: i32, configs: &[(&str, &str)]) {
     let admin: AdminClient<DefaultClientContext> = client(&[]).create().unwrap();
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        new = new.set(k, v);
+    }
     let rt = rdkafka_block_on(admin.create_topics(
-        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+        &[new],
         &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
     ));
     for r in rt.expect("create_topics request failed") {

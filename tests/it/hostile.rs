@@ -7,11 +7,48 @@ use std::time::Duration;
 use weir_core::headers;
 
 use crate::harness::{
-    Rec, Weir, broker, consume, consume_all, create_topic, http_get, metric_value, module,
-    one_stage_pipeline, produce, produce_with, source_table, unique, wait_for_value,
+    Rec, Weir, broker, consume, consume_all, create_topic, create_topic_with, http_get,
+    metric_value, one_stage_pipeline, produce, produce_with, source_table, unique, wait_for_value,
     write_pipeline,
 };
 use crate::raw::{self, RawRecord};
+
+/// Fresh input and output topics of `partitions` partitions, and a dead-letter topic.
+fn topics(name: &str, partitions: i32) -> Topics {
+    let topics = Topics {
+        input: unique(name),
+        output: unique(&format!("{name}-out")),
+        dlq: unique("dlq"),
+    };
+    create_topic(&topics.input, partitions);
+    create_topic(&topics.output, partitions);
+    create_topic(&topics.dlq, 1);
+    topics
+}
+
+struct Topics {
+    input: String,
+    output: String,
+    dlq: String,
+}
+
+impl Topics {
+    /// A pipeline of one stage running `module` (with `extra` lines in its table) from the input
+    /// to the output; `tail` is appended to the file.
+    fn pipeline(&self, stage: &str, module: &str, extra: &str, tail: &str) -> String {
+        let mut toml = one_stage_pipeline(
+            &self.input,
+            &source_table(&[&self.input], &unique("group")),
+            stage,
+            &crate::harness::module(module),
+            extra,
+            &self.output,
+            &self.dlq,
+        );
+        toml.push_str(tail);
+        toml
+    }
+}
 
 fn seq_value(seq: usize) -> String {
     format!(r#"{{"url":"https://shop.example/p/{seq}","seq":{seq}}}"#)
@@ -19,31 +56,20 @@ fn seq_value(seq: usize) -> String {
 
 #[test]
 fn every_compression_codec_is_read_and_written() {
-    let (input, output, dlq) = (unique("codecs"), unique("codecs-out"), unique("dlq"));
-    create_topic(&input, 2);
-    create_topic(&output, 2);
-    create_topic(&dlq, 1);
+    let t = topics("codecs", 2);
+    let (input, output) = (&t.input, &t.output);
     let codecs = ["zstd", "gzip", "snappy", "lz4"];
     for (i, codec) in codecs.iter().enumerate() {
         let records: Vec<Rec> = (0..50)
             .map(|n| Rec::new(n as i32 % 2, codec, seq_value(i * 50 + n)))
             .collect();
-        produce_with(&input, &records, &[("compression.type", codec)]);
+        produce_with(input, &records, &[("compression.type", codec)]);
     }
-    let mut toml = one_stage_pipeline(
-        "codecs",
-        &source_table(&[&input], &unique("group")),
-        "identity",
-        &module("identity"),
-        "",
-        &output,
-        &dlq,
-    );
     // Weir's own outputs compressed with zstd too.
-    toml.push_str("\n[sink]\nkafka = { \"compression.type\" = \"zstd\" }\n");
-    let (_dir, pipeline) = write_pipeline(&toml);
+    let zstd = "\n[sink]\nkafka = { \"compression.type\" = \"zstd\" }\n";
+    let (_dir, pipeline) = write_pipeline(&t.pipeline("identity", "identity", "", zstd));
     let weir = Weir::run(&pipeline);
-    let out = consume(&output, 200, Duration::from_secs(60));
+    let out = consume(output, 200, Duration::from_secs(60));
     let log = weir.terminate();
     assert_eq!(out.len(), 200, "every record of every codec comes out");
     for codec in codecs {
@@ -61,31 +87,21 @@ fn every_compression_codec_is_read_and_written() {
 
 #[test]
 fn a_corrupt_batch_stalls_its_partition_loudly_and_the_others_flow() {
-    let (input, output, dlq) = (unique("corrupt"), unique("corrupt-out"), unique("dlq"));
-    create_topic(&input, 2);
-    create_topic(&output, 2);
-    create_topic(&dlq, 1);
+    let t = topics("corrupt", 2);
+    let (input, output) = (&t.input, &t.output);
     // Partition 0: a gzip batch whose payload is not gzip. No client can read past it.
     raw::produce(
         &broker().bootstrap,
-        &input,
+        input,
         0,
         &raw::corrupt_batch(raw::GZIP, 3, b"\x1f\x8b this is not gzip at all"),
     );
     let good: Vec<Rec> = (0..40).map(|n| Rec::new(1, "k", seq_value(n))).collect();
-    produce(&input, &good);
-    let (_dir, pipeline) = write_pipeline(&one_stage_pipeline(
-        "corrupt",
-        &source_table(&[&input], &unique("group")),
-        "identity",
-        &module("identity"),
-        "",
-        &output,
-        &dlq,
-    ));
+    produce(input, &good);
+    let (_dir, pipeline) = write_pipeline(&t.pipeline("identity", "identity", "", ""));
     let weir = Weir::run(&pipeline);
     let admin = weir.admin_addr();
-    let out = consume(&output, good.len(), Duration::from_secs(60));
+    let out = consume(output, good.len(), Duration::from_secs(60));
     assert_eq!(out.len(), good.len(), "partition 1 flows");
 
     // Not ready, naming the partition and the kind; still alive.
@@ -132,10 +148,8 @@ fn a_corrupt_batch_stalls_its_partition_loudly_and_the_others_flow() {
 
 #[test]
 fn a_header_name_that_is_not_utf8_is_carried_through_as_bytes() {
-    let (input, output, dlq) = (unique("bytes"), unique("bytes-out"), unique("dlq"));
-    create_topic(&input, 1);
-    create_topic(&output, 1);
-    create_topic(&dlq, 1);
+    let t = topics("bytes", 1);
+    let (input, output, dlq) = (&t.input, &t.output, &t.dlq);
     let name: &[u8] = b"\xff\xfeorigin";
     let record = |seq: usize, headers: Vec<(Vec<u8>, Vec<u8>)>| RawRecord {
         key: Some(b"k".to_vec()),
@@ -147,18 +161,11 @@ fn a_header_name_that_is_not_utf8_is_carried_through_as_bytes() {
         record(1, vec![(b"plain".to_vec(), b"v1".to_vec())]),
         record(2, vec![(name.to_vec(), b"v2".to_vec())]),
     ]);
-    raw::produce(&broker().bootstrap, &input, 0, &batch);
-    let (_dir, pipeline) = write_pipeline(&one_stage_pipeline(
-        "bytes",
-        &source_table(&[&input], &unique("group")),
-        "enrich",
-        &module("json_enrich"),
-        r#"config = { field = "url" }"#,
-        &output,
-        &dlq,
-    ));
+    raw::produce(&broker().bootstrap, input, 0, &batch);
+    let config = r#"config = { field = "url" }"#;
+    let (_dir, pipeline) = write_pipeline(&t.pipeline("enrich", "json_enrich", config, ""));
     let weir = Weir::run(&pipeline);
-    let out = consume(&output, 3, Duration::from_secs(60));
+    let out = consume(output, 3, Duration::from_secs(60));
     let log = weir.terminate();
     assert_eq!(
         out.len(),
@@ -179,36 +186,31 @@ fn a_header_name_that_is_not_utf8_is_carried_through_as_bytes() {
         );
     }
     assert_eq!(out[1].header_str("plain").as_deref(), Some("v1"));
-    assert!(consume_all(&dlq, Duration::from_secs(1), Duration::from_secs(10)).is_empty());
+    assert!(consume_all(dlq, Duration::from_secs(1), Duration::from_secs(10)).is_empty());
 }
 
 #[test]
-fn an_output_too_large_for_the_producer_becomes_a_truncated_dead_letter() {
-    let (input, output, dlq) = (unique("large"), unique("large-out"), unique("dlq"));
-    create_topic(&input, 1);
-    create_topic(&output, 1);
-    create_topic(&dlq, 1);
+fn an_output_too_large_for_its_topic_becomes_a_truncated_dead_letter() {
+    // The output topic takes records of up to 10,000 bytes: the producer follows that limit
+    // (librdkafka's own default is 1,000,000), and refuses the large output at once.
+    let t = Topics {
+        input: unique("large"),
+        output: unique("large-out"),
+        dlq: unique("dlq"),
+    };
+    let (input, output, dlq) = (&t.input, &t.output, &t.dlq);
+    create_topic(input, 1);
+    create_topic_with(output, 1, &[("max.message.bytes", "10000")]);
+    create_topic_with(dlq, 1, &[("max.message.bytes", "10000")]);
     let big = format!(r#"{{"url":"https://shop.example/{}"}}"#, "x".repeat(20_000));
     let mut records = vec![Rec::new(0, "small-0", seq_value(0))];
     records.push(Rec::new(0, "big", big.clone()).header(headers::STAGE, "forged"));
     records.push(Rec::new(0, "small-2", seq_value(2)));
-    produce(&input, &records);
-    let mut toml = one_stage_pipeline(
-        "large",
-        &source_table(&[&input], &unique("group")),
-        "identity",
-        &module("identity"),
-        "",
-        &output,
-        &dlq,
-    );
-    // A producer limit below the record: librdkafka refuses it at once, as it would one above
-    // the brokers' limit.
-    toml.push_str("\n[sink]\nkafka = { \"message.max.bytes\" = \"10000\" }\n");
-    let (_dir, pipeline) = write_pipeline(&toml);
+    produce(input, &records);
+    let (_dir, pipeline) = write_pipeline(&t.pipeline("identity", "identity", "", ""));
     let weir = Weir::run(&pipeline);
-    let out = consume(&output, 2, Duration::from_secs(60));
-    let dead = consume(&dlq, 1, Duration::from_secs(30));
+    let out = consume(output, 2, Duration::from_secs(60));
+    let dead = consume(dlq, 1, Duration::from_secs(30));
     let log = weir.terminate();
     assert_eq!(
         out.iter()
@@ -251,7 +253,7 @@ fn an_output_too_large_for_the_producer_becomes_a_truncated_dead_letter() {
     std::thread::sleep(Duration::from_secs(2));
     weir.terminate();
     assert_eq!(
-        consume_all(&dlq, Duration::from_secs(1), Duration::from_secs(10)).len(),
+        consume_all(dlq, Duration::from_secs(1), Duration::from_secs(10)).len(),
         1
     );
 }
