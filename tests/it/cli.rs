@@ -110,3 +110,41 @@ fn a_file_that_is_not_wasm_is_refused_with_its_path() {
         "{stderr}"
     );
 }
+
+/// `weir run PIPELINE` to its end; its exit code and standard error.
+fn run_code(pipeline: &std::path::Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(crate::harness::Weir::weir_bin())
+        .args(["run", "--no-watch"])
+        .arg(pipeline)
+        .env_remove("WEIR_BROKERS")
+        .env(
+            "WEIR_CACHE_DIR",
+            std::env::temp_dir().join("weir-test-cache"),
+        )
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn weir_run_says_with_its_exit_code_what_kind_of_thing_failed() {
+    // 2: the configuration.
+    let (_d, bad_config) = write_pipeline("name = \"no-source\"\n");
+    let (code, stderr) = run_code(&bad_config);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("missing required"), "{stderr}");
+
+    // 3: a module.
+    let (_d, bad_module) = pipeline_with("wrong_world");
+    let (code, stderr) = run_code(&bad_module);
+    assert_eq!(code, Some(3), "{stderr}");
+
+    // 4: the cluster (nothing listens on port 9 of loopback).
+    let (_d, no_cluster) = pipeline_with("identity");
+    let (code, stderr) = run_code(&no_cluster);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(stderr.contains("cannot read metadata"), "{stderr}");
+}

@@ -296,7 +296,11 @@ fn a_broker_certificate_for_another_host_is_refused_unless_told_otherwise() {
     let (_dir, file) = pipeline(&input, &output, &dlq, &tls_table(&certs, ""));
     let weir = Weir::run_with(&file, &["--brokers", &bootstrap]);
     let (status, log) = weir.wait_exit(Duration::from_secs(90));
-    assert!(!status.success(), "weir must not run against an impostor");
+    assert_eq!(
+        status.code(),
+        Some(4),
+        "the cluster refused at start: {log:#?}"
+    );
     assert!(
         log.iter().any(|l| l.contains("certificate verify failed")),
         "the refusal says why: {log:#?}"
@@ -337,7 +341,7 @@ password = { env = "WEIR_TEST_KAFKA_PASSWORD" }
     // The variable unset: refused at once, naming the variable.
     let weir = Weir::run_with(&file, &["--brokers", &bootstrap]);
     let (status, log) = weir.wait_exit(Duration::from_secs(30));
-    assert!(!status.success());
+    assert_eq!(status.code(), Some(2), "a configuration error: {log:#?}");
     assert!(
         log.iter().any(|l| l.contains(
             "security.sasl.password: environment variable WEIR_TEST_KAFKA_PASSWORD is not set"
@@ -352,7 +356,11 @@ password = { env = "WEIR_TEST_KAFKA_PASSWORD" }
         &[("WEIR_TEST_KAFKA_PASSWORD", password)],
     );
     let (status, log) = weir.wait_exit(Duration::from_secs(90));
-    assert!(!status.success());
+    assert_eq!(
+        status.code(),
+        Some(4),
+        "the cluster refused at start: {log:#?}"
+    );
     assert!(
         log.iter()
             .any(|l| l.contains("SASL") && l.contains("authentication failed")),

@@ -51,6 +51,40 @@ pub enum EngineError {
     Fatal(String),
 }
 
+/// How `weir run` ends, as its exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: stopped by SIGINT or SIGTERM, after draining and committing.
+    Stopped = 0,
+    /// 1: a fatal error while running (a record that can be neither delivered nor
+    /// dead-lettered, a lane that panicked); offsets are committed up to the last record fully
+    /// delivered.
+    Fatal = 1,
+    /// 2: the configuration: the pipeline file, a secret it names, a Kafka client property, the
+    /// admin listener's address.
+    Config = 2,
+    /// 3: a module: missing, not a component, of another world or contract version, or
+    /// refusing its config.
+    Module = 3,
+    /// 4: the cluster at start: unreachable, refusing the connection (TLS, SASL) or lacking a
+    /// topic the pipeline writes to.
+    Cluster = 4,
+}
+
+impl EngineError {
+    /// The exit status this error ends `weir run` with.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Self::Kafka(KafkaError::Config(_)) | Self::Secret(_) | Self::Telemetry(_) => {
+                Exit::Config
+            }
+            // Every other Kafka error reaches the caller before the pipeline runs.
+            Self::Kafka(_) => Exit::Cluster,
+            Self::Watch(_) | Self::Fatal(_) => Exit::Fatal,
+        }
+    }
+}
+
 /// How a pipeline runs beyond its file.
 #[derive(Debug, Default)]
 pub struct RunOptions {

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use weir::engine::{ReloadOptions, RunOptions};
+use weir::engine::{Exit, ReloadOptions, RunOptions};
 use weir::loader::LoadedPipeline;
 use weir_config::Pipeline;
 use weir_telemetry::LogFormat;
@@ -217,11 +217,11 @@ fn run(
 ) -> Result<ExitCode> {
     let admin_token = token.token()?;
     let Some(pipeline) = load_config(path) else {
-        return Ok(ExitCode::FAILURE);
+        return Ok(exit(Exit::Config));
     };
     let host = WasmHost::new(cache)?;
     let Some(loaded) = load_modules(&host, &pipeline) else {
-        return Ok(ExitCode::FAILURE);
+        return Ok(exit(Exit::Module));
     };
     let brokers = brokers.unwrap_or_else(|| pipeline.source.brokers.clone());
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -241,8 +241,17 @@ fn run(
         reload: Some(options),
         admin_token,
     };
-    weir::engine::run(&pipeline, loaded, &brokers, shutdown, options)?;
-    Ok(ExitCode::SUCCESS)
+    match weir::engine::run(&pipeline, loaded, &brokers, shutdown, options) {
+        Ok(_) => Ok(exit(Exit::Stopped)),
+        Err(error) => {
+            eprintln!("error: {error}");
+            Ok(exit(error.exit()))
+        }
+    }
+}
+
+fn exit(code: Exit) -> ExitCode {
+    ExitCode::from(code as u8)
 }
 
 fn validate(paths: &[PathBuf], config_only: bool, cache: Option<PathBuf>) -> Result<ExitCode> {
