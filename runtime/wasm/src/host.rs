@@ -14,6 +14,7 @@ use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
 use crate::WasmError;
+use crate::cache::DiskCache;
 use crate::metrics::MetricKinds;
 use crate::watchdog::Watchdog;
 
@@ -49,8 +50,9 @@ struct Inner {
     /// Compiled components by content hash: a module named by several stages, or reloaded
     /// unchanged, is compiled once.
     compiled: Mutex<HashMap<String, Component>>,
-    /// Where precompiled artefacts are kept across restarts; `None` disables the disk cache.
-    cache_dir: Option<PathBuf>,
+    /// Where precompiled artefacts are kept across restarts; `None`: no disk cache (disabled,
+    /// or its folder is not trusted).
+    cache: Option<DiskCache>,
     /// Distinguishes artefacts of engines with other settings or versions.
     compat: String,
     stop_clock: Arc<AtomicBool>,
@@ -75,7 +77,7 @@ pub struct WasmHost {
 impl std::fmt::Debug for WasmHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WasmHost")
-            .field("cache_dir", &self.inner.cache_dir)
+            .field("cache", &self.inner.cache)
             .finish()
     }
 }
@@ -128,17 +130,13 @@ impl WasmHost {
             .map_err(|e| WasmError::Engine(format!("cannot start the epoch clock: {e}")))?;
         watchdog.activity().register(clock.thread().clone());
 
-        if let Some(dir) = &cache_dir
-            && let Err(error) = std::fs::create_dir_all(dir)
-        {
-            tracing::warn!(%error, dir = %dir.display(), "Module cache unavailable; compiling every start.");
-        }
+        let cache = cache_dir.as_deref().and_then(DiskCache::open);
 
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
                 compiled: Mutex::default(),
-                cache_dir,
+                cache,
                 compat,
                 stop_clock,
                 watchdog,
@@ -215,22 +213,16 @@ impl WasmHost {
         sha256: &str,
     ) -> Result<Component, WasmError> {
         let engine = self.engine();
-        let artefact = self
-            .inner
-            .cache_dir
-            .as_ref()
-            .map(|d| d.join(format!("{sha256}-{}.cwasm", self.inner.compat)));
-        if let Some(file) = &artefact
-            && file.is_file()
-        {
-            // SAFETY: the artefact was written by `precompile_component` of an engine with the
-            // same compatibility hash (it is in the file name) into Weir's own cache directory,
-            // which is trusted like the binary itself.
-            match unsafe { Component::deserialize_file(engine, file) } {
+        let key = format!("{sha256}-{}", self.inner.compat);
+        if let Some(artefact) = self.inner.cache.as_ref().and_then(|c| c.load(&key)) {
+            // SAFETY: the artefact was written by `DiskCache::store` into a folder only this
+            // user may write, its checksum matches, and it was made by `precompile_component` of
+            // an engine with the same compatibility hash (part of its key).
+            match unsafe { Component::deserialize(engine, &artefact) } {
                 Ok(c) => return Ok(c),
                 Err(error) => tracing::warn!(
                     error = %format!("{error:#}"),
-                    file = %file.display(),
+                    module = %path.display(),
                     "Cached module unusable; compiling again."
                 ),
             }
@@ -239,20 +231,14 @@ impl WasmHost {
             path: path.to_owned(),
             message: format!("{e:#}"),
         };
-        let Some(file) = artefact else {
+        let Some(cache) = &self.inner.cache else {
             return Component::new(engine, bytes).map_err(compile_err);
         };
         let serialized = engine.precompile_component(bytes).map_err(compile_err)?;
-        if let Err(error) = write_atomically(&file, &serialized) {
-            tracing::warn!(%error, file = %file.display(), "Cannot cache the compiled module.");
+        if let Err(error) = cache.store(&key, &serialized) {
+            tracing::warn!(%error, module = %path.display(), "Cannot cache the compiled module.");
         }
         // SAFETY: `serialized` was produced just now by this engine.
         unsafe { Component::deserialize(engine, &serialized) }.map_err(compile_err)
     }
-}
-
-fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, file)
 }

@@ -17,6 +17,7 @@
 
 mod aggregate;
 mod bindings;
+mod cache;
 pub mod caps;
 mod deadline;
 mod enrich;
