@@ -137,11 +137,10 @@ fn a_corrupt_batch_stalls_its_partition_loudly_and_the_others_flow() {
         metric_value(&text, "weir_partition_stalled", &[("partition", "1")]),
         Some(0.0)
     );
-    assert_eq!(
-        weir.count_logged("\"Consume error.\""),
-        1,
-        "one line per kind per interval, not one per error"
-    );
+    // Eight errors or more so far, in a few seconds: one line for their kind (two if the
+    // client first reported another kind), not one per error.
+    let lines = weir.count_logged("\"Consume error.\"");
+    assert!((1..=2).contains(&lines), "{lines} log lines");
     assert_eq!(weir.count_logged("Partition stalled"), 1);
     weir.terminate();
 }

@@ -254,17 +254,26 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let activity = Arc::clone(&dog.activity);
         let clock = thread::spawn(move || {
-            let started = Instant::now();
-            while !activity.busy_or_nap() {}
-            tx.send(started.elapsed()).unwrap();
+            let mut naps = 1;
+            while !activity.busy_or_nap() {
+                naps += 1;
+            }
+            tx.send((naps, Instant::now())).unwrap();
         });
         dog.activity.register(clock.thread().clone());
         thread::sleep(Duration::from_millis(50));
         let watch = dog.watch("a".into());
-        watch.begin(Instant::now(), Duration::from_millis(50));
-        let waited = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let begun = Instant::now();
+        watch.begin(begun, Duration::from_millis(50));
+        let (naps, woke) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
         clock.join().unwrap();
-        assert!(waited >= Duration::from_millis(50), "it napped: {waited:?}");
+        // A clock that spun would have looked thousands of times in 50 ms; one that only napped
+        // would have slept IDLE_NAP.
+        assert!(naps <= 3, "it looked {naps} times instead of napping");
+        assert!(
+            woke.saturating_duration_since(begun) < IDLE_NAP / 2,
+            "woken by the call, not by the end of its nap"
+        );
     }
 
     #[test]
