@@ -240,6 +240,51 @@ fn tls_table(certs: &Certs, extra: &str) -> String {
     )
 }
 
+/// A broker of its own behind a TLS terminator that presents `server_cert`, with input, output
+/// and dead-letter topics of two partitions.
+struct TlsBroker {
+    certs: Certs,
+    bootstrap: String,
+    input: String,
+    output: String,
+    dlq: String,
+    _tansu: Process,
+    _stunnel: Process,
+}
+
+impl TlsBroker {
+    fn start(server_cert: &str) -> Self {
+        let certs = Certs::make();
+        let (broker, tls) = (free_port(), free_port());
+        let tansu = spawn_tansu(broker, tls, &[], server_cert);
+        let stunnel = stunnel(&certs, server_cert, tls, broker);
+        let (input, output, dlq) = (unique("tls-in"), unique("tls-out"), unique("tls-dlq"));
+        for topic in [&input, &output, &dlq] {
+            create_topic_at(broker, topic, 2);
+        }
+        Self {
+            certs,
+            bootstrap: format!("127.0.0.1:{tls}"),
+            input,
+            output,
+            dlq,
+            _tansu: tansu,
+            _stunnel: stunnel,
+        }
+    }
+
+    /// The identity pipeline between its topics, with `extra` lines in `[security]`.
+    fn pipeline(&self, extra: &str) -> (tempfile::TempDir, PathBuf) {
+        let security = tls_table(&self.certs, extra);
+        pipeline(&self.input, &self.output, &self.dlq, &security)
+    }
+
+    /// `weir run` against it.
+    fn weir(&self, file: &std::path::Path) -> Weir {
+        Weir::run_with(file, &["--brokers", &self.bootstrap])
+    }
+}
+
 fn records(n: usize) -> Vec<Rec> {
     (0..n)
         .map(|i| Rec::new(i as i32 % 2, &format!("k{i}"), format!("{{\"n\":{i}}}")))
@@ -248,23 +293,15 @@ fn records(n: usize) -> Vec<Rec> {
 
 #[test]
 fn tls_with_a_client_certificate_carries_records_end_to_end() {
-    let certs = Certs::make();
-    let (broker, tls) = (free_port(), free_port());
-    let _tansu = spawn_tansu(broker, tls, &[], "tls");
-    let _stunnel = stunnel(&certs, "broker", tls, broker);
-    let (input, output, dlq) = (unique("tls-in"), unique("tls-out"), unique("tls-dlq"));
-    create_topic_at(broker, &input, 2);
-    create_topic_at(broker, &output, 2);
-    create_topic_at(broker, &dlq, 1);
-    let bootstrap = format!("127.0.0.1:{tls}");
+    let b = TlsBroker::start("broker");
     let sent = records(40);
-    produce_via(certs.client(&bootstrap), &input, &sent);
+    produce_via(b.certs.client(&b.bootstrap), &b.input, &sent);
 
-    let (_dir, file) = pipeline(&input, &output, &dlq, &tls_table(&certs, ""));
-    let weir = Weir::run_with(&file, &["--brokers", &bootstrap]);
+    let (_dir, file) = b.pipeline("");
+    let weir = b.weir(&file);
     let out = consume_via(
-        certs.client(&bootstrap),
-        &output,
+        b.certs.client(&b.bootstrap),
+        &b.output,
         sent.len(),
         Duration::from_secs(60),
     );
@@ -283,19 +320,9 @@ fn tls_with_a_client_certificate_carries_records_end_to_end() {
 
 #[test]
 fn a_broker_certificate_for_another_host_is_refused_unless_told_otherwise() {
-    let certs = Certs::make();
-    let (broker, tls) = (free_port(), free_port());
-    let _tansu = spawn_tansu(broker, tls, &[], "tls-host");
-    let _stunnel = stunnel(&certs, "other-host", tls, broker);
-    let (input, output, dlq) = (unique("host-in"), unique("host-out"), unique("host-dlq"));
-    for topic in [&input, &output, &dlq] {
-        create_topic_at(broker, topic, 2);
-    }
-    let bootstrap = format!("127.0.0.1:{tls}");
-
-    let (_dir, file) = pipeline(&input, &output, &dlq, &tls_table(&certs, ""));
-    let weir = Weir::run_with(&file, &["--brokers", &bootstrap]);
-    let (status, log) = weir.wait_exit(Duration::from_secs(90));
+    let b = TlsBroker::start("other-host");
+    let (_dir, file) = b.pipeline("");
+    let (status, log) = b.weir(&file).wait_exit(Duration::from_secs(90));
     assert_eq!(
         status.code(),
         Some(4),
@@ -307,17 +334,12 @@ fn a_broker_certificate_for_another_host_is_refused_unless_told_otherwise() {
     );
 
     // With hostname verification off, the same certificate (from the trusted CA) is accepted.
-    let mut client = certs.client(&bootstrap);
+    let mut client = b.certs.client(&b.bootstrap);
     client.set("ssl.endpoint.identification.algorithm", "none");
-    produce_via(client.clone(), &input, &records(10));
-    let (_dir, file) = pipeline(
-        &input,
-        &output,
-        &dlq,
-        &tls_table(&certs, "verify_hostname = false\n"),
-    );
-    let weir = Weir::run_with(&file, &["--brokers", &bootstrap]);
-    let out = consume_via(client, &output, 10, Duration::from_secs(60));
+    produce_via(client.clone(), &b.input, &records(10));
+    let (_dir, file) = b.pipeline("verify_hostname = false\n");
+    let weir = b.weir(&file);
+    let out = consume_via(client, &b.output, 10, Duration::from_secs(60));
     weir.terminate();
     assert_eq!(out.len(), 10);
 }

@@ -5,7 +5,6 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -111,24 +110,20 @@ impl WasmHost {
         // relative to the epoch when the call starts, so a clock that sleeps between calls
         // changes no deadline, and an idle process does not wake a thousand times a second.
         let clock_engine = engine.weak();
-        let stop = Arc::clone(&stop_clock);
-        let activity = Arc::clone(watchdog.activity());
-        let clock = thread::Builder::new()
-            .name("weir-epoch".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    if !activity.busy_or_nap() {
-                        continue;
-                    }
-                    thread::sleep(EPOCH_TICK);
-                    match clock_engine.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => break,
-                    }
-                }
-            })
+        watchdog
+            .activity()
+            .start_clock(
+                "weir-epoch",
+                EPOCH_TICK,
+                Arc::clone(&stop_clock),
+                move || {
+                    clock_engine
+                        .upgrade()
+                        .map(|engine| engine.increment_epoch())
+                        .is_some()
+                },
+            )
             .map_err(|e| WasmError::Engine(format!("cannot start the epoch clock: {e}")))?;
-        watchdog.activity().register(clock.thread().clone());
 
         let cache = cache_dir.as_deref().and_then(DiskCache::open);
 

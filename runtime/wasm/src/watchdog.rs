@@ -104,6 +104,31 @@ impl Activity {
         self.clocks.lock().push(clock);
     }
 
+    /// Starts clock thread `name`: every `tick` while calls are in progress it runs `tick_fn`,
+    /// until `stop` is set or `tick_fn` returns `false`; between calls it sleeps.
+    pub fn start_clock(
+        self: &Arc<Self>,
+        name: &str,
+        tick: Duration,
+        stop: Arc<AtomicBool>,
+        mut tick_fn: impl FnMut() -> bool + Send + 'static,
+    ) -> std::io::Result<()> {
+        let activity = Arc::clone(self);
+        let thread = thread::Builder::new().name(name.into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if !activity.busy_or_nap() {
+                    continue;
+                }
+                thread::sleep(tick);
+                if !tick_fn() {
+                    break;
+                }
+            }
+        })?;
+        self.register(thread.thread().clone());
+        Ok(())
+    }
+
     /// For a clock thread: returns at once while calls are in progress; otherwise sleeps until
     /// one starts (or [`IDLE_NAP`] passes) and returns `false`, so the clock looks again.
     pub fn busy_or_nap(&self) -> bool {
@@ -174,23 +199,10 @@ impl Watchdog {
     /// `stop` is set or the watchdog is dropped.
     pub fn start(this: &Arc<Self>, stop: Arc<AtomicBool>) -> std::io::Result<()> {
         let weak = Arc::downgrade(this);
-        let activity = Arc::clone(&this.activity);
-        let thread = thread::Builder::new()
-            .name("weir-watchdog".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    if !activity.busy_or_nap() {
-                        continue;
-                    }
-                    thread::sleep(WATCHDOG_TICK);
-                    match weak.upgrade() {
-                        Some(w) => w.check(Instant::now()),
-                        None => break,
-                    }
-                }
-            })?;
-        this.activity.register(thread.thread().clone());
-        Ok(())
+        this.activity
+            .start_clock("weir-watchdog", WATCHDOG_TICK, stop, move || {
+                weak.upgrade().map(|w| w.check(Instant::now())).is_some()
+            })
     }
 }
 

@@ -15,7 +15,7 @@ use crate::aggregate::{AggregateLane, Fate, WindowResult};
 
 use crate::chain::{Chain, Emit, Partitioning, Run, StageCall, StageInfo};
 use crate::loader::LoadedPipeline;
-use crate::stall::{FeedErrors, guarded};
+use crate::stall::FeedErrors;
 
 /// Counters shared by every lane, for progress logs and the final summary.
 #[derive(Debug, Default)]
@@ -135,6 +135,11 @@ impl Shared {
         tracing::error!(error = %message, "Pipeline failing.");
         self.fatal.lock().get_or_insert(message);
     }
+
+    /// Runs `work`, the body of thread `what`; a panic in it makes the pipeline fail.
+    pub fn guarded(&self, what: &str, work: impl FnOnce()) {
+        crate::stall::guarded(what, |message| self.set_fatal(message), work);
+    }
 }
 
 /// How long a lane waits for its partition's next record before it looks at its stop flag (and,
@@ -195,8 +200,7 @@ impl Lane {
             .spawn(move || {
                 // A lane that panics must not leave a live process with a dead partition.
                 let shared = Arc::clone(&worker.shared);
-                let what = format!("lane {}", worker.tp);
-                guarded(&what, |message| shared.set_fatal(message), || worker.run());
+                shared.guarded(&format!("lane {}", worker.tp), || worker.run());
             })
             .expect("cannot spawn a lane thread");
         Self {

@@ -126,11 +126,7 @@ impl Reloader {
             .name("weir-reload".into())
             .spawn(move || {
                 let shared = Arc::clone(&state.shared);
-                crate::stall::guarded(
-                    "the reload thread",
-                    |message| shared.set_fatal(message),
-                    || state.run(events, &stopping),
-                );
+                shared.guarded("the reload thread", || state.run(events, &stopping));
             })
             .map_err(|e| EngineError::Watch(format!("cannot start the reload thread: {e}")))?;
         Ok(Self {
