@@ -189,6 +189,7 @@ pub struct Metrics {
     assigned: Family<PipelineLabels, Gauge>,
     commit_duration: HistogramFamily<PipelineLabels>,
     commit_failures: Family<PipelineLabels, Counter>,
+    overdue_calls: Family<PipelineLabels, Counter>,
     spans_exported: Family<PipelineLabels, Counter>,
     spans_dropped: Family<ReasonLabels, Counter>,
     trace_invalid: Family<TopicLabels, Counter>,
@@ -234,6 +235,7 @@ impl Metrics {
         let commit_duration: HistogramFamily<PipelineLabels> =
             Family::new_with_constructor(commit_histogram);
         let commit_failures = Family::default();
+        let overdue_calls = Family::default();
         let spans_exported = Family::default();
         let spans_dropped = Family::default();
         let trace_invalid = Family::default();
@@ -336,6 +338,11 @@ impl Metrics {
             commit_failures.clone(),
         );
         r.register(
+            "weir_stage_calls_overdue",
+            "Stage calls still running at twice their time limit (held in a host call)",
+            overdue_calls.clone(),
+        );
+        r.register(
             "weir_spans_exported",
             "Spans accepted by the OTLP collector",
             spans_exported.clone(),
@@ -420,6 +427,7 @@ impl Metrics {
             assigned,
             commit_duration,
             commit_failures,
+            overdue_calls,
             spans_exported,
             spans_dropped,
             trace_invalid,
@@ -568,6 +576,15 @@ impl Metrics {
         }
     }
 
+    /// The wasm host's count of stage calls found running at twice their limit, so far.
+    pub fn set_overdue_calls(&self, total: u64) {
+        let counter = self.overdue_calls.get_or_create(&self.pipeline_labels());
+        let seen = counter.get();
+        if total > seen {
+            counter.inc_by(total - seen);
+        }
+    }
+
     /// Spans accepted by the collector.
     pub fn spans_exported(&self, n: u64) {
         self.spans_exported
@@ -705,6 +722,11 @@ pub trait GuestSource: Send + Sync + std::fmt::Debug + 'static {
     fn histograms(&self) -> Vec<(String, f64, u64, Vec<u64>)>;
     /// Upper bounds of the histogram buckets, the last one being `+Inf`.
     fn bounds(&self) -> &[f64];
+    /// Log lines and log fields the host dropped from the module's calls for going over its
+    /// caps.
+    fn logs_dropped(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 #[derive(Debug)]
@@ -738,6 +760,26 @@ impl Collector for GuestCollector {
                     .entry(name)
                     .or_default()
                     .push((&g.stage, sum, count, buckets));
+            }
+        }
+        for (name, help, pick) in [
+            (
+                "weir_stage_log_lines_dropped",
+                "Log lines of a stage's calls the host dropped for going over its caps",
+                0,
+            ),
+            (
+                "weir_stage_log_fields_dropped",
+                "Log fields of a stage's calls the host dropped for going over its caps",
+                1,
+            ),
+        ] {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for g in guests.iter() {
+                let (lines, fields) = g.source.logs_dropped();
+                let c: Counter<u64> = Counter::default();
+                c.inc_by(if pick == 0 { lines } else { fields });
+                c.encode(family.encode_family(&g.stage)?)?;
             }
         }
         for (name, series) in &counters {
@@ -799,6 +841,9 @@ mod tests {
         fn bounds(&self) -> &[f64] {
             &[1.0, 10.0, f64::INFINITY]
         }
+        fn logs_dropped(&self) -> (u64, u64) {
+            (3, 5)
+        }
     }
 
     #[test]
@@ -840,5 +885,22 @@ mod tests {
         assert!(text.contains(r#"weir_guest_hits_total{pipeline="p",stage="enrich",module_version="abc123",cohort="stable"} 7"#), "{text}");
         assert!(text.contains(r#"weir_guest_size_bucket{le="10.0",pipeline="p",stage="enrich",module_version="abc123",cohort="stable"} 3"#) || text.contains(r#"weir_guest_size_bucket{pipeline="p",stage="enrich",module_version="abc123",cohort="stable",le="10.0"} 3"#), "{text}");
         assert!(text.contains(r#"weir_guest_size_count{pipeline="p",stage="enrich",module_version="abc123",cohort="stable"} 3"#), "{text}");
+    }
+
+    #[test]
+    fn dropped_logs_and_overdue_calls_are_counted() {
+        let m = Metrics::new("p");
+        m.set_guests(vec![(stage(), Arc::new(Fixed))]);
+        m.set_overdue_calls(2);
+        m.set_overdue_calls(5);
+        m.set_overdue_calls(4);
+        let text = m.encode();
+        for line in [
+            r#"weir_stage_log_lines_dropped_total{pipeline="p",stage="enrich",module_version="abc123",cohort="stable"} 3"#,
+            r#"weir_stage_log_fields_dropped_total{pipeline="p",stage="enrich",module_version="abc123",cohort="stable"} 5"#,
+            r#"weir_stage_calls_overdue_total{pipeline="p"} 5"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
     }
 }

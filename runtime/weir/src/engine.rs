@@ -225,6 +225,7 @@ pub fn run(
         lanes: Mutex::default(),
         assigned: AtomicUsize::new(0),
         reachable: AtomicBool::new(false),
+        host: reload.as_ref().map(|r| r.host.clone()),
     });
     let api = AdminApi {
         token: admin_token,
@@ -419,6 +420,8 @@ struct Manager {
     assigned: AtomicUsize,
     /// Whether the brokers answered lately, for `/readyz`.
     reachable: AtomicBool,
+    /// The wasm host, for the watchdog's count of overdue calls.
+    host: Option<weir_wasm::WasmHost>,
 }
 
 impl Health for Manager {
@@ -457,6 +460,9 @@ impl Manager {
         *self.shared.assigned.lock() = lanes.keys().cloned().collect();
         self.metrics
             .set_lanes(lanes.len() as i64, saturated as i64, in_flight as i64);
+        if let Some(host) = &self.host {
+            self.metrics.set_overdue_calls(host.overdue_calls());
+        }
     }
 
     /// Offsets that advanced since the last call, for a periodic commit. None with exactly-once

@@ -24,6 +24,10 @@ impl GuestSource for Guest {
     fn bounds(&self) -> &[f64] {
         &GUEST_BUCKETS
     }
+
+    fn logs_dropped(&self) -> (u64, u64) {
+        (self.0.log_lines_dropped(), self.0.log_fields_dropped())
+    }
 }
 
 /// The custom metrics of every instance of `module`.
