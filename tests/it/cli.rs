@@ -1,7 +1,7 @@
 //! The command line without a broker: every example pipeline validates and passes its tests;
 //! modules of the wrong world or contract version are refused at load with a clear reason.
 
-use crate::harness::{module, one_stage_pipeline, repo, weir_cli, write_pipeline};
+use crate::harness::{module, one_stage_pipeline, repo, weir_cli, weir_cli_code, write_pipeline};
 
 /// A source that is never contacted: these tests stop before Kafka.
 const OFFLINE_SOURCE: &str =
@@ -113,20 +113,9 @@ fn a_file_that_is_not_wasm_is_refused_with_its_path() {
 
 /// `weir run PIPELINE` to its end; its exit code and standard error.
 fn run_code(pipeline: &std::path::Path) -> (Option<i32>, String) {
-    let out = std::process::Command::new(crate::harness::Weir::weir_bin())
-        .args(["run", "--no-watch"])
-        .arg(pipeline)
-        .env_remove("WEIR_BROKERS")
-        .env(
-            "WEIR_CACHE_DIR",
-            std::env::temp_dir().join("weir-test-cache"),
-        )
-        .output()
-        .unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let pipeline = pipeline.to_str().unwrap();
+    let (code, _, stderr) = weir_cli_code(&["run", "--no-watch", pipeline], &[]);
+    (code, stderr)
 }
 
 #[test]

@@ -685,9 +685,17 @@ pub fn weir_cli(args: &[&str]) -> (bool, String, String) {
 
 /// [`weir_cli`] with the variables `env` set, and `WEIR_ADMIN_TOKEN` only if `env` sets it.
 pub fn weir_cli_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let (code, stdout, stderr) = weir_cli_code(args, env);
+    (code == Some(0), stdout, stderr)
+}
+
+/// [`weir_cli_env`] with the exit code: `None` when a signal ended the process. The variables
+/// `WEIR_ADMIN_TOKEN` and `WEIR_BROKERS` are set only if `env` sets them.
+pub fn weir_cli_code(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let out = Command::new(Weir::weir_bin())
         .args(args)
         .env_remove("WEIR_ADMIN_TOKEN")
+        .env_remove("WEIR_BROKERS")
         .envs(env.iter().copied())
         .env(
             "WEIR_CACHE_DIR",
@@ -696,7 +704,7 @@ pub fn weir_cli_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, Strin
         .output()
         .unwrap();
     (
-        out.status.success(),
+        out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
