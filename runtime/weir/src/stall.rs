@@ -48,9 +48,8 @@ impl Stalls {
 /// One lane's consume errors.
 pub(crate) struct FeedErrors {
     tp: TopicPartition,
-    /// Errors since the last record read.
+    /// Errors since the last record read; the partition is stalled from [`STALL_AFTER`] on.
     in_a_row: u32,
-    stalled: bool,
     throttle: Throttle,
     /// The partition's handles (its `stalled` gauge).
     partition: PartitionMetrics,
@@ -68,7 +67,6 @@ impl FeedErrors {
         Self {
             tp,
             in_a_row: 0,
-            stalled: false,
             throttle: Throttle::default(),
             partition,
             metrics,
@@ -84,11 +82,15 @@ impl FeedErrors {
         }
     }
 
+    fn stalled(&self) -> bool {
+        self.in_a_row >= STALL_AFTER
+    }
+
     #[cold]
     fn recovered(&mut self) {
+        let was_stalled = self.stalled();
         self.in_a_row = 0;
-        if self.stalled {
-            self.stalled = false;
+        if was_stalled {
             self.partition.stalled.set(0);
             self.stalls.clear(&self.tp);
             tracing::info!(partition = %self.tp, "Partition consuming again.");
@@ -115,8 +117,7 @@ impl FeedErrors {
                 "Consume error."
             );
         }
-        if !self.stalled && self.in_a_row >= STALL_AFTER {
-            self.stalled = true;
+        if self.in_a_row == STALL_AFTER {
             self.partition.stalled.set(1);
             self.stalls.set(&self.tp, format!("{kind}: {error}"));
             tracing::error!(
@@ -134,7 +135,7 @@ impl Drop for FeedErrors {
     /// A lane that stops no longer holds its partition stalled: the partition is someone
     /// else's, or the process is stopping.
     fn drop(&mut self) {
-        if self.stalled {
+        if self.stalled() {
             self.stalls.clear(&self.tp);
         }
     }
