@@ -2,11 +2,12 @@
 //!
 //! Nothing here touches Kafka, wasm or telemetry: the records that flow, the ways a record can
 //! fail, the provenance headers of a dead letter, and the offset tracker that decides what is safe
-//! to commit.
+//! to commit, and the seam every sink implements.
 
 pub mod failure;
 pub mod headers;
 pub mod offsets;
+pub mod sink;
 pub mod stage;
 mod throttle;
 pub mod trace;
@@ -14,6 +15,7 @@ pub mod window;
 
 pub use failure::{Failure, FailureKind};
 pub use offsets::{InputAck, PartitionTracker};
+pub use sink::{Output, Refused, Sink, SinkError};
 pub use stage::{CallTrace, Outputs, Stage, StageOutcome};
 pub use throttle::{LOG_EVERY, Throttle};
 /// The record type that flows through a pipeline: the same owned record the batch encoding reads

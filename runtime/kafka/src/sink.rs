@@ -263,3 +263,40 @@ impl KafkaSink {
         crate::source::partition_count(self.producer.client(), topic, timeout)
     }
 }
+
+/// The producer as the engine's [`weir_core::Sink`]: each output goes to the topic its
+/// destination names. A record the producer will not take at once (too large, an unknown
+/// topic) is refused; one the broker fails for good later fails its acknowledgement and is
+/// kept as the sink's failure.
+impl weir_core::Sink for KafkaSink {
+    fn write(
+        &self,
+        outputs: &[weir_core::Output<'_>],
+    ) -> Result<Vec<(usize, weir_core::Refused)>, weir_core::SinkError> {
+        let mut refused = Vec::new();
+        for (i, out) in outputs.iter().enumerate() {
+            if let Err(error) = self.send(out.destination, out.partition, out.record, out.ack) {
+                refused.push((
+                    i,
+                    weir_core::Refused {
+                        reason: error.to_string(),
+                    },
+                ));
+            }
+        }
+        Ok(refused)
+    }
+
+    fn flush(&self, timeout: Duration) -> Result<(), weir_core::SinkError> {
+        KafkaSink::flush(self, timeout)
+            .map_err(|e| weir_core::SinkError::Unavailable(e.to_string()))
+    }
+
+    fn failure(&self) -> Option<String> {
+        KafkaSink::failure(self)
+    }
+
+    fn in_flight(&self) -> usize {
+        usize::try_from(KafkaSink::in_flight(self)).unwrap_or(0)
+    }
+}
