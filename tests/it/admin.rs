@@ -14,10 +14,10 @@ const TOKEN: &str = "t0ken-from-elsewhere";
 struct Up;
 
 impl Health for Up {
-    fn live(&self) -> Result<(), String> {
+    fn live(&self) -> Result<(), weir_telemetry::Unhealthy> {
         Ok(())
     }
-    fn ready(&self) -> Result<(), String> {
+    fn ready(&self) -> Result<(), weir_telemetry::Unhealthy> {
         Ok(())
     }
 }
@@ -26,7 +26,7 @@ impl Health for Up {
 struct Calls(AtomicUsize);
 
 impl Control for Calls {
-    fn reload(&self) -> Result<(), String> {
+    fn reload(&self) -> Result<(), weir_telemetry::Refusal> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }

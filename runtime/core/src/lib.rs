@@ -15,7 +15,7 @@ pub mod window;
 
 pub use failure::{Failure, FailureKind};
 pub use offsets::{InputAck, PartitionTracker};
-pub use sink::{Output, Refused, Sink, SinkError};
+pub use sink::{Backoff, Output, Refused, Sink, SinkError, write_all};
 pub use stage::{CallTrace, Outputs, Stage, StageOutcome};
 pub use throttle::{LOG_EVERY, Throttle};
 /// The record type that flows through a pipeline: the same owned record the batch encoding reads

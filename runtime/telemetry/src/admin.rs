@@ -16,27 +16,65 @@ pub use crate::token::AdminToken;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Why an instance is not live, or not ready: the body of the probe's 503.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unhealthy(pub String);
+
+impl From<&str> for Unhealthy {
+    fn from(why: &str) -> Self {
+        Self(why.to_owned())
+    }
+}
+
 /// What `/healthz` and `/readyz` report, supplied by the engine.
 pub trait Health: Send + Sync + 'static {
     /// `Ok` while the process is able to make progress (no fatal error).
-    fn live(&self) -> Result<(), String>;
+    fn live(&self) -> Result<(), Unhealthy>;
     /// `Ok` when the instance is doing useful work: partitions assigned and brokers reachable.
-    fn ready(&self) -> Result<(), String>;
+    fn ready(&self) -> Result<(), Unhealthy>;
+}
+
+/// Why the admin API refused a request; each answers with its own status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// 503: this process cannot do that at all (hot reload is off, say).
+    #[error("{0}")]
+    Unavailable(String),
+    /// 404: the request names a stage the pipeline does not have.
+    #[error("{0}")]
+    NotFound(String),
+    /// 400: the request itself is wrong (an unknown canary action, say).
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl Refusal {
+    fn status(&self) -> u16 {
+        match self {
+            Self::Unavailable(_) => 503,
+            Self::NotFound(_) => 404,
+            Self::BadRequest(_) => 400,
+        }
+    }
 }
 
 /// What the admin API can ask of the engine.
 pub trait Control: Send + Sync + 'static {
     /// Ask for a reload of the pipeline file and its modules (as SIGHUP does).
-    fn reload(&self) -> Result<(), String>;
+    fn reload(&self) -> Result<(), Refusal>;
 
     /// The canaries' status, as JSON.
     fn canary_status(&self) -> String {
         "[]".into()
     }
 
-    /// Ask for `action` (`start`, `promote` or `rollback`) on stage `stage`'s canary.
-    fn canary(&self, _stage: &str, _action: &str) -> Result<String, String> {
-        Err("canaries are not available in this process".into())
+    /// Ask for `action` (`start`, `promote` or `rollback`) on stage `stage`'s canary; the
+    /// answer says what was requested.
+    fn canary(&self, _stage: &str, _action: &str) -> Result<String, Refusal> {
+        Err(Refusal::Unavailable(
+            "canaries are not available in this process".into(),
+        ))
     }
 }
 
@@ -150,7 +188,7 @@ fn admin(api: &AdminApi, request: &Request) -> Response {
                 202,
                 "reload requested; its result is logged and counted in weir_reloads_total\n",
             ),
-            Err(why) => Response::text(503, format!("{why}\n")),
+            Err(why) => Response::text(why.status(), format!("{why}\n")),
         },
         ("GET" | "HEAD", "/admin/canary") => {
             Response::ok("application/json", api.control.canary_status())
@@ -160,7 +198,7 @@ fn admin(api: &AdminApi, request: &Request) -> Response {
                 None => Response::text(404, "use /admin/canary/STAGE/ACTION\n"),
                 Some((stage, action)) => match api.control.canary(stage, action) {
                     Ok(message) => Response::text(202, format!("{message}\n")),
-                    Err(why) => Response::text(409, format!("{why}\n")),
+                    Err(why) => Response::text(why.status(), format!("{why}\n")),
                 },
             }
         }

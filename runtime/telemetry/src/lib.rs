@@ -15,7 +15,9 @@ pub mod metrics;
 pub mod spans;
 mod token;
 
-pub use admin::{AdminApi, AdminLimits, AdminServer, AdminToken, Control, Health};
+pub use admin::{
+    AdminApi, AdminLimits, AdminServer, AdminToken, Control, Health, Refusal, Unhealthy,
+};
 pub use error::TelemetryError;
 pub use metrics::{
     GuestSource, Metrics, PartitionMetrics, ReloadResult, StageLabels, StageMetrics,

@@ -8,13 +8,29 @@ use weir_core::trace::{IdGenerator, SpanId, TraceId};
 use weir_core::{CallTrace, Failure, Record, Stage};
 use weir_telemetry::StageMetrics;
 
-/// How a stage's output records are spread over the output topic's partitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Partitioning {
-    /// To the partition number the source record came from: keeps source order per partition.
-    Source,
-    /// Hashed from the record key by the producer.
-    Key,
+/// How a stage's output records are spread over the output topic's partitions: the pipeline
+/// file's own type, used as is.
+pub use weir_config::Partitioning;
+
+/// Which stage of a pipeline: one of the chain's enrich stages, or the aggregate stage that
+/// ends the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StageRef {
+    /// The chain's stage at this index.
+    Enrich(usize),
+    /// The aggregate stage after the chain.
+    Aggregate,
+}
+
+impl StageRef {
+    /// The stage's place in the pipeline file's list of stages, whose chain has `chain_len`
+    /// enrich stages (the aggregate stage, when there is one, is the last).
+    pub fn position(self, chain_len: usize) -> usize {
+        match self {
+            Self::Enrich(i) => i,
+            Self::Aggregate => chain_len,
+        }
+    }
 }
 
 /// What every lane needs to know about one stage.
@@ -36,13 +52,13 @@ pub enum Emit {
     /// `record` is a result of stage `stage`, to publish to that stage's output topic (or, in
     /// test mode, to check against expectations).
     Output {
-        stage: usize,
+        stage: StageRef,
         record: Record,
         span: SpanId,
     },
     /// `record` entered stage `stage` and failed there.
     DeadLetter {
-        stage: usize,
+        stage: StageRef,
         record: Record,
         failure: Failure,
         span: SpanId,
@@ -54,13 +70,21 @@ pub enum Emit {
 pub struct StageSpan {
     /// Index of the input record (in the batch) the record descends from.
     pub origin: usize,
-    pub stage: usize,
+    pub stage: StageRef,
     pub span_id: SpanId,
     /// The span of the stage that produced this record; `None` for the first stage, whose
     /// parent is the input record's own trace context.
     pub parent: Option<SpanId>,
-    /// How many outputs the record became, or why it failed.
-    pub outcome: Result<usize, String>,
+    pub outcome: SpanOutcome,
+}
+
+/// What a record became in one stage, as its span tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpanOutcome {
+    /// This many outputs (none: filtered out, or held by an aggregate).
+    Outputs(usize),
+    /// It failed, for this reason.
+    Failed(String),
 }
 
 /// One stage call over a batch.
@@ -237,12 +261,12 @@ impl Chain {
                 if self.record_spans {
                     spans.push(StageSpan {
                         origin,
-                        stage: si,
+                        stage: StageRef::Enrich(si),
                         span_id: span,
                         parent,
                         outcome: match &outcome {
-                            Ok(outputs) => Ok(outputs.len()),
-                            Err(failure) => Err(failure.to_string()),
+                            Ok(outputs) => SpanOutcome::Outputs(outputs.len()),
+                            Err(failure) => SpanOutcome::Failed(failure.to_string()),
                         },
                     });
                 }
@@ -256,7 +280,7 @@ impl Chain {
                                 if self.forward {
                                     if publish {
                                         emits[origin].push(Emit::Output {
-                                            stage: si,
+                                            stage: StageRef::Enrich(si),
                                             record: out.clone(),
                                             span,
                                         });
@@ -264,7 +288,7 @@ impl Chain {
                                     forwarded.push((origin, out, Some(span)));
                                 } else if publish {
                                     emits[origin].push(Emit::Output {
-                                        stage: si,
+                                        stage: StageRef::Enrich(si),
                                         record: out,
                                         span,
                                     });
@@ -273,7 +297,7 @@ impl Chain {
                             }
                             if publish {
                                 emits[origin].push(Emit::Output {
-                                    stage: si,
+                                    stage: StageRef::Enrich(si),
                                     record: out.clone(),
                                     span,
                                 });
@@ -284,7 +308,7 @@ impl Chain {
                         }
                     }
                     Err(failure) => emits[origin].push(Emit::DeadLetter {
-                        stage: si,
+                        stage: StageRef::Enrich(si),
                         record: input.clone(),
                         failure,
                         span,
@@ -390,10 +414,10 @@ mod tests {
         assert_eq!(
             stages,
             [
-                (0, 10, Some(1010)),
-                (0, 10, Some(7)),
-                (1, 10, Some(1010)),
-                (1, 10, Some(7))
+                (StageRef::Enrich(0), 10, Some(1010)),
+                (StageRef::Enrich(0), 10, Some(7)),
+                (StageRef::Enrich(1), 10, Some(1010)),
+                (StageRef::Enrich(1), 10, Some(7))
             ]
         );
 
@@ -401,7 +425,7 @@ mod tests {
         match &emits[1][..] {
             [
                 Emit::DeadLetter {
-                    stage: 0,
+                    stage: StageRef::Enrich(0),
                     record,
                     failure,
                     ..
@@ -414,11 +438,13 @@ mod tests {
         }
 
         // "drop": published by stage 0, filtered out by stage 1.
-        assert!(
-            emits[2]
-                .iter()
-                .all(|e| matches!(e, Emit::Output { stage: 0, .. }))
-        );
+        assert!(emits[2].iter().all(|e| matches!(
+            e,
+            Emit::Output {
+                stage: StageRef::Enrich(0),
+                ..
+            }
+        )));
         assert_eq!(emits[2].len(), 2);
     }
 
@@ -431,18 +457,26 @@ mod tests {
             false,
         );
         let emits = chain.run("t", 0, &[rec(0, "a")]).emits;
-        assert!(
-            emits[0]
-                .iter()
-                .all(|e| matches!(e, Emit::Output { stage: 1, .. }))
-        );
+        assert!(emits[0].iter().all(|e| matches!(
+            e,
+            Emit::Output {
+                stage: StageRef::Enrich(1),
+                ..
+            }
+        )));
 
         let mut chain = Chain::new(infos, vec![Box::new(Double), Box::new(DropSome)], true);
         let emits = chain.run("t", 0, &[rec(0, "a")]).emits;
         assert_eq!(
             emits[0]
                 .iter()
-                .filter(|e| matches!(e, Emit::Output { stage: 0, .. }))
+                .filter(|e| matches!(
+                    e,
+                    Emit::Output {
+                        stage: StageRef::Enrich(0),
+                        ..
+                    }
+                ))
                 .count(),
             2
         );

@@ -14,76 +14,27 @@
 //! current batch, their outputs are awaited, and the safe offsets are committed before the
 //! partitions are released.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use weir_config::Pipeline;
 use weir_kafka::{
-    DeliveryObserver, KafkaError, KafkaSink, KafkaSource, PartitionFeed, PartitionHandler,
-    SinkSettings, SourceSettings, SourceStats, StartFrom, TopicPartition,
+    DeliveryObserver, KafkaError, KafkaSink, KafkaSource, PartitionHandler, SinkSettings,
+    SourceSettings, StartFrom,
 };
-use weir_telemetry::{
-    AdminApi, AdminServer, AdminToken, Control, Health, Metrics, Spans, SpansGuard,
-};
+use weir_telemetry::{AdminApi, AdminServer, AdminToken, Health, Metrics, Spans, SpansGuard};
 
-use crate::lane::{Lane, Shared, Stats, Tracing};
+use crate::admin::AdminControl;
+pub use crate::error::{EngineError, Exit, FatalError};
 use crate::loader::LoadedPipeline;
+use crate::manager::Manager;
 pub use crate::reload::ReloadOptions;
 use crate::reload::Reloader;
-
-/// Why a pipeline stopped other than by request.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Kafka(#[from] KafkaError),
-    #[error(transparent)]
-    Telemetry(#[from] weir_telemetry::TelemetryError),
-    #[error(transparent)]
-    Secret(#[from] crate::cluster::SecretUnavailable),
-    #[error("cannot watch the pipeline for changes: {0}")]
-    Watch(String),
-    /// Delivery or processing failed in a way that forbids going on; offsets were committed only
-    /// up to the last fully delivered record.
-    #[error("pipeline stopped: {0}")]
-    Fatal(String),
-}
-
-/// How `weir run` ends, as its exit status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// 0: stopped by SIGINT or SIGTERM, after draining and committing.
-    Stopped = 0,
-    /// 1: a fatal error while running (a record that can be neither delivered nor
-    /// dead-lettered, a lane that panicked); offsets are committed up to the last record fully
-    /// delivered.
-    Fatal = 1,
-    /// 2: the configuration: the pipeline file, a secret it names, a Kafka client property, the
-    /// admin listener's address.
-    Config = 2,
-    /// 3: a module: missing, not a component, of another world or contract version, or
-    /// refusing its config.
-    Module = 3,
-    /// 4: the cluster at start: unreachable, refusing the connection (TLS, SASL) or lacking a
-    /// topic the pipeline writes to.
-    Cluster = 4,
-}
-
-impl EngineError {
-    /// The exit status this error ends `weir run` with.
-    pub fn exit(&self) -> Exit {
-        match self {
-            Self::Kafka(KafkaError::Config(_)) | Self::Secret(_) | Self::Telemetry(_) => {
-                Exit::Config
-            }
-            // Every other Kafka error reaches the caller before the pipeline runs.
-            Self::Kafka(_) => Exit::Cluster,
-            Self::Watch(_) | Self::Fatal(_) => Exit::Fatal,
-        }
-    }
-}
+use crate::shared::{
+    Fatal, RolloutBoard, Settings, Shared, Stats, Tracing, Transactions, Versions,
+};
 
 /// How a pipeline runs beyond its file.
 #[derive(Debug, Default)]
@@ -92,58 +43,6 @@ pub struct RunOptions {
     pub reload: Option<ReloadOptions>,
     /// The bearer token the admin API's calls must carry; without one the API refuses them.
     pub admin_token: Option<AdminToken>,
-}
-
-/// The admin API's requests: reloads (the same request SIGHUP makes) and canary actions, both
-/// carried out by the reload thread.
-struct ReloadControl {
-    requested: Option<Arc<AtomicBool>>,
-    shared: Arc<Shared>,
-}
-
-impl Control for ReloadControl {
-    fn reload(&self) -> Result<(), String> {
-        match &self.requested {
-            Some(flag) => {
-                flag.store(true, Ordering::Release);
-                Ok(())
-            }
-            None => Err("hot reload is off in this process".into()),
-        }
-    }
-
-    fn canary_status(&self) -> String {
-        serde_json::to_string_pretty(&*self.shared.canary_board.lock())
-            .unwrap_or_else(|_| "[]".into())
-    }
-
-    fn canary(&self, stage: &str, action: &str) -> Result<String, String> {
-        if self.requested.is_none() {
-            return Err("hot reload is off in this process, and canaries with it".into());
-        }
-        let Some(action) = crate::canary::Action::parse(action) else {
-            return Err(format!(
-                "unknown canary action {action:?} (start, promote or rollback)"
-            ));
-        };
-        if !self
-            .shared
-            .current()
-            .infos()
-            .iter()
-            .any(|i| &*i.name == stage)
-        {
-            return Err(format!("no stage named {stage:?}"));
-        }
-        self.shared
-            .canary_requests
-            .lock()
-            .push((stage.to_owned(), action));
-        Ok(format!(
-            "{} of the canary of stage {stage:?} requested; see `weir canary status`",
-            action.as_str()
-        ))
-    }
 }
 
 /// What a finished run did.
@@ -182,31 +81,30 @@ pub fn run(
         transactional_id: None,
     };
     let sink = Arc::new(KafkaSink::new(&sink_settings)?);
-    let exactly_once = pipeline.sink.delivery == weir_config::Delivery::ExactlyOnce;
+    let transactions =
+        (pipeline.sink.delivery == weir_config::Delivery::ExactlyOnce).then(|| Transactions {
+            sink_settings,
+            group_metadata: Mutex::new(None),
+        });
 
     let stats = Arc::new(Stats::default());
     let shared = Arc::new(Shared {
-        pipeline: pipeline.name.as_str().into(),
-        dead_letter: pipeline.dead_letter.topic.as_str().into(),
-        batch_size: pipeline.source.batch_size,
-        cluster: cluster.clone(),
-        source_properties: pipeline.source.kafka.clone(),
-        commit_interval: pipeline.source.commit_interval,
-        drain_timeout: pipeline.source.drain_timeout,
+        settings: Settings {
+            pipeline: pipeline.name.as_str().into(),
+            dead_letter: pipeline.dead_letter.topic.as_str().into(),
+            batch_size: pipeline.source.batch_size,
+            cluster: cluster.clone(),
+            source_properties: pipeline.source.kafka.clone(),
+            commit_interval: pipeline.source.commit_interval,
+            drain_timeout: pipeline.source.drain_timeout,
+        },
+        versions: Versions::new(Arc::clone(&loaded)),
+        rollout: RolloutBoard::default(),
+        fatal: Fatal::default(),
         sink: Arc::clone(&sink),
-        exactly_once,
-        sink_settings,
-        group_metadata: Mutex::new(None),
+        transactions,
         stats: Arc::clone(&stats),
-        fatal: Mutex::new(None),
         stalls: Arc::default(),
-        loaded: RwLock::new(Arc::clone(&loaded)),
-        canary_board: Mutex::default(),
-        canary_requests: Mutex::default(),
-        assigned: Mutex::default(),
-        prepared: Mutex::default(),
-        retired: Mutex::default(),
-        generation: AtomicU64::new(0),
         metrics: Arc::clone(&metrics),
         tracing: Tracing {
             spans,
@@ -217,7 +115,7 @@ pub fn run(
             keep_sampled_parents: pipeline.telemetry.sample.keep_sampled_parents,
         },
     });
-    metrics.set_guests(loaded.guest_sources(&shared.pipeline));
+    metrics.set_guests(loaded.guest_sources(&shared.settings.pipeline));
     let manager = Arc::new(Manager {
         shared: Arc::clone(&shared),
         metrics: Arc::clone(&metrics),
@@ -229,7 +127,7 @@ pub fn run(
     });
     let api = AdminApi {
         token: admin_token,
-        control: Arc::new(ReloadControl {
+        control: Arc::new(AdminControl {
             requested: reload.as_ref().map(|r| Arc::clone(&r.requested)),
             shared: Arc::clone(&shared),
         }),
@@ -282,14 +180,21 @@ pub fn run(
         if shutdown.load(Ordering::Relaxed) {
             break None;
         }
-        if let Some(f) = shared.fatal.lock().clone().or_else(|| sink.failure()) {
+        if let Some(f) = shared.fatal.get() {
             break Some(f);
+        }
+        if let Some(failure) = sink.failure() {
+            shared.fatal.set(FatalError::Delivery(failure));
+            break shared.fatal.get();
         }
         match source.poll(Duration::from_millis(100)) {
             Ok(()) => {}
             // Delivering it out of its lane could reorder or skip records: stop instead, and let
             // the restart re-read from the last commit.
-            Err(error @ KafkaError::Unsplit(_)) => break Some(error.to_string()),
+            Err(error @ KafkaError::Unsplit(_)) => {
+                shared.fatal.set(FatalError::Consumer(error));
+                break shared.fatal.get();
+            }
             Err(error) => {
                 let kind = error.kind();
                 metrics.consume_error("", None, &kind);
@@ -408,216 +313,4 @@ fn log_progress(stats: &Stats, started: Instant) {
         records_per_sec = (s.records_in as f64 / secs).round(),
         "Progress."
     );
-}
-
-/// Owns the lanes; the consumer's [`PartitionHandler`].
-struct Manager {
-    shared: Arc<Shared>,
-    metrics: Arc<Metrics>,
-    drain_timeout: Duration,
-    lanes: Mutex<BTreeMap<TopicPartition, Lane>>,
-    /// Partitions assigned, for `/readyz`.
-    assigned: AtomicUsize,
-    /// Whether the brokers answered lately, for `/readyz`.
-    reachable: AtomicBool,
-    /// The wasm host, for the watchdog's count of overdue calls.
-    host: Option<weir_wasm::WasmHost>,
-}
-
-impl Health for Manager {
-    fn live(&self) -> Result<(), String> {
-        match self.shared.fatal.lock().as_ref() {
-            Some(fatal) => Err(format!("pipeline failing: {fatal}")),
-            None => Ok(()),
-        }
-    }
-
-    fn ready(&self) -> Result<(), String> {
-        self.live()?;
-        if !self.reachable.load(Ordering::Relaxed) {
-            return Err("brokers unreachable".into());
-        }
-        if self.assigned.load(Ordering::Relaxed) == 0 {
-            return Err("no partition assigned".into());
-        }
-        match self.shared.stalls.describe() {
-            Some(stalled) => Err(stalled),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Manager {
-    /// Refreshes the assignment and backpressure gauges.
-    fn update_gauges(&self) {
-        let lanes = self.lanes.lock();
-        let saturated = lanes
-            .values()
-            .filter(|l| l.saturated.load(Ordering::Relaxed))
-            .count();
-        let in_flight: usize = lanes.values().map(|l| l.tracker.in_flight()).sum();
-        self.assigned.store(lanes.len(), Ordering::Relaxed);
-        *self.shared.assigned.lock() = lanes.keys().cloned().collect();
-        self.metrics
-            .set_lanes(lanes.len() as i64, saturated as i64, in_flight as i64);
-        if let Some(host) = &self.host {
-            self.metrics.set_overdue_calls(host.overdue_calls());
-        }
-    }
-
-    /// Offsets that advanced since the last call, for a periodic commit. None with exactly-once
-    /// delivery: each lane commits its offsets in its transactions.
-    fn committable(&self) -> Vec<(TopicPartition, i64)> {
-        if self.shared.exactly_once {
-            return Vec::new();
-        }
-        let mut lanes = self.lanes.lock();
-        let mut changed = false;
-        let mut offsets = Vec::with_capacity(lanes.len());
-        for (tp, lane) in lanes.iter_mut() {
-            if let Some(o) = lane.tracker.committable() {
-                changed |= lane.committed != Some(o);
-                lane.committed = Some(o);
-                offsets.push((tp.clone(), o));
-            }
-        }
-        if changed { offsets } else { Vec::new() }
-    }
-
-    fn drain_all(&self) -> Vec<(TopicPartition, i64)> {
-        let lanes = std::mem::take(&mut *self.lanes.lock());
-        self.drain(lanes.into_iter().collect())
-    }
-
-    /// Stops `lanes` after their current batch (queued records are abandoned: they were never
-    /// committed), waits up to the drain timeout for their outputs to be acknowledged, and
-    /// returns the offsets safe to commit.
-    fn drain(&self, lanes: Vec<(TopicPartition, Lane)>) -> Vec<(TopicPartition, i64)> {
-        let deadline = Instant::now() + self.drain_timeout;
-        let mut waiting = Vec::with_capacity(lanes.len());
-        for (tp, lane) in lanes {
-            lane.stop.store(true, Ordering::Release);
-            waiting.push((tp, lane.thread, lane.tracker));
-        }
-        let poll = Duration::from_millis(2);
-        while Instant::now() < deadline
-            && waiting
-                .iter()
-                .any(|(_, t, tracker)| !t.is_finished() || tracker.in_flight() > 0)
-        {
-            std::thread::sleep(poll);
-        }
-        let mut offsets = Vec::new();
-        for (tp, thread, tracker) in waiting {
-            if !thread.is_finished() || tracker.in_flight() > 0 {
-                tracing::warn!(
-                    partition = %tp,
-                    in_flight = tracker.in_flight(),
-                    "Lane did not drain in time; its unacknowledged records will be re-read."
-                );
-            }
-            if let Some(o) = tracker.committable() {
-                offsets.push((tp, o));
-            }
-        }
-        if self.shared.exactly_once {
-            // The lanes committed their offsets in their last transactions.
-            offsets.clear();
-        }
-        offsets
-    }
-}
-
-impl PartitionHandler for Manager {
-    fn assigned(&self, feeds: Vec<PartitionFeed>) {
-        let mut lanes = self.lanes.lock();
-        // The generation first: should a reload land in between, the lane sees a newer version
-        // than its generation says and swaps (to the same version) once, rather than never.
-        let generation = self.shared.generation.load(Ordering::Acquire);
-        let loaded = self.shared.current();
-        for feed in feeds {
-            let tp = feed.partition().clone();
-            match loaded.chain_for(tp.partition) {
-                Ok(chain) => {
-                    let stage_metrics = (0..loaded.infos().len())
-                        .map(|i| {
-                            let labels = loaded.labels(&self.shared.pipeline, i, tp.partition);
-                            self.metrics.stage(&labels, &tp.topic, tp.partition)
-                        })
-                        .collect();
-                    let chain = chain
-                        .with_metrics(stage_metrics)
-                        .with_spans(self.shared.tracing.spans.enabled())
-                        .with_forward(loaded.aggregate().is_some());
-                    let lane = Lane::start(
-                        feed,
-                        chain,
-                        Arc::clone(&loaded),
-                        generation,
-                        Arc::clone(&self.shared),
-                        self.metrics.partition(&tp.topic, tp.partition),
-                    );
-                    if let Some(old) = lanes.insert(tp.clone(), lane) {
-                        // Assigned twice without a revoke in between: retire the old lane.
-                        old.stop.store(true, Ordering::Release);
-                    }
-                }
-                Err(e) => self
-                    .shared
-                    .set_fatal(format!("cannot start a lane for {tp}: {e}")),
-            }
-        }
-        drop(lanes);
-        self.update_gauges();
-    }
-
-    fn revoking(&self, partitions: &[TopicPartition]) -> Vec<(TopicPartition, i64)> {
-        let taken: Vec<_> = {
-            let mut lanes = self.lanes.lock();
-            partitions
-                .iter()
-                .filter_map(|tp| lanes.remove(tp).map(|l| (tp.clone(), l)))
-                .collect()
-        };
-        self.update_gauges();
-        for tp in partitions {
-            self.metrics.forget_partition(&tp.topic, tp.partition);
-            // Instances prepared for a lane that is going away are dropped off this thread.
-            if let Some(p) = self.shared.prepared.lock().remove(tp) {
-                self.shared.retired.lock().extend(p.into_stages());
-            }
-        }
-        self.drain(taken)
-    }
-
-    fn group_changed(&self, metadata: weir_kafka::GroupMetadata) {
-        *self.shared.group_metadata.lock() = Some(Arc::new(metadata));
-    }
-
-    fn statistics(&self, stats: &SourceStats) {
-        let lanes = self.lanes.lock();
-        for p in &stats.partitions {
-            let owned = lanes
-                .keys()
-                .any(|tp| tp.partition == p.partition && *tp.topic == p.topic);
-            if !owned {
-                continue;
-            }
-            if p.lag >= 0 {
-                self.metrics.set_lag(&p.topic, p.partition, p.lag);
-            }
-            self.metrics
-                .set_fetch_queue(&p.topic, p.partition, p.fetch_queue.max(0));
-        }
-        self.reachable
-            .store(stats.brokers_up > 0, Ordering::Relaxed);
-    }
-
-    fn commit_finished(&self, elapsed: Duration, ok: bool) {
-        self.metrics.commit_done(elapsed.as_secs_f64(), ok);
-    }
-
-    fn brokers_reachable(&self, reachable: bool) {
-        self.reachable.store(reachable, Ordering::Relaxed);
-    }
 }

@@ -7,16 +7,20 @@
 //! - [`engine`]: the consumer loop, lanes, commits, rebalances, shutdown and hot reload.
 //! - [`testing`]: `weir test`, a pipeline's `[[test]]` cases without Kafka.
 
+mod admin;
 mod aggregate;
-pub mod canary;
 pub mod chain;
 mod cluster;
 pub mod engine;
+pub mod error;
 mod guest;
 mod lane;
 pub mod loader;
+mod manager;
 mod reload;
+pub mod rollout;
+mod shared;
 mod stall;
 pub mod testing;
 
-pub use lane::Stats;
+pub use shared::Stats;

@@ -7,8 +7,8 @@ use weir_config::{Pipeline, Stage, StageKind};
 use weir_telemetry::{GuestSource, StageLabels};
 use weir_wasm::{AggregateModule, EnrichModule, Limits, WasmError, WasmHost};
 
-use crate::canary::{CanaryPlan, CanaryStats, Observed, Rescue};
-use crate::chain::{Chain, Partitioning, StageInfo};
+use crate::chain::{Chain, StageInfo};
+use crate::rollout::canary::{CanaryPlan, CanaryStats, Observed, Rescue};
 
 /// How many hex digits of a module's SHA-256 label its metrics (`module_version`).
 const VERSION_DIGITS: usize = 12;
@@ -129,10 +129,7 @@ fn info(stage: &Stage, sha256: &str) -> StageInfo {
         name: stage.name.as_str().into(),
         module_sha256: sha256.into(),
         output: stage.output.as_deref().map(Into::into),
-        partitioning: match stage.partitioning {
-            weir_config::Partitioning::Source => Partitioning::Source,
-            weir_config::Partitioning::Key => Partitioning::Key,
-        },
+        partitioning: stage.partitioning,
     }
 }
 

@@ -21,17 +21,15 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use notify::event::ModifyKind;
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use weir_config::Pipeline;
+use weir_kafka::ControlChannel;
 use weir_telemetry::ReloadResult;
 use weir_wasm::WasmHost;
 
-use std::collections::BTreeMap;
-
-use weir_kafka::ControlChannel;
-
-use crate::canary::{Action, Analyser, CanaryStatus, Verdict};
-use crate::engine::EngineError;
-use crate::lane::Shared;
-use crate::loader::{CanaryModule, LoadedPipeline};
+use crate::error::{EngineError, ReloadError, WatchError};
+use crate::loader::LoadedPipeline;
+use crate::rollout::Rollout;
+use crate::rollout::control::Control;
+use crate::shared::Shared;
 
 /// How long file events must be quiet before a reload starts: a deploy that writes several
 /// files reloads once.
@@ -47,19 +45,6 @@ pub struct ReloadOptions {
     /// Set (by SIGHUP) to ask for a reload; cleared when the reload starts.
     pub requested: Arc<AtomicBool>,
 }
-
-/// A rollout decision as the control topic carries it (key: the stage name).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Decision {
-    /// The SHA-256 of the canary module it is about.
-    canary: String,
-    /// `rollback` or `promote`.
-    verdict: String,
-    reason: String,
-}
-
-/// How long start-up reads the control topic for decisions already taken.
-const CONTROL_CATCH_UP: Duration = Duration::from_millis(1500);
 
 /// The reload thread; stops when dropped.
 pub(crate) struct Reloader {
@@ -97,12 +82,20 @@ impl Reloader {
             let w = notify::recommended_watcher(move |event| {
                 let _ = tx.send(event);
             })
-            .map_err(|e| EngineError::Watch(e.to_string()))?;
+            .map_err(|e| EngineError::Watch {
+                path: pipeline.path.clone(),
+                source: WatchError::Notify(e),
+            })?;
             Some(w)
         } else {
             None
         };
         let stop = Arc::new(AtomicBool::new(false));
+        let rollout = Rollout::new(
+            Arc::clone(&shared),
+            options.host.clone(),
+            Control::new(control),
+        );
         let mut state = State {
             running: pipeline,
             options,
@@ -110,25 +103,25 @@ impl Reloader {
             watcher,
             watched_dirs: BTreeSet::new(),
             files: BTreeSet::new(),
-            analysers: Vec::new(),
-            finished: Vec::new(),
-            last_analysis: Instant::now(),
-            control,
-            decisions: BTreeMap::new(),
-            restarted: BTreeSet::new(),
+            rollout,
         };
         state.watch()?;
         // Apply the decisions other instances (or this pipeline before a restart) took before
         // any lane starts.
-        state.catch_up();
+        state.rollout.catch_up(&state.running);
         let stopping = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("weir-reload".into())
             .spawn(move || {
                 let shared = Arc::clone(&state.shared);
-                shared.guarded("the reload thread", || state.run(events, &stopping));
+                shared
+                    .fatal
+                    .guarded("the reload thread", || state.run(events, &stopping));
             })
-            .map_err(|e| EngineError::Watch(format!("cannot start the reload thread: {e}")))?;
+            .map_err(|source| EngineError::Thread {
+                what: "reload",
+                source,
+            })?;
         Ok(Self {
             stop,
             thread: Some(thread),
@@ -144,25 +137,13 @@ struct State {
     watched_dirs: BTreeSet<PathBuf>,
     /// The files whose changes trigger a reload, as (canonical directory, file name).
     files: BTreeSet<(PathBuf, std::ffi::OsString)>,
-    /// The analyser of each running canary, with the canary it watches.
-    analysers: Vec<(Arc<CanaryModule>, Analyser)>,
-    /// Canaries that ended (rolled back or promoted), as last shown.
-    finished: Vec<CanaryStatus>,
-    last_analysis: Instant,
-    /// Where rollout decisions are shared with the other instances, if configured.
-    control: Option<ControlChannel>,
-    /// The latest decision per stage read from the control topic.
-    decisions: BTreeMap<String, Decision>,
-    /// Canary starts read from the control topic and carried out here, (stage, version).
-    restarted: BTreeSet<(String, String)>,
+    /// Every canary, from start to promotion or rollback.
+    rollout: Rollout,
 }
 
 /// How often the reload thread looks at its requests (reloads, canary actions, the control
 /// topic) when no file event wakes it first.
 const TICK: Duration = Duration::from_millis(100);
-
-/// How often canaries are judged.
-const ANALYSIS_EVERY: Duration = Duration::from_secs(1);
 
 impl State {
     fn run(mut self, mut events: Receiver<notify::Result<notify::Event>>, stop: &AtomicBool) {
@@ -195,16 +176,8 @@ impl State {
                 // once, and this loop would spin a core.
                 Err(RecvTimeoutError::Disconnected) => events = crossbeam_channel::never(),
             }
-            drop(std::mem::take(&mut *self.shared.retired.lock()));
-            self.read_control();
-            let requests = std::mem::take(&mut *self.shared.canary_requests.lock());
-            for (stage, action) in requests {
-                self.canary_action(&stage, action, "an operator", true);
-            }
-            if self.last_analysis.elapsed() >= ANALYSIS_EVERY {
-                self.last_analysis = Instant::now();
-                self.analyse();
-            }
+            self.shared.versions.drop_retired();
+            self.rollout.tick(&self.running);
             let asked = self.options.requested.swap(false, Ordering::AcqRel);
             let settled = pending.is_some_and(|at| at.elapsed() >= DEBOUNCE);
             if asked || settled {
@@ -212,276 +185,6 @@ impl State {
                 self.reload(if asked { "signal" } else { "file change" });
             }
         }
-    }
-
-    /// Reads the control topic until it has been quiet for a moment, then applies what it says.
-    fn catch_up(&mut self) {
-        if self.control.is_none() {
-            return;
-        }
-        let mut quiet_since = Instant::now();
-        while quiet_since.elapsed() < CONTROL_CATCH_UP {
-            if self.read_control() {
-                quiet_since = Instant::now();
-            } else {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        self.analyse();
-    }
-
-    /// Takes in the control records that arrived; whether there were any.
-    fn read_control(&mut self) -> bool {
-        let Some(control) = &self.control else {
-            return false;
-        };
-        let mut any = false;
-        while let Some((stage, value)) = control.poll() {
-            any = true;
-            match serde_json::from_slice::<Decision>(&value) {
-                Ok(d) => {
-                    self.decisions.insert(stage, d);
-                }
-                Err(error) => tracing::warn!(%error, stage, "Unreadable control record; ignored."),
-            }
-        }
-        any
-    }
-
-    /// Judges every running canary, acts on the verdicts and refreshes the status board.
-    fn analyse(&mut self) {
-        // First what the fleet decided: a canary rolled back or promoted elsewhere (or before a
-        // restart) ends here too, and one restarted elsewhere starts here too.
-        let current = self.shared.current();
-        let restarts: Vec<String> = self
-            .decisions
-            .iter()
-            .filter(|(stage, d)| {
-                d.verdict == "start"
-                    && current
-                        .infos()
-                        .iter()
-                        .zip(current.canaries())
-                        .any(|(info, c)| &*info.name == stage.as_str() && c.is_none())
-                    && self.restarted.insert(((*stage).clone(), d.canary.clone()))
-            })
-            .map(|(stage, _)| stage.clone())
-            .collect();
-        for stage in restarts {
-            self.canary_action(&stage, Action::Start, "the control topic", false);
-        }
-        let current = self.shared.current();
-        for c in current.canaries().iter().flatten() {
-            let stage = c.info.name.to_string();
-            if let Some(d) = self.decisions.get(&stage)
-                && d.canary == *c.info.module_sha256
-                && d.verdict != "start"
-            {
-                let action = if d.verdict == "promote" {
-                    Action::Promote
-                } else {
-                    Action::Rollback
-                };
-                let reason = format!("from the control topic: {}", d.reason);
-                self.end_canary(&stage, action, &reason, false);
-            }
-        }
-        let current = self.shared.current();
-        // Keep the analysers of canaries still running; start one for each new canary.
-        let running: Vec<Arc<CanaryModule>> =
-            current.canaries().iter().flatten().cloned().collect();
-        self.analysers
-            .retain(|(c, _)| running.iter().any(|r| Arc::ptr_eq(r, c)));
-        for c in running {
-            if !self.analysers.iter().any(|(a, _)| Arc::ptr_eq(a, &c)) {
-                let analyser = Analyser::new(Arc::clone(&c.stats), c.plan.clone());
-                self.analysers.push((c, analyser));
-            }
-        }
-        let mut board = Vec::new();
-        let mut verdicts = Vec::new();
-        for (c, analyser) in &mut self.analysers {
-            let (verdict, stable, canary) = analyser.verdict();
-            let stage = c.info.name.to_string();
-            let index = current
-                .infos()
-                .iter()
-                .position(|i| *i.name == *stage)
-                .expect("a running canary's stage");
-            board.push(CanaryStatus {
-                stage: stage.clone(),
-                stable_version: current.infos()[index].module_sha256.to_string(),
-                canary_version: c.info.module_sha256.to_string(),
-                partitions: c.plan.describe(),
-                state: "running",
-                reason: None,
-                stable,
-                canary,
-                rescued: c.rescued.load(Ordering::Relaxed),
-                running_seconds: analyser.age().as_secs(),
-            });
-            verdicts.push((stage, verdict));
-        }
-        self.show(board);
-        for (stage, verdict) in verdicts {
-            match verdict {
-                Verdict::Continue => {}
-                Verdict::Rollback(reason) => {
-                    let reason = format!("automatic: {reason}");
-                    self.end_canary(&stage, Action::Rollback, &reason, true);
-                }
-                Verdict::Promote => {
-                    let reason = "automatic: clean for its promote_after period";
-                    self.end_canary(&stage, Action::Promote, reason, true);
-                }
-            }
-        }
-    }
-
-    /// Records `decision` about stage `stage` as the latest, and writes it to the control topic
-    /// when `publish` (a decision taken here rather than read from there).
-    fn share(&mut self, stage: &str, decision: Decision, publish: bool) {
-        if publish && let Some(control) = &self.control {
-            let value = serde_json::to_vec(&decision).expect("a decision serialises");
-            if let Err(error) = control.publish(stage, &value, Duration::from_secs(10)) {
-                tracing::error!(
-                    %error,
-                    stage,
-                    "Cannot share the canary decision; other instances judge on their own."
-                );
-                return;
-            }
-        }
-        self.decisions.insert(stage.to_owned(), decision);
-    }
-
-    /// Carries out `action` on stage `stage`'s canary for `who`; `share` writes the decision to
-    /// the control topic.
-    fn canary_action(&mut self, stage: &str, action: Action, who: &str, share: bool) {
-        match action {
-            Action::Rollback | Action::Promote => {
-                self.end_canary(stage, action, &format!("by {who}"), share);
-            }
-            Action::Start => {
-                let Some(index) = self.running.stages.iter().position(|s| s.name == stage) else {
-                    return;
-                };
-                if self.running.stages[index].canary.is_none() {
-                    tracing::warn!(
-                        stage,
-                        "Canary start refused: the pipeline file declares no canary for this stage."
-                    );
-                    return;
-                }
-                let current = self.shared.current();
-                let forgotten = current.forgetting(index);
-                match LoadedPipeline::reload(&self.options.host, &self.running, &forgotten) {
-                    Ok((next, _)) => {
-                        self.finished.retain(|f| f.stage != stage);
-                        let canary = next.canaries()[index].clone();
-                        let next = Arc::new(next);
-                        self.shared
-                            .metrics
-                            .set_guests(next.guest_sources(&self.shared.pipeline));
-                        self.shared.publish(next);
-                        tracing::info!(stage, who, "Canary started.");
-                        if let Some(c) = canary {
-                            let decision = Decision {
-                                canary: c.info.module_sha256.to_string(),
-                                verdict: "start".into(),
-                                reason: format!("by {who}"),
-                            };
-                            self.share(stage, decision, share);
-                        }
-                    }
-                    Err(errors) => tracing::warn!(
-                        stage,
-                        errors = %errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-                        "Canary start failed."
-                    ),
-                }
-            }
-        }
-    }
-
-    /// Rolls back or promotes stage `stage`'s running canary; `share` writes the decision to the
-    /// control topic for the other instances.
-    fn end_canary(&mut self, stage: &str, action: Action, reason: &str, share: bool) {
-        let current = self.shared.current();
-        let Some(index) = current.infos().iter().position(|i| &*i.name == stage) else {
-            return;
-        };
-        let Some(canary) = current.canaries()[index].clone() else {
-            tracing::warn!(
-                stage,
-                action = action.as_str(),
-                "No canary is running for this stage."
-            );
-            return;
-        };
-        let next = match action {
-            Action::Promote => current.promoted(index),
-            _ => current.without_canary(index),
-        };
-        let next = Arc::new(next);
-        self.shared
-            .metrics
-            .set_guests(next.guest_sources(&self.shared.pipeline));
-        self.shared.publish(next);
-        let verdict = if action == Action::Promote {
-            "promote"
-        } else {
-            "rollback"
-        };
-        self.shared.metrics.canary_verdict(stage, verdict);
-        let decision = Decision {
-            canary: canary.info.module_sha256.to_string(),
-            verdict: verdict.into(),
-            reason: reason.to_owned(),
-        };
-        self.share(stage, decision, share);
-        let shown = self
-            .shared
-            .canary_board
-            .lock()
-            .iter()
-            .find(|s| s.stage == stage && s.state == "running")
-            .cloned();
-        let mut status = shown.unwrap_or_else(|| CanaryStatus {
-            stage: stage.to_owned(),
-            stable_version: current.infos()[index].module_sha256.to_string(),
-            canary_version: canary.info.module_sha256.to_string(),
-            partitions: canary.plan.describe(),
-            state: "running",
-            reason: None,
-            stable: Default::default(),
-            canary: Default::default(),
-            rescued: canary.rescued.load(Ordering::Relaxed),
-            running_seconds: 0,
-        });
-        status.state = if action == Action::Promote {
-            "promoted"
-        } else {
-            "rolled-back"
-        };
-        status.reason = Some(reason.to_owned());
-        self.finished.retain(|f| f.stage != stage);
-        self.finished.push(status);
-        if action == Action::Promote {
-            tracing::info!(stage, version = %canary.info.module_sha256, reason, "Canary promoted.");
-        } else {
-            tracing::warn!(stage, version = %canary.info.module_sha256, reason, "Canary rolled back.");
-        }
-        let still_running = self.shared.canary_board.lock().clone();
-        self.show(still_running);
-    }
-
-    /// Puts `running` (minus any that just ended) and the ended canaries on the status board.
-    fn show(&self, mut running: Vec<CanaryStatus>) {
-        running
-            .retain(|s| s.state == "running" && !self.finished.iter().any(|f| f.stage == s.stage));
-        running.extend(self.finished.iter().cloned());
-        *self.shared.canary_board.lock() = running;
     }
 
     fn is_watched(&self, path: &Path) -> bool {
@@ -506,9 +209,10 @@ impl State {
             } else {
                 dir
             };
-            let dir = dir
-                .canonicalize()
-                .map_err(|e| EngineError::Watch(format!("{}: {e}", dir.display())))?;
+            let dir = dir.canonicalize().map_err(|e| EngineError::Watch {
+                path: dir.to_owned(),
+                source: WatchError::Io(e),
+            })?;
             files.insert((dir, name.to_owned()));
         }
         if let Some(watcher) = &mut self.watcher {
@@ -516,7 +220,10 @@ impl State {
                 if self.watched_dirs.insert(dir.clone()) {
                     watcher
                         .watch(dir, RecursiveMode::NonRecursive)
-                        .map_err(|e| EngineError::Watch(format!("{}: {e}", dir.display())))?;
+                        .map_err(|e| EngineError::Watch {
+                            path: dir.clone(),
+                            source: WatchError::Notify(e),
+                        })?;
                 }
             }
         }
@@ -555,23 +262,17 @@ impl State {
     }
 
     /// Validates the new version and publishes it. `Ok(None)`: nothing to swap.
-    fn try_reload(&mut self) -> Result<Option<Vec<String>>, String> {
+    fn try_reload(&mut self) -> Result<Option<Vec<String>>, ReloadError> {
         let path = self.running.path.clone();
         let next = weir_config::load(&path)
             .and_then(|p| p.check_modules().map(|()| p))
-            .map_err(|errors| errors.to_string().trim_end().replace('\n', "; "))?;
+            .map_err(ReloadError::Config)?;
         if let Some(why) = restart_needed(&self.running, &next) {
-            return Err(format!("{why}: that needs a restart"));
+            return Err(ReloadError::RestartNeeded(why));
         }
-        let running = self.shared.current();
+        let running = self.shared.versions.current();
         let (candidate, changed) = LoadedPipeline::reload(&self.options.host, &next, &running)
-            .map_err(|errors| {
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })?;
+            .map_err(ReloadError::Modules)?;
         if changed.is_empty() {
             self.running = next;
             return Ok(None);
@@ -584,16 +285,13 @@ impl State {
             .map(|r| format!("test {:?}: {}", r.name, r.failures.join(", ")))
             .collect();
         if !failures.is_empty() {
-            return Err(format!(
-                "the new version fails the pipeline's tests: {}",
-                failures.join("; ")
-            ));
+            return Err(ReloadError::Tests(failures));
         }
         let candidate = Arc::new(candidate);
         self.shared
             .metrics
-            .set_guests(candidate.guest_sources(&self.shared.pipeline));
-        self.shared.publish(candidate);
+            .set_guests(candidate.guest_sources(&self.shared.settings.pipeline));
+        self.shared.versions.publish(candidate);
         self.running = next;
         Ok(Some(changed))
     }

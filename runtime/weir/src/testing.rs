@@ -139,14 +139,19 @@ fn run_case(
             }
         }
     }
+    let chain_len = chain.infos().len();
     for emit in run.emits.into_iter().flatten() {
         match emit {
-            Emit::Output { stage, record, .. } => per_stage[stage].outputs.push(record),
-            Emit::DeadLetter { stage, failure, .. } => per_stage[stage].errors.push((
-                failure.kind.as_str().to_owned(),
-                failure.code,
-                failure.message,
-            )),
+            Emit::Output { stage, record, .. } => {
+                per_stage[stage.position(chain_len)].outputs.push(record)
+            }
+            Emit::DeadLetter { stage, failure, .. } => {
+                per_stage[stage.position(chain_len)].errors.push((
+                    failure.kind.as_str().to_owned(),
+                    failure.code,
+                    failure.message,
+                ))
+            }
         }
     }
     let failures = case

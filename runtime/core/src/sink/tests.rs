@@ -121,7 +121,11 @@ fn a_refused_output_leaves_its_acknowledgement_to_the_caller() {
         record: &letter,
         ack: &ack,
     }];
-    assert!(write_all(&sink, &dead, QUICK, &|| false).unwrap().is_empty());
+    assert!(
+        write_all(&sink, &dead, QUICK, &|| false)
+            .unwrap()
+            .is_empty()
+    );
     ack.settle();
     assert_eq!(tracker.committable(), Some(1));
     let stored = sink.stored();
@@ -162,7 +166,11 @@ fn retrying_stops_when_the_caller_stops_and_nothing_is_committed() {
     });
     assert!(matches!(result, Err(SinkError::Stopped(_))), "{result:?}");
     // A lane whose write failed never settles the input: it is re-read after a restart.
-    assert_eq!(tracker.committable(), None, "the output never became durable");
+    assert_eq!(
+        tracker.committable(),
+        None,
+        "the output never became durable"
+    );
     assert_eq!(tracker.in_flight(), 1);
     assert!(sink.stored().is_empty());
 }

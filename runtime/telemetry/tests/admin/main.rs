@@ -16,10 +16,10 @@ use weir_telemetry::{AdminApi, AdminLimits, AdminServer, AdminToken, Control, He
 struct Ready(pub AtomicBool);
 
 impl Health for Ready {
-    fn live(&self) -> Result<(), String> {
+    fn live(&self) -> Result<(), weir_telemetry::Unhealthy> {
         Ok(())
     }
-    fn ready(&self) -> Result<(), String> {
+    fn ready(&self) -> Result<(), weir_telemetry::Unhealthy> {
         if self.0.load(Ordering::SeqCst) {
             Ok(())
         } else {
@@ -46,14 +46,14 @@ impl Default for Calls {
 }
 
 impl Control for Calls {
-    fn reload(&self) -> Result<(), String> {
+    fn reload(&self) -> Result<(), weir_telemetry::Refusal> {
         self.reloads.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
     fn canary_status(&self) -> String {
         self.status.lock().unwrap().clone()
     }
-    fn canary(&self, stage: &str, action: &str) -> Result<String, String> {
+    fn canary(&self, stage: &str, action: &str) -> Result<String, weir_telemetry::Refusal> {
         self.canary.fetch_add(1, Ordering::SeqCst);
         Ok(format!("{action} {stage}"))
     }

@@ -199,8 +199,10 @@ pub struct CohortWindow {
     pub p99_ms: Option<f64>,
 }
 
-/// What an operator (or `weir canary`) asks of a stage's canary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an operator (or `weir canary`) asks of a stage's canary, and what a rollout decision
+/// on the control topic says (`"start"`, `"promote"` or `"rollback"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Action {
     /// (Re)start the canary the pipeline file declares for the stage.
     Start,
@@ -237,8 +239,7 @@ pub struct CanaryStatus {
     pub canary_version: String,
     /// Which partitions run it.
     pub partitions: String,
-    /// `running`, `rolled-back` or `promoted`.
-    pub state: &'static str,
+    pub state: CanaryState,
     /// Why it was rolled back or promoted, and by whom.
     pub reason: Option<String>,
     /// Figures over the window, side by side.
@@ -247,6 +248,29 @@ pub struct CanaryStatus {
     /// Records the canary failed that the stable version then handled.
     pub rescued: u64,
     pub running_seconds: u64,
+}
+
+/// Where a canary stands, as `weir canary status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CanaryState {
+    /// `running`: on its partitions, judged every second.
+    Running,
+    /// `promoted`: the stable version on every partition.
+    Promoted,
+    /// `rolled-back`: stopped; every partition runs the stable version.
+    RolledBack,
+}
+
+impl CanaryState {
+    /// The state a canary ends in after `action` (promote or rollback).
+    pub fn after(action: Action) -> Self {
+        match action {
+            Action::Promote => Self::Promoted,
+            Action::Rollback => Self::RolledBack,
+            Action::Start => Self::Running,
+        }
+    }
 }
 
 /// (when, stable (records, failures), canary (records, failures)), cumulative.
