@@ -49,6 +49,9 @@ pub const MAX_TABLES: usize = 16;
 pub const MAX_MEMORIES: usize = 8;
 /// Elements one table may grow to.
 pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// What one table element counts against a stage's `limits.memory`: the host keeps a
+/// pointer-sized slot per element (a function reference).
+pub const TABLE_ELEMENT_BYTES: usize = 8;
 
 /// Cuts `text` to at most `max` bytes (at a character boundary) and marks the cut with
 /// [`TRUNCATED`]; the result is at most `max + TRUNCATED.len()` bytes. Returns whether it cut.
