@@ -2,6 +2,9 @@
 //! log lines, outputs, error texts and the size of a store. A guest that goes over a cap loses
 //! what is over (log lines, log fields, error text) or fails the record with kind `limit`
 //! (outputs); it never makes the host keep an unbounded amount of anything.
+//!
+//! Owns the caps' values and the helpers that apply them to texts and outputs; the store-size
+//! caps are applied by the limiter (`state.rs`).
 
 use weir_core::{Failure, FailureKind, Outputs, Record, StageOutcome};
 
