@@ -44,6 +44,7 @@ fn load(host: &WasmHost, stage: &str, name: &str, config: &str) -> Arc<EnrichMod
         timeout: Duration::from_secs(5),
         recycle_after: None,
         recycle_memory: None,
+        fuel: None,
     };
     EnrichModule::new(host, stage, compiled, config.to_owned(), limits)
         .unwrap_or_else(|e| panic!("cannot load {name}: {e}"))

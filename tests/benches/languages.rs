@@ -47,6 +47,7 @@ fn limits() -> Limits {
         timeout: Duration::from_secs(30),
         recycle_after: None,
         recycle_memory: None,
+        fuel: None,
     }
 }
 

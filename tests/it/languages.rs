@@ -53,6 +53,7 @@ const LIMITS: Limits = Limits {
     timeout: Duration::from_secs(5),
     recycle_after: None,
     recycle_memory: None,
+    fuel: None,
 };
 
 /// `pipelines/modules/<name>.wasm`; fails (never skips) when it has not been built.

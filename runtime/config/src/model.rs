@@ -308,6 +308,16 @@ pub struct Limits {
     /// grows with the records they see (Python's does). Checked between batches, so no record is
     /// lost. At least 1MiB and less than `memory`. Default: never.
     pub recycle_memory: Option<u64>,
+    /// `fuel`: a deterministic CPU budget for each call into the module, in units of fuel
+    /// (about one per WebAssembly instruction executed), such as `1_000_000_000`. The budget is
+    /// given afresh before every call: instantiation, `init`, each batch of an enrich stage,
+    /// each `create`, `add`, `merge` and `emit` of an aggregate stage. A call that runs out
+    /// fails with error kind `timeout` (the message says it ran out of fuel), like a call over
+    /// `timeout`, which still holds as well. Unlike `timeout`, the bound does not move with the
+    /// machine's load or speed: the same batch runs out at the same instruction everywhere.
+    /// Metered code runs several percent slower, so stages with `fuel` run on an engine of
+    /// their own and the others pay nothing. At least 1. Default: no fuel metering.
+    pub fuel: Option<u64>,
 }
 
 impl Limits {
@@ -324,6 +334,7 @@ impl Default for Limits {
             timeout: Duration::from_millis(100),
             recycle_after: None,
             recycle_memory: None,
+            fuel: None,
         }
     }
 }

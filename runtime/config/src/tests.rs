@@ -55,6 +55,7 @@ fn defaults() {
     assert_eq!(stage.limits.timeout, Duration::from_millis(100));
     assert_eq!(stage.limits.recycle_after, None);
     assert_eq!(stage.limits.recycle_memory, None);
+    assert_eq!(stage.limits.fuel, None);
     assert_eq!(stage.partitioning, Partitioning::Source);
     assert_eq!(stage.line, 7);
 
@@ -108,6 +109,7 @@ fn every_key() {
         timeout: Duration::from_millis(50),
         recycle_after: Some(100_000),
         recycle_memory: Some(96 << 20),
+        fuel: None,
     };
     assert_eq!(geo.limits, limits);
     assert_eq!(geo.output.as_deref(), Some("clicks.geo"));
@@ -134,6 +136,7 @@ fn every_key() {
     assert_eq!(filter.module, Path::new("/opt/weir/filter.wasm"));
     assert_eq!(filter.limits.memory, 1 << 30);
     assert_eq!(filter.limits.timeout, Duration::from_millis(100));
+    assert_eq!(filter.limits.fuel, Some(2_000_000_000));
 
     assert_eq!(pipeline.dead_letter.topic, "clicks.dlq");
     let sink = [("compression.type", "zstd"), ("linger.ms", "5")];

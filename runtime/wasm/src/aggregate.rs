@@ -1,53 +1,87 @@
 //! Aggregate stages: a module resolved once, and instances that fold groups of records into the
 //! accumulators the caller keeps.
 //!
+//! Owns the aggregator world's side of the instance core (its bindings, as [`World`]) and the
+//! encoding and decoding of its calls. Instantiation, limits and recycling are the instance
+//! core's (`instance/`).
+//!
 //! Accumulators are opaque bytes to the host; the caller owns them. Every call can fail as a whole
 //! (a trap, a timeout, a memory overrun, a result that does not decode): the instance is then
 //! dropped and the next call runs on a fresh one. Within a successful call, `add` answers per
-//! group, and `merge` and `emit` may answer with the stage's own error.
+//! group, and `merge` and `emit` may answer with the stage's own error. Since no state lives in
+//! the instance beyond what `init` made of the stage's config, an instance can be replaced
+//! between any two calls: after `recycle_after` records handed to `add`, or after a call that
+//! leaves it holding `recycle_memory` bytes, as for enrich stages.
 
 use std::sync::Arc;
 
 use wasmtime::Store;
-use wasmtime::component::HasSelf;
+use wasmtime::component::{HasSelf, InstancePre, Linker};
 use weir_core::{CallTrace, Failure, FailureKind, Record};
-use weir_wire::{BatchWriter, Entry, FORMAT_VERSION, ResultReader};
+use weir_wire::{BatchWriter, Entry, ResultReader};
 
 use crate::bindings::aggregator::{Aggregator, AggregatorPre};
 use crate::bindings::weir::stage::types::{Group, StageError, Window};
 use crate::caps::{self, MAX_OUTPUTS_PER_INPUT, OutputBudget};
-use crate::enrich::{
-    Limits, arm, base_linker, check_contract, classify, init_error, instance_pre, new_store,
-};
 use crate::host::{CompiledModule, WasmHost};
+use crate::instance::{CallSource, InstanceCore, ModuleCore, World};
 use crate::metrics::GuestMetrics;
 use crate::state::StoreState;
-use crate::{CONTRACT_VERSION, WasmError};
+use crate::{Limits, WasmError};
 
-/// The interface an aggregate module must export.
-fn aggregate_export() -> String {
-    format!("weir:stage/aggregate@{CONTRACT_VERSION}")
+/// The aggregator world, for the instance core. Its [`World::Info`] is the state version.
+pub(crate) struct AggregateWorld;
+
+impl World for AggregateWorld {
+    const WORLD: &'static str = "aggregator";
+    const INTERFACE: &'static str = "aggregate";
+    const INFO_CALL: &'static str = "state-version()";
+    type Pre = AggregatorPre<StoreState>;
+    type Bindings = Aggregator;
+    type Info = u32;
+
+    fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+        Aggregator::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
+    }
+
+    fn pre(pre: InstancePre<StoreState>) -> wasmtime::Result<Self::Pre> {
+        AggregatorPre::new(pre)
+    }
+
+    fn instantiate(pre: &Self::Pre, store: &mut Store<StoreState>) -> wasmtime::Result<Aggregator> {
+        pre.instantiate(store)
+    }
+
+    fn batch_format(b: &Aggregator, store: &mut Store<StoreState>) -> wasmtime::Result<u32> {
+        b.weir_stage_aggregate().call_batch_format(store)
+    }
+
+    fn info(b: &Aggregator, store: &mut Store<StoreState>) -> wasmtime::Result<u32> {
+        b.weir_stage_aggregate().call_state_version(store)
+    }
+
+    fn init(
+        b: &Aggregator,
+        store: &mut Store<StoreState>,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), StageError>> {
+        b.weir_stage_aggregate().call_init(store, config)
+    }
 }
 
 /// An aggregate stage's module, compiled, checked against the contract and pre-instantiated.
 /// Shared by every lane; each lane makes its own [`AggregateInstance`].
 pub struct AggregateModule {
-    host: WasmHost,
-    stage: Arc<str>,
-    module: CompiledModule,
-    pre: AggregatorPre<StoreState>,
-    config: String,
-    limits: Limits,
-    metrics: Arc<GuestMetrics>,
+    core: Arc<ModuleCore<AggregateWorld>>,
     state_version: u32,
 }
 
 impl std::fmt::Debug for AggregateModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AggregateModule")
-            .field("stage", &self.stage)
-            .field("module", &self.module)
-            .field("limits", &self.limits)
+            .field("stage", &self.core.stage)
+            .field("module", &self.core.module)
+            .field("limits", &self.core.limits)
             .field("state_version", &self.state_version)
             .finish_non_exhaustive()
     }
@@ -64,42 +98,21 @@ impl AggregateModule {
         config: String,
         limits: Limits,
     ) -> Result<Arc<Self>, WasmError> {
-        check_contract(host, &module, "aggregator", aggregate_export())?;
-        let mut linker = base_linker(host)?;
-        Aggregator::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-        let pre = AggregatorPre::new(instance_pre(&linker, &module)?).map_err(|e| {
-            WasmError::WrongWorld {
-                path: module.path.clone(),
-                world: "aggregator",
-                expected: aggregate_export(),
-                exports: format!("{e:#}"),
-            }
-        })?;
-        let mut this = Self {
-            host: host.clone(),
-            stage: stage.into(),
-            module,
-            pre,
-            config,
-            limits,
-            metrics: Arc::new(GuestMetrics::new(Arc::clone(host.metric_kinds()))),
-            state_version: 0,
-        };
-        // Instantiating once proves the module starts, speaks our format and takes its config.
-        let (_, state_version) = this.instantiate()?;
-        this.state_version = state_version;
-        Ok(Arc::new(this))
+        let (core, state_version) = ModuleCore::new(host, stage, module, config, limits)?;
+        Ok(Arc::new(Self {
+            core: Arc::new(core),
+            state_version,
+        }))
     }
 
     /// The stage's name.
     pub fn stage(&self) -> &str {
-        &self.stage
+        &self.core.stage
     }
 
     /// SHA-256 of the module file: its version.
     pub fn sha256(&self) -> &str {
-        self.module.sha256()
+        self.core.module.sha256()
     }
 
     /// The version of the module's accumulator encoding (`state-version`): window state survives
@@ -110,61 +123,18 @@ impl AggregateModule {
 
     /// What the module reported through the host metrics import, across all instances.
     pub fn guest_metrics(&self) -> &Arc<GuestMetrics> {
-        &self.metrics
+        &self.core.metrics
     }
 
     /// A new instance for one lane.
     pub fn instance(self: &Arc<Self>) -> Result<AggregateInstance, WasmError> {
-        let (live, _) = self.instantiate()?;
         Ok(AggregateInstance {
             module: Arc::clone(self),
-            live: Some(live),
-            since_recycle: 0,
+            core: InstanceCore::new(Arc::clone(&self.core))?,
             topic: String::new(),
             partition: -1,
-            context: None,
         })
     }
-
-    /// A fresh instance after `init`, and the state version it reports.
-    fn instantiate(&self) -> Result<(Live, u32), WasmError> {
-        let mut store = new_store(&self.host, &self.stage, &self.limits, &self.metrics);
-        let fail = |what: &str, e: wasmtime::Error| WasmError::Instantiate {
-            stage: self.stage.to_string(),
-            message: format!("{what}: {e:#}"),
-        };
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| fail("instantiation failed", e))?;
-        let api = bindings.weir_stage_aggregate();
-        let format = api
-            .call_batch_format(&mut store)
-            .map_err(|e| fail("batch-format() failed", e))?;
-        if format != FORMAT_VERSION {
-            return Err(WasmError::BatchFormat {
-                path: self.module.path.clone(),
-                found: format,
-                expected: FORMAT_VERSION,
-            });
-        }
-        let state_version = api
-            .call_state_version(&mut store)
-            .map_err(|e| fail("state-version() failed", e))?;
-        arm(&mut store, self.limits.timeout);
-        let init = api.call_init(&mut store, &self.config);
-        store.data_mut().end_call();
-        match init {
-            Ok(Ok(())) => Ok((Live { store, bindings }, state_version)),
-            Ok(Err(e)) => Err(init_error(&self.stage, e)),
-            Err(e) => Err(fail("init() failed", e)),
-        }
-    }
-}
-
-struct Live {
-    store: Store<StoreState>,
-    bindings: Aggregator,
 }
 
 /// One lane's instance of an aggregate stage.
@@ -174,21 +144,17 @@ struct Live {
 /// caller's accumulators are untouched by a failed call.
 pub struct AggregateInstance {
     module: Arc<AggregateModule>,
-    live: Option<Live>,
-    since_recycle: u64,
+    core: InstanceCore<AggregateWorld>,
     /// Source of the records handed to `add` (the batch header and the guest's log lines).
     topic: String,
     partition: i32,
-    /// The next call's trace and span ids (hex), for the guest's log lines.
-    context: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for AggregateInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AggregateInstance")
-            .field("stage", &self.module.stage)
             .field("partition", &self.partition)
-            .field("since_recycle", &self.since_recycle)
+            .field("core", &self.core)
             .finish_non_exhaustive()
     }
 }
@@ -212,10 +178,19 @@ impl AggregateInstance {
 
     /// The trace context of the next calls, for the guest's log lines.
     pub fn set_context(&mut self, context: &CallTrace) {
-        self.context = Some((
-            weir_core::trace::hex(&context.trace_id),
-            weir_core::trace::hex(&context.span_id),
-        ));
+        self.core.set_context(context);
+    }
+
+    /// How many times the instance was replaced by a fresh one at its record count or memory
+    /// threshold (`Limits::recycle_after`, `Limits::recycle_memory`).
+    pub fn recycled(&self) -> u64 {
+        self.core.recycled()
+    }
+
+    /// How many instantiations this lane's instance has attempted, the first included: after
+    /// recycling, and after calls that failed as a whole.
+    pub fn instantiated(&self) -> u64 {
+        self.core.instantiated()
     }
 
     /// A new, empty accumulator.
@@ -253,7 +228,7 @@ impl AggregateInstance {
             api.weir_stage_aggregate().call_add(store, &wit_groups)
         })?;
         if results.len() != groups.len() {
-            self.live = None;
+            self.core.poison();
             return Err(Failure::new(
                 FailureKind::InvalidOutput,
                 format!(
@@ -306,7 +281,7 @@ impl AggregateInstance {
                 _ => Ok(entry),
             }
         });
-        let mut budget = OutputBudget::new(caps::output_bytes_cap(self.module.limits.memory));
+        let mut budget = OutputBudget::new(caps::output_bytes_cap(self.module.core.limits.memory));
         match entry {
             Ok(Entry::Ok(outputs)) => Ok(budget.charge(outputs).map(|o| match o {
                 weir_core::Outputs::Records(records) => records,
@@ -317,7 +292,7 @@ impl AggregateInstance {
             Ok(Entry::Err { code, message }) => Ok(Err(caps::stage_error(code, message))),
             Ok(Entry::TooMany { outputs }) => Ok(Err(OutputBudget::too_many(outputs))),
             Err(e) => {
-                self.live = None;
+                self.core.poison();
                 Err(Failure::new(
                     FailureKind::InvalidOutput,
                     format!("the module's emit() result does not decode: {e}"),
@@ -326,52 +301,18 @@ impl AggregateInstance {
         }
     }
 
-    fn live(&mut self) -> Result<&mut Live, Failure> {
-        let limit = self.module.limits.recycle_after;
-        if limit.is_some_and(|n| self.since_recycle >= n) {
-            self.live = None;
-        }
-        if self.live.is_none() {
-            self.since_recycle = 0;
-            let (live, _) = self
-                .module
-                .instantiate()
-                .map_err(|e| Failure::new(FailureKind::Trap, e.to_string()))?;
-            self.live = Some(live);
-        }
-        Ok(self.live.as_mut().expect("instance was just created"))
-    }
-
-    /// One call to the guest, under the stage's time limit; a failed call drops the instance.
+    /// One call to the guest, under the stage's limits; a failed call drops the instance.
     fn call<T>(
         &mut self,
         records: u64,
         offsets: Option<(i64, i64)>,
         f: impl FnOnce(&Aggregator, &mut Store<StoreState>) -> wasmtime::Result<T>,
     ) -> Result<T, Failure> {
-        let limits = self.module.limits;
-        let partition = self.partition;
-        let context = self.context.clone();
-        let live = self.live()?;
-        {
-            let s = live.store.data_mut();
-            s.call.partition = partition;
-            let (first, last) = offsets.unwrap_or((-1, -1));
-            s.call.first_offset = first;
-            s.call.last_offset = last;
-            if let Some(t) = &context {
-                s.call.trace_id.clone_from(&t.0);
-                s.call.span_id.clone_from(&t.1);
-            }
-        }
-        arm(&mut live.store, limits.timeout);
-        let result = f(&live.bindings, &mut live.store)
-            .map_err(|error| classify(&error, live.store.data_mut().panic.take(), &limits));
-        live.store.data_mut().end_call();
-        self.since_recycle += records;
-        if result.is_err() {
-            self.live = None;
-        }
-        result
+        let source = CallSource {
+            partition: self.partition,
+            offsets,
+            records,
+        };
+        self.core.call(source, f)
     }
 }

@@ -1,4 +1,5 @@
-//! Host bindings generated from `sdk/wit`.
+//! Host bindings generated from `sdk/wit`. Owns the generated types only; what the host does
+//! with them is the instance core's and `state.rs`'s.
 
 wasmtime::component::bindgen!({
     path: "../../sdk/wit",

@@ -1,4 +1,5 @@
-//! The on-disk cache of compiled modules. A cached artefact is native code the engine runs, so
+//! The on-disk cache of compiled modules: owns the cache folder and its entries' names and
+//! checksums; compiling and deserializing are `host.rs`'s. A cached artefact is native code the engine runs, so
 //! the cache trusts nothing it did not write itself:
 //!
 //! - the folder is created owner-only, and a folder (or entry) that someone else owns, or that

@@ -2,6 +2,9 @@
 //! log lines, outputs, error texts and the size of a store. A guest that goes over a cap loses
 //! what is over (log lines, log fields, error text) or fails the record with kind `limit`
 //! (outputs); it never makes the host keep an unbounded amount of anything.
+//!
+//! Owns the caps' values and the helpers that apply them to texts and outputs; the store-size
+//! caps are applied by the limiter (`state.rs`).
 
 use weir_core::{Failure, FailureKind, Outputs, Record, StageOutcome};
 
@@ -49,6 +52,9 @@ pub const MAX_TABLES: usize = 16;
 pub const MAX_MEMORIES: usize = 8;
 /// Elements one table may grow to.
 pub const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// What one table element counts against a stage's `limits.memory`: the host keeps a
+/// pointer-sized slot per element (a function reference).
+pub const TABLE_ELEMENT_BYTES: usize = 8;
 
 /// Cuts `text` to at most `max` bytes (at a character boundary) and marks the cut with
 /// [`TRUNCATED`]; the result is at most `max + TRUNCATED.len()` bytes. Returns whether it cut.

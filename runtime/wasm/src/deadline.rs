@@ -1,4 +1,5 @@
-//! Host waits that end at the call's deadline.
+//! Host waits that end at the call's deadline. Owns the shadowed `wasi:io/poll` functions;
+//! the deadline itself is set by the instance core when it arms a call.
 //!
 //! Epoch interruption stops guest code, not the host functions a guest calls. The only WASI
 //! functions that wait are `wasi:io/poll`'s `poll` and `pollable.block`: a guest's sleep

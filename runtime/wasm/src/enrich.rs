@@ -1,59 +1,87 @@
 //! Enrich stages: a module resolved once, and per-lane instances that isolate failing records.
+//!
+//! Owns the enricher world's side of the instance core (its bindings, as [`World`]), the batch
+//! encoding of a call and the decoding of its result, and what becomes of the records of a batch
+//! whose call failed as a whole: the record-by-record re-run and its breaker. Instantiation,
+//! limits and recycling are the instance core's (`instance/`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Store, Trap};
+use wasmtime::Store;
+use wasmtime::component::{HasSelf, InstancePre, Linker};
 use weir_core::{CallTrace, Failure, FailureKind, Outputs, Record, Stage, StageOutcome};
-use weir_wire::{BatchWriter, DecodeError, Entry, FORMAT_VERSION, ResultReader};
+use weir_wire::{BatchWriter, DecodeError, Entry, ResultReader};
 
+use crate::bindings::weir::stage::types::StageError;
 use crate::bindings::{Enricher, EnricherPre};
 use crate::caps::{self, MAX_ERROR_MESSAGE, MAX_OUTPUTS_PER_INPUT, OutputBudget};
-use crate::deadline::DeadlineExceeded;
-use crate::host::{CompiledModule, EPOCH_TICK, WasmHost};
+use crate::host::{CompiledModule, WasmHost};
+use crate::instance::{CallSource, InstanceCore, ModuleCore, World};
 use crate::metrics::GuestMetrics;
-use crate::state::{MemoryLimitExceeded, StoreState};
-use crate::{CONTRACT_VERSION, WasmError};
+use crate::state::StoreState;
+use crate::{Limits, WasmError};
 
-/// The interface an enrich module must export.
-fn enrich_export() -> String {
-    format!("weir:stage/enrich@{CONTRACT_VERSION}")
-}
+/// Records of one batch that may fail in a row, each as a whole call, while the batch is re-run
+/// record by record, before the rest of the batch is failed without being run (the breaker
+/// trips). Each such failure costs a fresh instance (milliseconds, and a 12-19 MB component, for
+/// Python and JavaScript guests) and may cost a whole time limit: a batch of 256 records that
+/// each time out at 1s would hold its partition for minutes. Three in a row tells a stage that
+/// fails everything from a few bad records, which are still isolated exactly when fewer than
+/// three of them come in a row.
+pub const RERUN_BREAKER: u32 = 3;
 
-/// Resource limits of one stage's instances.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Largest linear memory, in bytes.
-    pub memory: u64,
-    /// Wall-clock budget of one stage call (one batch), held in guest code and in the guest's
-    /// WASI sleeps and polls alike.
-    pub timeout: Duration,
-    /// Replace the instance by a fresh one after this many records (guests that leak).
-    pub recycle_after: Option<u64>,
-    /// Replace the instance by a fresh one after a batch that leaves it holding this many bytes
-    /// of linear memory or more (guests whose memory grows with every record, as Python's does).
-    pub recycle_memory: Option<u64>,
+/// The enricher world, for the instance core.
+pub(crate) struct EnrichWorld;
+
+impl World for EnrichWorld {
+    const WORLD: &'static str = "enricher";
+    const INTERFACE: &'static str = "enrich";
+    const INFO_CALL: &'static str = "nothing";
+    type Pre = EnricherPre<StoreState>;
+    type Bindings = Enricher;
+    type Info = ();
+
+    fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+        Enricher::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
+    }
+
+    fn pre(pre: InstancePre<StoreState>) -> wasmtime::Result<Self::Pre> {
+        EnricherPre::new(pre)
+    }
+
+    fn instantiate(pre: &Self::Pre, store: &mut Store<StoreState>) -> wasmtime::Result<Enricher> {
+        pre.instantiate(store)
+    }
+
+    fn batch_format(b: &Enricher, store: &mut Store<StoreState>) -> wasmtime::Result<u32> {
+        b.weir_stage_enrich().call_batch_format(store)
+    }
+
+    fn info(_: &Enricher, _: &mut Store<StoreState>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+
+    fn init(
+        b: &Enricher,
+        store: &mut Store<StoreState>,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), StageError>> {
+        b.weir_stage_enrich().call_init(store, config)
+    }
 }
 
 /// An enrich stage's module, compiled, checked against the contract and pre-instantiated. Shared
 /// by every lane; each lane makes its own [`EnrichInstance`].
 pub struct EnrichModule {
-    host: WasmHost,
-    stage: Arc<str>,
-    module: CompiledModule,
-    pre: EnricherPre<StoreState>,
-    config: String,
-    limits: Limits,
-    metrics: Arc<GuestMetrics>,
+    core: Arc<ModuleCore<EnrichWorld>>,
 }
 
 impl std::fmt::Debug for EnrichModule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnrichModule")
-            .field("stage", &self.stage)
-            .field("module", &self.module)
-            .field("limits", &self.limits)
+            .field("stage", &self.core.stage)
+            .field("module", &self.core.module)
+            .field("limits", &self.core.limits)
             .finish_non_exhaustive()
     }
 }
@@ -69,240 +97,53 @@ impl EnrichModule {
         config: String,
         limits: Limits,
     ) -> Result<Arc<Self>, WasmError> {
-        check_contract(host, &module, "enricher", enrich_export())?;
-        let mut linker = base_linker(host)?;
-        Enricher::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-        let pre = EnricherPre::new(instance_pre(&linker, &module)?).map_err(|e| {
-            WasmError::WrongWorld {
-                path: module.path.clone(),
-                world: "enricher",
-                expected: enrich_export(),
-                exports: format!("{e:#}"),
-            }
-        })?;
-        let this = Arc::new(Self {
-            host: host.clone(),
-            stage: stage.into(),
-            module,
-            pre,
-            config,
-            limits,
-            metrics: Arc::new(GuestMetrics::new(Arc::clone(host.metric_kinds()))),
-        });
-        // Instantiating once proves the module starts, speaks our format and takes its config.
-        this.instantiate()?;
-        Ok(this)
+        let (core, ()) = ModuleCore::new(host, stage, module, config, limits)?;
+        Ok(Arc::new(Self {
+            core: Arc::new(core),
+        }))
     }
 
     /// The stage's name.
     pub fn stage(&self) -> &str {
-        &self.stage
+        &self.core.stage
     }
 
     /// SHA-256 of the module file: its version.
     pub fn sha256(&self) -> &str {
-        self.module.sha256()
+        self.core.module.sha256()
     }
 
     /// What the module reported through the host metrics import, across all instances.
     pub fn guest_metrics(&self) -> &Arc<GuestMetrics> {
-        &self.metrics
+        &self.core.metrics
     }
 
     /// A new instance for one lane.
     pub fn instance(self: &Arc<Self>) -> Result<EnrichInstance, WasmError> {
-        let live = self.instantiate()?;
         Ok(EnrichInstance {
             module: Arc::clone(self),
-            live: Some(live),
-            since_recycle: 0,
-            recycled: 0,
+            core: InstanceCore::new(Arc::clone(&self.core))?,
             buf: Vec::new(),
-            context: None,
         })
     }
-
-    fn instantiate(&self) -> Result<Live, WasmError> {
-        let mut store = new_store(&self.host, &self.stage, &self.limits, &self.metrics);
-        let fail = |what: &str, e: wasmtime::Error| WasmError::Instantiate {
-            stage: self.stage.to_string(),
-            message: format!("{what}: {e:#}"),
-        };
-        let bindings = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| fail("instantiation failed", e))?;
-        let api = bindings.weir_stage_enrich();
-        let format = api
-            .call_batch_format(&mut store)
-            .map_err(|e| fail("batch-format() failed", e))?;
-        if format != FORMAT_VERSION {
-            return Err(WasmError::BatchFormat {
-                path: self.module.path.clone(),
-                found: format,
-                expected: FORMAT_VERSION,
-            });
-        }
-        arm(&mut store, self.limits.timeout);
-        let init = api.call_init(&mut store, &self.config);
-        store.data_mut().end_call();
-        match init {
-            Ok(Ok(())) => Ok(Live { store, bindings }),
-            Ok(Err(e)) => Err(init_error(&self.stage, e)),
-            Err(e) => Err(fail("init() failed", e)),
-        }
-    }
-}
-
-/// A guest's refusal of its config, its code and message cut to their caps.
-pub(crate) fn init_error(
-    stage: &str,
-    e: crate::bindings::weir::stage::types::StageError,
-) -> WasmError {
-    let f = caps::stage_error(e.code, e.message);
-    WasmError::Init {
-        stage: stage.to_owned(),
-        code: f.code,
-        message: f.message,
-    }
-}
-
-/// Starts a call of at most `timeout` on `store`: the epoch deadline stops guest code, the
-/// store's deadline ends host waits, the watchdog looks on. Every call ends with
-/// [`StoreState::end_call`].
-pub(crate) fn arm(store: &mut Store<StoreState>, timeout: Duration) {
-    store.set_epoch_deadline(deadline_ticks(timeout));
-    store.data_mut().begin_call(timeout);
-}
-
-/// Epoch ticks of a call's time budget.
-pub(crate) fn deadline_ticks(timeout: Duration) -> u64 {
-    let tick = EPOCH_TICK.as_micros().max(1);
-    // One tick more than the budget: the clock may tick right after the deadline is set.
-    u64::try_from(timeout.as_micros().div_ceil(tick))
-        .unwrap_or(u64::MAX / 2)
-        .saturating_add(1)
-}
-
-/// A linker with WASI (nothing granted, waits bound to the call's deadline) and nothing else
-/// yet; the world adds the `host` imports.
-pub(crate) fn base_linker(host: &WasmHost) -> Result<Linker<StoreState>, WasmError> {
-    let mut linker = Linker::<StoreState>::new(host.engine());
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-        .and_then(|()| crate::deadline::add_to_linker(&mut linker))
-        .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
-    Ok(linker)
-}
-
-/// `linker` resolved against `module` once, for fast instantiation; an import the runtime does
-/// not grant is an error that names it.
-pub(crate) fn instance_pre(
-    linker: &Linker<StoreState>,
-    module: &CompiledModule,
-) -> Result<wasmtime::component::InstancePre<StoreState>, WasmError> {
-    linker
-        .instantiate_pre(&module.component)
-        .map_err(|e| WasmError::Imports {
-            path: module.path.clone(),
-            message: format!("{e:#}"),
-        })
-}
-
-/// A store for one instance of `stage`: memory capped by the limiter, calls by their deadline.
-/// The store is armed for its instantiation (see [`arm`]).
-pub(crate) fn new_store(
-    host: &WasmHost,
-    stage: &Arc<str>,
-    limits: &Limits,
-    metrics: &Arc<GuestMetrics>,
-) -> Store<StoreState> {
-    let memory = usize::try_from(limits.memory).unwrap_or(usize::MAX);
-    let watch = host.watchdog().watch(Arc::clone(stage));
-    let mut store = Store::new(
-        host.engine(),
-        StoreState::new(Arc::clone(stage), memory, Arc::clone(metrics), watch),
-    );
-    store.limiter(|s| &mut s.limiter);
-    store.epoch_deadline_trap();
-    arm(&mut store, limits.timeout);
-    store
-}
-
-/// Checks `module` exports `expected` (the interface of `world`); a module of another contract
-/// version, or of another world, is refused with the reason.
-pub(crate) fn check_contract(
-    host: &WasmHost,
-    module: &CompiledModule,
-    world: &'static str,
-    expected: String,
-) -> Result<(), WasmError> {
-    let ty = module.component.component_type();
-    let exports: Vec<String> = ty
-        .exports(host.engine())
-        .map(|(name, _)| name.to_owned())
-        .collect();
-    if exports.contains(&expected) {
-        return Ok(());
-    }
-    let path = module.path.clone();
-    for name in ty
-        .exports(host.engine())
-        .map(|(n, _)| n)
-        .chain(ty.imports(host.engine()).map(|(n, _)| n))
-    {
-        if let Some(version) = name
-            .strip_prefix("weir:stage/")
-            .and_then(|rest| rest.split_once('@'))
-            .map(|(_, v)| v)
-            .filter(|v| *v != CONTRACT_VERSION)
-        {
-            return Err(WasmError::ContractVersion {
-                path,
-                found: version.to_owned(),
-                expected: CONTRACT_VERSION,
-            });
-        }
-    }
-    Err(WasmError::WrongWorld {
-        path,
-        world,
-        expected,
-        exports: if exports.is_empty() {
-            "nothing".into()
-        } else {
-            exports.join(", ")
-        },
-    })
-}
-
-struct Live {
-    store: Store<StoreState>,
-    bindings: Enricher,
 }
 
 /// One lane's instance of an enrich stage.
 ///
 /// A call that traps, times out, exhausts memory or answers garbage poisons the instance: it is
 /// dropped, a fresh one takes its place, and the batch is re-run record by record so that only
-/// the records that fail on their own are reported as failed.
+/// the records that fail on their own are reported as failed; after [`RERUN_BREAKER`] records
+/// in a row fail so, the rest of the batch fails with them, unrun.
 pub struct EnrichInstance {
     module: Arc<EnrichModule>,
-    live: Option<Live>,
-    since_recycle: u64,
-    /// Instances replaced at the record count or memory threshold (not after failures).
-    recycled: u64,
+    core: InstanceCore<EnrichWorld>,
     buf: Vec<u8>,
-    /// The next call's trace and span ids (hex), for the guest's log lines.
-    context: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for EnrichInstance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EnrichInstance")
-            .field("stage", &self.module.stage)
-            .field("since_recycle", &self.since_recycle)
-            .field("recycled", &self.recycled)
+            .field("core", &self.core)
             .finish_non_exhaustive()
     }
 }
@@ -316,27 +157,17 @@ impl EnrichInstance {
     /// How many times the instance was replaced by a fresh one at its record count or memory
     /// threshold (`Limits::recycle_after`, `Limits::recycle_memory`).
     pub fn recycled(&self) -> u64 {
-        self.recycled
+        self.core.recycled()
     }
 
-    fn live(&mut self) -> Result<&mut Live, Failure> {
-        let limit = self.module.limits.recycle_after;
-        if self.live.is_some() && limit.is_some_and(|n| self.since_recycle >= n) {
-            self.live = None;
-            self.recycled += 1;
-        }
-        if self.live.is_none() {
-            self.since_recycle = 0;
-            let live = self
-                .module
-                .instantiate()
-                .map_err(|e| Failure::new(FailureKind::Trap, e.to_string()))?;
-            self.live = Some(live);
-        }
-        Ok(self.live.as_mut().expect("instance was just created"))
+    /// How many instantiations this lane's instance has attempted, the first included: after
+    /// recycling, and after calls that failed as a whole.
+    pub fn instantiated(&self) -> u64 {
+        self.core.instantiated()
     }
 
-    /// One call to the guest with `records`; `Err` means the whole call failed.
+    /// One call to the guest with `records`; `Err` means the whole call failed (and the
+    /// instance was dropped, or is to be).
     fn call(
         &mut self,
         topic: &str,
@@ -348,47 +179,89 @@ impl EnrichInstance {
             w.push_record(r);
         }
         let batch = w.finish();
-        let limits = self.module.limits;
-        let context = self.context.clone();
-        let live = self.live()?;
-        {
-            let s = live.store.data_mut();
-            s.call.partition = partition;
-            s.call.first_offset = records.first().map_or(-1, |r| r.offset);
-            s.call.last_offset = records.last().map_or(-1, |r| r.offset);
-            if let Some(t) = &context {
-                s.call.trace_id.clone_from(&t.0);
-                s.call.span_id.clone_from(&t.1);
-            }
-        }
-        arm(&mut live.store, limits.timeout);
-        let result = live
-            .bindings
-            .weir_stage_enrich()
-            .call_process(&mut live.store, &batch)
-            .map_err(|error| classify(&error, live.store.data_mut().panic.take(), &limits));
-        live.store.data_mut().end_call();
-        let grown = live.store.data().limiter.grown as u64;
+        let source = CallSource {
+            partition,
+            offsets: records
+                .first()
+                .zip(records.last())
+                .map(|(f, l)| (f.offset, l.offset)),
+            records: records.len() as u64,
+        };
+        let result = self.core.call(source, |api, store| {
+            api.weir_stage_enrich().call_process(store, &batch)
+        });
         self.buf = batch;
-        self.since_recycle += records.len() as u64;
         let out = result?;
-        // At a batch boundary, so no record is lost: the result is already out of the guest.
-        if limits.recycle_memory.is_some_and(|m| grown >= m) {
-            tracing::debug!(
-                stage = &*self.module.stage,
-                memory = grown,
-                "Instance recycled at its memory threshold."
-            );
-            self.live = None;
-            self.recycled += 1;
-        }
-        decode_outcomes(out, records, caps::output_bytes_cap(limits.memory)).map_err(|e| {
+        let cap = caps::output_bytes_cap(self.core.module().limits.memory);
+        decode_outcomes(out, records, cap).map_err(|e| {
             Failure::new(
                 FailureKind::InvalidOutput,
                 format!("the module's result does not decode: {e}"),
             )
         })
     }
+
+    /// The batch `records`, whose call failed as a whole with `failure`, re-run record by record
+    /// on fresh instances, until [`RERUN_BREAKER`] records in a row fail as whole calls: the
+    /// rest then fail unrun, with the last failure's kind and a message that says so.
+    fn rerun(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        records: &[Record],
+        failure: &Failure,
+    ) -> Vec<StageOutcome> {
+        tracing::debug!(
+            stage = self.module.stage(),
+            partition,
+            records = records.len(),
+            %failure,
+            "Batch failed; isolating the failing records."
+        );
+        let mut in_a_row = 0;
+        let mut tripped: Option<Failure> = None;
+        let mut outcomes = Vec::with_capacity(records.len());
+        for (i, r) in records.iter().enumerate() {
+            if let Some(f) = &tripped {
+                outcomes.push(Err(f.clone()));
+                continue;
+            }
+            match self.call(topic, partition, std::slice::from_ref(r)) {
+                Ok(mut one) => {
+                    in_a_row = 0;
+                    outcomes.push(one.pop().expect("one entry per record was checked"));
+                }
+                Err(f) => {
+                    self.core.poison();
+                    in_a_row += 1;
+                    if in_a_row >= RERUN_BREAKER && i + 1 < records.len() {
+                        tracing::warn!(
+                            stage = self.module.stage(),
+                            partition,
+                            offset = r.offset,
+                            kind = f.kind.as_str(),
+                            unrun = records.len() - i - 1,
+                            "Breaker tripped: records failed in a row; failing the rest of the                              batch unrun."
+                        );
+                        tripped = Some(breaker_failure(&f, r.offset));
+                    }
+                    outcomes.push(Err(f));
+                }
+            }
+        }
+        outcomes
+    }
+}
+
+/// The failure of a record left unrun because the breaker tripped at the record at `offset`,
+/// which failed with `last`.
+fn breaker_failure(last: &Failure, offset: i64) -> Failure {
+    let mut message = format!(
+        "not run: the stage's breaker tripped after {RERUN_BREAKER} records of this batch failed          in a row, the last at offset {offset} with: {}",
+        last.message
+    );
+    caps::truncate(&mut message, MAX_ERROR_MESSAGE);
+    Failure::new(last.kind, message)
 }
 
 /// One outcome per input record, read straight from the guest's result: outputs share the result
@@ -419,49 +292,9 @@ fn decode_outcomes(
     Ok(outcomes)
 }
 
-/// What a failed call means for its records: a memory overrun, a timeout (in guest code or in a
-/// WASI wait), or a trap, whose message (it may quote the guest) is cut to its cap.
-pub(crate) fn classify(error: &wasmtime::Error, panic: Option<String>, limits: &Limits) -> Failure {
-    if let Some(m) = error.downcast_ref::<MemoryLimitExceeded>() {
-        return Failure::new(FailureKind::Memory, m.to_string());
-    }
-    let waited = error.downcast_ref::<DeadlineExceeded>().is_some();
-    if waited || matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-        let mut message = format!(
-            "the stage call exceeded its time limit of {}",
-            humantime_ms(limits.timeout)
-        );
-        if waited {
-            message.push_str(" while waiting in a WASI sleep or poll");
-        }
-        return Failure::new(FailureKind::Timeout, message);
-    }
-    let trap = match error.downcast_ref::<Trap>() {
-        Some(t) => t.to_string(),
-        None => format!("{error:#}"),
-    };
-    let mut message = match panic {
-        Some(p) => format!("guest panicked: {p} ({trap})"),
-        None => trap,
-    };
-    caps::truncate(&mut message, MAX_ERROR_MESSAGE);
-    Failure::new(FailureKind::Trap, message)
-}
-
-fn humantime_ms(d: Duration) -> String {
-    if d.subsec_millis() == 0 && d.as_secs() > 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
 impl Stage for EnrichInstance {
     fn set_context(&mut self, context: &CallTrace) {
-        self.context = Some((
-            weir_core::trace::hex(&context.trace_id),
-            weir_core::trace::hex(&context.span_id),
-        ));
+        self.core.set_context(context);
     }
 
     fn process(&mut self, topic: &str, partition: i32, records: &[Record]) -> Vec<StageOutcome> {
@@ -470,31 +303,13 @@ impl Stage for EnrichInstance {
         }
         match self.call(topic, partition, records) {
             Ok(outcomes) => outcomes,
-            Err(failure) if records.len() == 1 => {
-                self.live = None;
-                vec![Err(failure)]
-            }
             Err(failure) => {
-                self.live = None;
-                tracing::debug!(
-                    stage = &*self.module.stage,
-                    partition,
-                    records = records.len(),
-                    %failure,
-                    "Batch failed; isolating the failing records."
-                );
-                records
-                    .iter()
-                    .map(
-                        |r| match self.call(topic, partition, std::slice::from_ref(r)) {
-                            Ok(mut one) => one.pop().expect("one entry per record was checked"),
-                            Err(f) => {
-                                self.live = None;
-                                Err(f)
-                            }
-                        },
-                    )
-                    .collect()
+                self.core.poison();
+                if records.len() == 1 {
+                    vec![Err(failure)]
+                } else {
+                    self.rerun(topic, partition, records, &failure)
+                }
             }
         }
     }

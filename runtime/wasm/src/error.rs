@@ -1,4 +1,4 @@
-//! Why a module could not be loaded.
+//! Why a module could not be loaded: the crate's one error type. Owns [`WasmError`] only.
 
 use std::path::PathBuf;
 
@@ -50,6 +50,11 @@ pub enum WasmError {
         code: String,
         message: String,
     },
+    #[error(
+        "{path} changed while it was being loaded (its content no longer has the hash it was \
+         compiled with); load it again"
+    )]
+    Changed { path: PathBuf },
     #[error("stage {stage}: {message}")]
     Instantiate { stage: String, message: String },
     #[error(

@@ -8,6 +8,8 @@
 //!   timeouts, memory overruns and stage errors per record and replaces a poisoned instance.
 //! - [`AggregateModule`], [`AggregateInstance`]: the same for aggregate stages, whose
 //!   accumulators (opaque bytes) the caller keeps.
+//! - [`Limits`]: what one instance may use (memory, time, fuel) and when it is recycled; both
+//!   kinds of stage share one instance core (`instance/`) that enforces them.
 //!
 //! Guests get the `weir:stage/host` imports and WASI with nothing granted but clocks and
 //! randomness: no filesystem, network, environment, arguments or stdio. A call's time limit
@@ -23,14 +25,17 @@ mod deadline;
 mod enrich;
 mod error;
 mod host;
+mod instance;
+mod limits;
 mod metrics;
 mod state;
 mod watchdog;
 
 pub use aggregate::{AggregateInstance, AggregateModule};
-pub use enrich::{EnrichInstance, EnrichModule, Limits};
+pub use enrich::{EnrichInstance, EnrichModule, RERUN_BREAKER};
 pub use error::WasmError;
 pub use host::{CompiledModule, EPOCH_TICK, WasmHost};
+pub use limits::Limits;
 pub use metrics::{GUEST_BUCKETS, GuestMetrics, HistogramSummary, MetricKind};
 pub use watchdog::WATCHDOG_TICK;
 

@@ -1,5 +1,5 @@
 //! Counters and histograms stages report through the `host` import, and what the host dropped
-//! of their log lines.
+//! of their log lines. Owns the metric values and their kinds; exporting them is the runtime's.
 //!
 //! Every stage's metrics are exported as `weir_guest_<name>`, all stages' series of one name in
 //! one family, so a name must mean one kind of metric across the whole host: the first stage to

@@ -1,5 +1,8 @@
 //! What a store carries: the WASI context (nothing granted), the memory limiter, the host imports
 //! and the context, deadline and log budget of the call in progress.
+//!
+//! Owns the store's data and the host side of the `weir:stage/host` imports; it does not make
+//! stores or arm calls (the instance core's `instance/call.rs` does).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,28 +16,61 @@ use crate::bindings::weir::stage::{host, types};
 use crate::caps::{
     MAX_INSTANCES, MAX_LOG_BYTES_PER_CALL, MAX_LOG_FIELD_NAME, MAX_LOG_FIELD_VALUE, MAX_LOG_FIELDS,
     MAX_LOG_LINES_PER_CALL, MAX_LOG_MESSAGE, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES,
-    truncate,
+    TABLE_ELEMENT_BYTES, truncate,
 };
 use crate::deadline::{DeadlinePoll, deadline_after};
 use crate::metrics::{GuestMetrics, Refused};
 use crate::watchdog::CallWatch;
 
-/// The error a memory grow past the stage's limit traps with.
+/// The error a memory or table grow past the stage's memory limit traps with.
 #[derive(Debug, thiserror::Error)]
-#[error("memory limit of {limit} bytes exceeded (the module asked for {desired} bytes)")]
+#[error(
+    "memory limit of {limit} bytes exceeded (the module asked for {desired} bytes in all its \
+     memories and tables)"
+)]
 pub(crate) struct MemoryLimitExceeded {
     pub limit: usize,
     pub desired: usize,
 }
 
-/// Caps linear memory at the stage's `limits` and the store's instances, tables and memories at
-/// the host's caps, and keeps count of the linear memory the store's instance holds.
+/// Caps the store's linear memories and tables together at the stage's `limits.memory`, and its
+/// instances, tables and memories at the host's caps; keeps count of what it granted.
 #[derive(Debug)]
 pub(crate) struct Limiter {
+    /// Most bytes the store's linear memories and tables may hold together.
     pub memory: usize,
-    /// Bytes of linear memory granted so far, over all the instance's memories (a linear memory
+    /// Bytes of linear memory granted so far, over all the store's memories (a linear memory
     /// never shrinks): what an instance recycled at a memory threshold is measured by.
     pub grown: usize,
+    /// Bytes of table elements granted so far ([`TABLE_ELEMENT_BYTES`] each).
+    pub tables: usize,
+}
+
+impl Limiter {
+    pub fn new(memory: usize) -> Self {
+        Self {
+            memory,
+            grown: 0,
+            tables: 0,
+        }
+    }
+
+    /// Everything the store holds: its linear memories and its tables.
+    pub fn total(&self) -> usize {
+        self.grown.saturating_add(self.tables)
+    }
+
+    /// Whether `added` more bytes fit within the limit; the error to trap with if not.
+    fn admit(&self, added: usize) -> wasmtime::Result<()> {
+        let desired = self.total().saturating_add(added);
+        if desired > self.memory {
+            return Err(wasmtime::Error::new(MemoryLimitExceeded {
+                limit: self.memory,
+                desired,
+            }));
+        }
+        Ok(())
+    }
 }
 
 impl ResourceLimiter for Limiter {
@@ -42,25 +78,34 @@ impl ResourceLimiter for Limiter {
         &mut self,
         current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory {
-            return Err(wasmtime::Error::new(MemoryLimitExceeded {
-                limit: self.memory,
-                desired,
-            }));
+        if maximum.is_some_and(|max| desired > max) {
+            // Past the memory's own declared maximum: the grow fails (`memory.grow` answers
+            // -1) and nothing is granted.
+            return Ok(false);
         }
-        self.grown = self.grown.saturating_add(desired.saturating_sub(current));
+        let added = desired.saturating_sub(current);
+        self.admit(added)?;
+        self.grown = self.grown.saturating_add(added);
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        if desired > MAX_TABLE_ELEMENTS || maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
+        let added = desired
+            .saturating_sub(current)
+            .saturating_mul(TABLE_ELEMENT_BYTES);
+        self.admit(added)?;
+        self.tables = self.tables.saturating_add(added);
+        Ok(true)
     }
 
     fn instances(&self) -> usize {
@@ -123,7 +168,7 @@ impl StoreState {
             // and randomness, which std guests expect.
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limiter: Limiter { memory, grown: 0 },
+            limiter: Limiter::new(memory),
             stage,
             call: CallContext::default(),
             panic: None,
@@ -326,6 +371,7 @@ mod tests {
             timeout: Duration::from_secs(10),
             recycle_after: None,
             recycle_memory: None,
+            fuel: None,
         };
         let metrics = Arc::new(GuestMetrics::new(Arc::default()));
         for (bytes, cap, what) in [
@@ -334,7 +380,8 @@ mod tests {
             (ONE_TABLE, MAX_TABLES, "tables"),
         ] {
             let module = Module::new(host.engine(), bytes).unwrap();
-            let mut store = crate::enrich::new_store(&host, &"t".into(), &limits, &metrics);
+            let mut store =
+                crate::instance::new_store(&host, host.engine(), &"t".into(), &limits, &metrics);
             for i in 0..cap {
                 Instance::new(&mut store, &module, &[])
                     .unwrap_or_else(|e| panic!("{what}: number {i} refused: {e:#}"));
@@ -345,6 +392,63 @@ mod tests {
                 "{what}: {refused:#}"
             );
         }
+    }
+
+    #[test]
+    fn the_memory_limit_holds_for_a_stores_memories_and_tables_together() {
+        // Core modules in the binary format: two memories of 16 pages (1MiB) each; one memory
+        // of 16 pages; a table of 100,000 elements (800,000 bytes at TABLE_ELEMENT_BYTES).
+        const TWO_MEMORIES: &[u8] = b"\0asm\x01\0\0\0\x05\x05\x02\x00\x10\x00\x10";
+        const ONE_MEMORY: &[u8] = b"\0asm\x01\0\0\0\x05\x03\x01\x00\x10";
+        const BIG_TABLE: &[u8] = b"\0asm\x01\0\0\0\x04\x06\x01\x70\x00\xa0\x8d\x06";
+        const MIB: usize = 1 << 20;
+        let host = WasmHost::new(None).unwrap();
+        let metrics = Arc::new(GuestMetrics::new(Arc::default()));
+        let module = |bytes| Module::new(host.engine(), bytes).unwrap();
+        let store = |memory: usize| {
+            let limits = Limits {
+                memory: memory as u64,
+                timeout: Duration::from_secs(10),
+                recycle_after: None,
+                recycle_memory: None,
+                fuel: None,
+            };
+            crate::instance::new_store(&host, host.engine(), &"t".into(), &limits, &metrics)
+        };
+        let refused = |e: wasmtime::Error| {
+            let m = e
+                .downcast_ref::<MemoryLimitExceeded>()
+                .unwrap_or_else(|| panic!("not the memory limit: {e:#}"));
+            (m.limit, m.desired)
+        };
+        let limit = MIB + MIB / 2;
+
+        // Each of the two memories fits alone; together they do not.
+        let mut s = store(limit);
+        let err = Instance::new(&mut s, &module(TWO_MEMORIES), &[]).unwrap_err();
+        assert_eq!(refused(err), (limit, 2 * MIB));
+        let mut s = store(2 * MIB + MIB / 2);
+        Instance::new(&mut s, &module(TWO_MEMORIES), &[]).unwrap();
+        assert_eq!(s.data().limiter.grown, 2 * MIB);
+
+        // The memories of several instances in one store add up.
+        let mut s = store(limit);
+        Instance::new(&mut s, &module(ONE_MEMORY), &[]).unwrap();
+        let err = Instance::new(&mut s, &module(ONE_MEMORY), &[]).unwrap_err();
+        assert_eq!(refused(err), (limit, 2 * MIB));
+        assert_eq!(s.data().limiter.total(), MIB);
+
+        // Tables count too.
+        let mut s = store(limit);
+        Instance::new(&mut s, &module(BIG_TABLE), &[]).unwrap();
+        assert_eq!(s.data().limiter.tables, 100_000 * TABLE_ELEMENT_BYTES);
+        let err = Instance::new(&mut s, &module(ONE_MEMORY), &[]).unwrap_err();
+        assert_eq!(refused(err), (limit, MIB + 800_000));
+        assert_eq!(
+            s.data().limiter.grown,
+            0,
+            "the refused memory was not counted"
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The watchdog: notices a stage call that is still running well past its time limit.
+//! The watchdog: notices a stage call that is still running well past its time limit. Owns the
+//! calls-in-progress bookkeeping and the clock threads' sleep; it never stops a call.
 //!
 //! Epoch interruption stops guest code at its deadline, and the host's WASI waits (clocks and
 //! polls) end there too (`deadline.rs`). A call can still overrun inside a host function neither

@@ -72,6 +72,7 @@ fn limits(stage: &Stage) -> Limits {
         timeout: stage.limits.timeout,
         recycle_after: stage.limits.recycle_after,
         recycle_memory: stage.limits.recycle_memory,
+        fuel: stage.limits.fuel,
     }
 }
 

@@ -425,11 +425,13 @@ fn limits(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<Limits> {
         }
         Some(size)
     });
+    let fuel = table.optional("fuel", |value| value.integer_in(report, 1..));
     table.finish(report);
     Some(Limits {
         memory: memory?,
         timeout: timeout?,
         recycle_after: recycle_after?,
         recycle_memory: recycle_memory?,
+        fuel: fuel?,
     })
 }

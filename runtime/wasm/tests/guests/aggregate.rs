@@ -13,6 +13,7 @@ const LIMITS: Limits = Limits {
     timeout: Duration::from_secs(5),
     recycle_after: None,
     recycle_memory: None,
+    fuel: None,
 };
 
 fn load(config: &str) -> Result<Arc<AggregateModule>, WasmError> {

@@ -21,6 +21,7 @@ const LIMITS: Limits = Limits {
     timeout: LIMIT,
     recycle_after: None,
     recycle_memory: None,
+    fuel: None,
 };
 
 fn load(host: &WasmHost, name: &str, config: &str) -> Arc<EnrichModule> {

@@ -1,11 +1,16 @@
 //! The host against real guest modules from `pipelines/modules/`: aggregate stages, the Python
-//! and JavaScript guests, time limits over WASI waits and the host's caps. One test binary, so
+//! and JavaScript guests, time limits over WASI waits, the host's caps, the memory limit, fuel,
+//! recycling and the per-batch breaker. One test binary, so
 //! wasmtime is linked once.
 
 mod aggregate;
+mod breaker;
 mod caps;
 mod deadline;
+mod fuel;
+mod memory;
 mod python_js;
+mod recycle;
 
 use std::path::{Path, PathBuf};
 

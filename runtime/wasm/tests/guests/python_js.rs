@@ -19,6 +19,7 @@ const LIMITS: Limits = Limits {
     timeout: Duration::from_secs(10),
     recycle_after: None,
     recycle_memory: None,
+    fuel: None,
 };
 
 fn host() -> WasmHost {
