@@ -19,6 +19,8 @@
 //! its offset, and deleted (a tombstone, which compaction removes) only by the next checkpoint,
 //! once a meta record newer than that offset precedes the deletion.
 
+mod key;
+
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -32,6 +34,8 @@ use weir_kafka::{KafkaSink, TopicPartition};
 use weir_wasm::AggregateInstance;
 
 use crate::loader::LoadedAggregate;
+
+use key::KeyFields;
 
 /// Header of every window result: the window's start, in milliseconds since the Unix epoch.
 pub const WINDOW_START: &str = "weir.window.start";
@@ -81,6 +85,8 @@ pub(crate) struct WindowResult {
 pub(crate) struct AggregateLane {
     pub loaded: Arc<LoadedAggregate>,
     instance: AggregateInstance,
+    /// The stage's `key` and `time`, read from each record.
+    fields: KeyFields,
     state: WindowState<Vec<u8>>,
     tp: TopicPartition,
     /// Changelog keys of this partition start with it.
@@ -171,6 +177,7 @@ impl AggregateLane {
         let emitted = checkpoints.track(0);
         Ok(Self {
             prefix: key_prefix(&tp.topic, tp.partition),
+            fields: KeyFields::new(&loaded.spec),
             loaded,
             instance,
             state,
@@ -215,6 +222,7 @@ impl AggregateLane {
         let mut instance = loaded.module.instance().map_err(|e| e.to_string())?;
         instance.set_source(&self.tp.topic, self.tp.partition);
         self.instance = instance;
+        self.fields = KeyFields::new(&loaded.spec);
         self.loaded = loaded;
         self.empty = None;
         Ok(())
@@ -240,7 +248,7 @@ impl AggregateLane {
                 fates[i] = Some(Fate::Covered);
                 continue;
             }
-            match self.key_and_time(record) {
+            match self.fields.read(record) {
                 Ok(kt) => {
                     if self.covered.get(&kt.0).is_some_and(|&n| record.offset < n) {
                         fates[i] = Some(Fate::Covered);
@@ -477,64 +485,6 @@ impl AggregateLane {
                 ),
             )),
         }
-    }
-
-    /// The record's grouping key and event time, as the stage's `key` and `time` say.
-    fn key_and_time(&self, record: &Record) -> Result<(Arc<[u8]>, i64), Failure> {
-        let spec = &self.loaded.spec;
-        let invalid = |m: String| Failure::new(FailureKind::InvalidInput, m);
-        let json = if spec.key.is_some() || spec.time.is_some() {
-            let value = record.value.as_deref().unwrap_or_default();
-            Some(
-                serde_json::from_slice::<serde_json::Value>(value).map_err(|e| {
-                    invalid(format!(
-                        "the value is not JSON, so `key`/`time` cannot be read: {e}"
-                    ))
-                })?,
-            )
-        } else {
-            None
-        };
-        let key: Arc<[u8]> = match (&spec.key, &json) {
-            (Some(pointer), Some(json)) => match json.pointer(pointer) {
-                None | Some(serde_json::Value::Null) => {
-                    return Err(invalid(format!("the value has no key at {pointer}")));
-                }
-                Some(serde_json::Value::String(s)) => Arc::from(s.as_bytes()),
-                Some(other) => Arc::from(other.to_string().as_bytes()),
-            },
-            _ => match &record.key {
-                Some(k) => Arc::from(&k[..]),
-                None => {
-                    return Err(invalid(
-                        "the record has no Kafka key (set the stage's `key` to a JSON pointer \
-                         to group by a field of the value)"
-                            .into(),
-                    ));
-                }
-            },
-        };
-        let time = match (&spec.time, &json) {
-            (Some(pointer), Some(json)) => {
-                let t = match json.pointer(pointer) {
-                    Some(serde_json::Value::Number(n)) => {
-                        n.as_i64().or_else(|| n.as_f64().map(|f| f as i64))
-                    }
-                    Some(serde_json::Value::String(s)) => s.parse::<i64>().ok(),
-                    _ => None,
-                };
-                t.ok_or_else(|| {
-                    invalid(format!(
-                        "no event time at {pointer} (a number of milliseconds since the Unix \
-                         epoch, or a string of one)"
-                    ))
-                })?
-            }
-            _ => record.timestamp.ok_or_else(|| {
-                invalid("the record has no timestamp to take its event time from".into())
-            })?,
-        };
-        Ok((key, time))
     }
 
     /// Applies the idle rule at wall time `now`: whether the watermark moved.
