@@ -387,7 +387,8 @@ impl Worker {
             &self.shared.cluster,
             &self.shared.source_properties,
             self.shared.drain_timeout.max(Duration::from_secs(30)),
-        )?;
+        )
+        .map_err(|e| e.to_string())?;
         if let Some(labels) = self.loaded.aggregate_labels(&self.shared.pipeline) {
             self.aggregate_metrics = Some(self.shared.metrics.stage(
                 &labels,
@@ -542,12 +543,14 @@ impl Worker {
                     None => agg.checkpoint_due(interval),
                 };
                 if due {
-                    let bytes = agg.checkpoint(&self.sink, self.shared.drain_timeout)?;
+                    let bytes = agg
+                        .checkpoint(&self.sink, self.shared.drain_timeout)
+                        .map_err(|e| e.to_string())?;
                     if let Some(m) = &self.aggregate_metrics {
                         m.checkpointed(bytes);
                     }
                 }
-                agg.poll()
+                agg.poll().map_err(|e| e.to_string())
             })();
             self.metrics_open_windows(&agg);
             self.aggregate = Some(agg);
@@ -588,13 +591,14 @@ impl Worker {
     /// for it, so the drain can commit the inputs it covers; with transactions, the last commit.
     fn finish(&mut self) -> Result<(), String> {
         if let Some(agg) = self.aggregate.as_mut() {
-            agg.checkpoint(&self.sink, self.shared.drain_timeout)?;
+            agg.checkpoint(&self.sink, self.shared.drain_timeout)
+                .map_err(|e| e.to_string())?;
             let deadline = Instant::now() + self.shared.drain_timeout;
             while agg.pending() && Instant::now() < deadline {
-                agg.poll()?;
+                agg.poll().map_err(|e| e.to_string())?;
                 std::thread::sleep(Duration::from_millis(1));
             }
-            agg.poll()?;
+            agg.poll().map_err(|e| e.to_string())?;
         }
         if self.transaction.is_some() {
             self.commit_transaction()?;

@@ -19,6 +19,8 @@
 //! its offset, and deleted (a tombstone, which compaction removes) only by the next checkpoint,
 //! once a meta record newer than that offset precedes the deletion.
 
+mod changelog;
+mod error;
 mod key;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -35,7 +37,12 @@ use weir_wasm::AggregateInstance;
 
 use crate::loader::LoadedAggregate;
 
+use changelog::{
+    Restored, encode_key_value, encode_meta, key_prefix, meta_key, restore, window_key,
+};
 use key::KeyFields;
+
+pub use error::AggregateError;
 
 /// Header of every window result: the window's start, in milliseconds since the Unix epoch.
 pub const WINDOW_START: &str = "weir.window.start";
@@ -43,16 +50,6 @@ pub const WINDOW_START: &str = "weir.window.start";
 pub const WINDOW_END: &str = "weir.window.end";
 /// Most input spans a window result's span links to.
 pub const MAX_LINKS: usize = 128;
-
-/// Version of the changelog's meta record.
-const META_VERSION: u8 = 1;
-const META_MAGIC: &[u8; 4] = b"WCKP";
-/// Kinds of changelog keys, after the partition prefix.
-const META_KEY: u8 = 0;
-const WINDOW_KEY: u8 = 1;
-/// Version of a key record's value: `u8:1 i64:covered_next` then the key's windows (none: the
-/// key holds no window).
-const KEY_VERSION: u8 = 1;
 
 /// A span a window result links to: an input's pass through the aggregate stage.
 pub(crate) type SpanLink = (TraceId, SpanId);
@@ -129,7 +126,7 @@ impl AggregateLane {
         cluster: &weir_kafka::Cluster,
         properties: &std::collections::BTreeMap<String, String>,
         timeout: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, AggregateError> {
         let config = window_config(&loaded.spec);
         let prefix = key_prefix(&tp.topic, tp.partition);
         let started = Instant::now();
@@ -141,17 +138,21 @@ impl AggregateLane {
             &prefix,
             timeout,
         )
-        .map_err(|e| format!("cannot restore {}'s windows: {e}", tp))?;
+        .map_err(|source| AggregateError::ReadChangelog {
+            tp: tp.clone(),
+            source: Box::new(source),
+        })?;
         let Restored {
             state,
             restored_next,
             covered,
-        } = restore(&stored, config, loaded.module.state_version(), now_ms()).map_err(|e| {
-            format!(
-                "cannot restore {tp}'s windows from changelog {}: {e}",
-                loaded.spec.changelog
-            )
-        })?;
+        } = restore(&stored, config, loaded.module.state_version(), now_ms()).map_err(
+            |source| AggregateError::Restore {
+                tp: tp.clone(),
+                changelog: loaded.spec.changelog.clone(),
+                source,
+            },
+        )?;
         tracing::info!(
             partition = %tp,
             windows = state.counters().open_windows,
@@ -170,8 +171,8 @@ impl AggregateLane {
         state: WindowState<Vec<u8>>,
         restored_next: i64,
         covered: HashMap<Arc<[u8]>, i64>,
-    ) -> Result<Self, String> {
-        let mut instance = loaded.module.instance().map_err(|e| e.to_string())?;
+    ) -> Result<Self, AggregateError> {
+        let mut instance = loaded.module.instance()?;
         instance.set_source(&tp.topic, tp.partition);
         let checkpoints = PartitionTracker::new();
         let emitted = checkpoints.track(0);
@@ -201,8 +202,8 @@ impl AggregateLane {
     }
 
     /// A lane with no state and no changelog, for `weir test`.
-    pub fn detached(loaded: Arc<LoadedAggregate>, topic: &str) -> Result<Self, String> {
-        let state = WindowState::new(window_config(&loaded.spec)).map_err(|e| e.to_string())?;
+    pub fn detached(loaded: Arc<LoadedAggregate>, topic: &str) -> Result<Self, AggregateError> {
+        let state = WindowState::new(window_config(&loaded.spec))?;
         let tp = TopicPartition {
             topic: topic.into(),
             partition: 0,
@@ -218,8 +219,8 @@ impl AggregateLane {
     }
 
     /// Swaps in a new version of the module (same state version, checked when it was loaded).
-    pub fn replace(&mut self, loaded: Arc<LoadedAggregate>) -> Result<(), String> {
-        let mut instance = loaded.module.instance().map_err(|e| e.to_string())?;
+    pub fn replace(&mut self, loaded: Arc<LoadedAggregate>) -> Result<(), AggregateError> {
+        let mut instance = loaded.module.instance()?;
         instance.set_source(&self.tp.topic, self.tp.partition);
         self.instance = instance;
         self.fields = KeyFields::new(&loaded.spec);
@@ -563,7 +564,11 @@ impl AggregateLane {
     /// `timeout`). The inputs folded since the last checkpoint are released when the
     /// changelog acknowledges it (see [`Self::poll`]).
     /// Returns the bytes written.
-    pub fn checkpoint(&mut self, sink: &KafkaSink, timeout: Duration) -> Result<u64, String> {
+    pub fn checkpoint(
+        &mut self,
+        sink: &KafkaSink,
+        timeout: Duration,
+    ) -> Result<u64, AggregateError> {
         self.last_checkpoint = Instant::now();
         // 1. The outputs of closed windows first.
         self.sequence += 1;
@@ -572,11 +577,9 @@ impl AggregateLane {
         let deadline = Instant::now() + timeout;
         while !emitted.is_complete() {
             if emitted.has_failed() || Instant::now() >= deadline {
-                return Err(format!(
-                    "{}: window results were not acknowledged, so the checkpoint cannot forget \
-                     their windows",
-                    self.tp
-                ));
+                return Err(AggregateError::Unacknowledged {
+                    tp: self.tp.clone(),
+                });
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -606,7 +609,7 @@ impl AggregateLane {
             bytes += record.key.as_ref().map_or(0, |k| k.len());
             writes += 1;
             sink.send(topic, Some(self.tp.partition), &record, &unit)
-                .map_err(|e| format!("cannot checkpoint {} to {topic}: {e}", self.tp))?;
+                .map_err(|e| self.send_error(topic, e))?;
         }
         for key in dirty {
             let windows = self.state.snapshot_key(&key);
@@ -625,10 +628,9 @@ impl AggregateLane {
                 + record.value.as_ref().map_or(0, |v| v.len());
             writes += 1;
             sink.send(topic, Some(self.tp.partition), &record, &unit)
-                .map_err(|e| format!("cannot checkpoint {} to {topic}: {e}", self.tp))?;
+                .map_err(|e| self.send_error(topic, e))?;
         }
-        let mut k = self.prefix.clone();
-        k.push(META_KEY);
+        let k = meta_key(&self.prefix);
         let meta = encode_meta(
             self.loaded.module.state_version(),
             next,
@@ -642,7 +644,7 @@ impl AggregateLane {
             ..Record::default()
         };
         sink.send(topic, Some(self.tp.partition), &record, &unit)
-            .map_err(|e| format!("cannot checkpoint {} to {topic}: {e}", self.tp))?;
+            .map_err(|e| self.send_error(topic, e))?;
         unit.settle();
         self.changed = false;
         tracing::debug!(partition = %self.tp, writes, bytes, "Checkpoint sent.");
@@ -652,22 +654,26 @@ impl AggregateLane {
     }
 
     fn changelog_key(&self, key: &[u8]) -> Vec<u8> {
-        let mut k = Vec::with_capacity(self.prefix.len() + 1 + key.len());
-        k.extend_from_slice(&self.prefix);
-        k.push(WINDOW_KEY);
-        k.extend_from_slice(key);
-        k
+        window_key(&self.prefix, key)
+    }
+
+    fn send_error(&self, changelog: &str, source: weir_kafka::KafkaError) -> AggregateError {
+        AggregateError::Send {
+            tp: self.tp.clone(),
+            changelog: changelog.to_owned(),
+            source: Box::new(source),
+        }
     }
 
     /// Releases the inputs of every acknowledged checkpoint. An error: a checkpoint failed, so
     /// its inputs must never be committed.
-    pub fn poll(&mut self) -> Result<(), String> {
+    pub fn poll(&mut self) -> Result<(), AggregateError> {
         while let Some((unit, _)) = self.in_flight.front() {
             if unit.has_failed() {
-                return Err(format!(
-                    "{}: a checkpoint to {} failed",
-                    self.tp, self.loaded.spec.changelog
-                ));
+                return Err(AggregateError::CheckpointFailed {
+                    tp: self.tp.clone(),
+                    changelog: self.loaded.spec.changelog.clone(),
+                });
             }
             if !unit.is_complete() {
                 break;
@@ -684,72 +690,6 @@ impl AggregateLane {
     pub fn pending(&self) -> bool {
         !self.in_flight.is_empty()
     }
-}
-
-/// A partition's state as a changelog holds it.
-#[derive(Debug)]
-struct Restored {
-    state: WindowState<Vec<u8>>,
-    /// Records below it are in `state`.
-    restored_next: i64,
-    /// Keys whose state covers their records below a later offset (a checkpoint cut short).
-    covered: HashMap<Arc<[u8]>, i64>,
-}
-
-/// Rebuilds a partition's state from the last value of each of its changelog keys (without
-/// the partition prefix), for a module of `state_version`.
-fn restore(
-    stored: &std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
-    config: WindowConfig,
-    state_version: u32,
-    now: i64,
-) -> Result<Restored, String> {
-    let (header, restored_next) = match stored.get(&[META_KEY][..]) {
-        None => (
-            WindowState::<Vec<u8>>::new(config)
-                .map_err(|e| e.to_string())?
-                .snapshot_header(),
-            i64::MIN,
-        ),
-        Some(meta) => {
-            let (found, next, header) = parse_meta(meta).ok_or("its checkpoint does not decode")?;
-            if found != state_version {
-                return Err(format!(
-                    "it holds accumulators of state version {found}, but the module speaks \
-                         version {state_version}: use a new `changelog` topic to start the \
-                         windows afresh"
-                ));
-            }
-            (header.to_vec(), next)
-        }
-    };
-    let mut keys = Vec::new();
-    let mut covered = HashMap::new();
-    for (k, v) in stored {
-        let Some((&WINDOW_KEY, key)) = k.split_first() else {
-            continue;
-        };
-        let (next, body) = parse_key_value(v).ok_or("a key's record does not decode")?;
-        if next > restored_next {
-            covered.insert(Arc::from(key), next);
-        }
-        if !body.is_empty() {
-            keys.push((key, body));
-        }
-    }
-    let state = WindowState::restore_parts(config, &header, keys, now).map_err(|e| {
-        let hint = if matches!(e, WindowError::Snapshot(_)) {
-            " (did the `window` change? use a new `changelog` topic)"
-        } else {
-            ""
-        };
-        format!("{e}{hint}")
-    })?;
-    Ok(Restored {
-        state,
-        restored_next,
-        covered,
-    })
 }
 
 /// `create()`'s accumulator, asked of `instance` once and kept in `empty`.
@@ -787,145 +727,8 @@ pub(crate) fn window_config(spec: &weir_config::Aggregate) -> WindowConfig {
     config
 }
 
-/// Changelog keys of a source partition: the topic, a 0 byte, the partition (big-endian).
-fn key_prefix(topic: &str, partition: i32) -> Vec<u8> {
-    let mut prefix = Vec::with_capacity(topic.len() + 5);
-    prefix.extend_from_slice(topic.as_bytes());
-    prefix.push(0);
-    prefix.extend_from_slice(&partition.to_be_bytes());
-    prefix
-}
-
-/// The meta record: `"WCKP" u8:1 u32:state_version i64:next_offset` (little-endian), then the
-/// window state's snapshot header.
-fn encode_meta(state_version: u32, next_offset: i64, header: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(17 + header.len());
-    out.extend_from_slice(META_MAGIC);
-    out.push(META_VERSION);
-    out.extend_from_slice(&state_version.to_le_bytes());
-    out.extend_from_slice(&next_offset.to_le_bytes());
-    out.extend_from_slice(header);
-    out
-}
-
-fn encode_key_value(covered_next: i64, windows: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(9 + windows.len());
-    out.push(KEY_VERSION);
-    out.extend_from_slice(&covered_next.to_le_bytes());
-    out.extend_from_slice(windows);
-    out
-}
-
-/// The offset a key record covers, and the key's windows (empty: none).
-fn parse_key_value(bytes: &[u8]) -> Option<(i64, &[u8])> {
-    let (&version, rest) = bytes.split_first()?;
-    if version != KEY_VERSION || rest.len() < 8 {
-        return None;
-    }
-    Some((i64::from_le_bytes(rest[..8].try_into().ok()?), &rest[8..]))
-}
-
-fn parse_meta(bytes: &[u8]) -> Option<(u32, i64, &[u8])> {
-    let rest = bytes.strip_prefix(META_MAGIC)?;
-    let (&version, rest) = rest.split_first()?;
-    if version != META_VERSION || rest.len() < 12 {
-        return None;
-    }
-    let state_version = u32::from_le_bytes(rest[..4].try_into().ok()?);
-    let next = i64::from_le_bytes(rest[4..12].try_into().ok()?);
-    Some((state_version, next, &rest[12..]))
-}
-
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn meta_round_trips() {
-        let encoded = encode_meta(3, 12_345, b"WWIN-header");
-        assert_eq!(parse_meta(&encoded), Some((3, 12_345, &b"WWIN-header"[..])));
-        assert_eq!(parse_meta(&encoded[..10]), None);
-        assert_eq!(parse_meta(b"nope"), None);
-    }
-
-    /// The changelog of a partition after a complete checkpoint (next offset 10) and one cut
-    /// short (next offset 20): key `a` and the emptied key `c` were written again, the meta
-    /// record was not.
-    #[test]
-    fn a_checkpoint_cut_short_covers_only_the_keys_it_wrote() {
-        let config = WindowConfig::new(WindowSpec::Tumbling { size_ms: 10 });
-        let mut first = WindowState::<Vec<u8>>::new(config).unwrap();
-        first
-            .fold_batch(&[(b"a", 1), (b"b", 2), (b"c", 3)], 0, |_| b"1".to_vec())
-            .unwrap();
-        let mut later = first.clone();
-        later
-            .fold_batch(&[(b"a", 4)], 0, |_| b"2".to_vec())
-            .unwrap();
-        later.discard(&Arc::from(&b"c"[..]), &Window::new(0, 10));
-
-        let key = |k: &[u8]| [&[WINDOW_KEY][..], k].concat();
-        let mut stored = std::collections::BTreeMap::new();
-        stored.insert(vec![META_KEY], encode_meta(3, 10, &first.snapshot_header()));
-        stored.insert(
-            key(b"b"),
-            encode_key_value(10, &first.snapshot_key(b"b").unwrap()),
-        );
-        stored.insert(
-            key(b"a"),
-            encode_key_value(20, &later.snapshot_key(b"a").unwrap()),
-        );
-        stored.insert(key(b"c"), encode_key_value(20, b""));
-
-        let restored = restore(&stored, config, 3, 0).unwrap();
-        assert_eq!(restored.restored_next, 10);
-        let covered: std::collections::BTreeMap<_, _> = restored
-            .covered
-            .iter()
-            .map(|(k, n)| (k.to_vec(), *n))
-            .collect();
-        assert_eq!(covered, [(b"a".to_vec(), 20), (b"c".to_vec(), 20)].into());
-        let held: Vec<(Vec<u8>, Vec<u8>)> = restored
-            .state
-            .iter()
-            .map(|(k, _, acc)| (k.to_vec(), acc.clone()))
-            .collect();
-        assert_eq!(
-            held,
-            [
-                (b"a".to_vec(), b"2".to_vec()),
-                (b"b".to_vec(), b"1".to_vec())
-            ]
-        );
-
-        let wrong = restore(&stored, config, 4, 0).unwrap_err();
-        assert!(wrong.contains("state version 3"), "{wrong}");
-    }
-
-    #[test]
-    fn key_values_round_trip() {
-        let encoded = encode_key_value(-7, b"windows");
-        assert_eq!(parse_key_value(&encoded), Some((-7, &b"windows"[..])));
-        assert_eq!(
-            parse_key_value(&encode_key_value(9, b"")),
-            Some((9, &b""[..]))
-        );
-        assert_eq!(parse_key_value(&encoded[..5]), None);
-        assert_eq!(parse_key_value(b""), None);
-    }
-
-    #[test]
-    fn prefixes_of_partitions_differ_and_do_not_nest() {
-        let a = key_prefix("clicks", 1);
-        let b = key_prefix("clicks", 256);
-        let c = key_prefix("clicks.eu", 1);
-        assert_ne!(a, b);
-        assert!(!c.starts_with(&a) && !a.starts_with(&c));
-    }
 }
