@@ -1,9 +1,11 @@
 //! Weir's plain data types and the pieces of logic every other crate agrees on.
 //!
 //! Nothing here touches Kafka, wasm or telemetry: the records that flow, the ways a record can
-//! fail, the provenance headers of a dead letter, and the offset tracker that decides what is safe
-//! to commit, and the seam every sink implements.
+//! fail, the provenance headers of a dead letter, the offset tracker that decides what is safe
+//! to commit, and the seams a lane drives: [`Stage`] and [`Aggregator`] (with the windows and the
+//! keyed fold an aggregate stage runs on), and the [`Sink`] seam every output goes through.
 
+pub mod aggregate;
 pub mod failure;
 pub mod headers;
 pub mod offsets;
@@ -13,6 +15,7 @@ mod throttle;
 pub mod trace;
 pub mod window;
 
+pub use aggregate::Aggregator;
 pub use failure::{Failure, FailureKind};
 pub use offsets::{InputAck, PartitionTracker};
 pub use sink::{Backoff, Output, Refused, Sink, SinkError, write_all};

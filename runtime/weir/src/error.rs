@@ -105,10 +105,10 @@ pub enum LaneError {
     },
     #[error("{partition}: no consumer group metadata for the transaction")]
     NoGroupMetadata { partition: TopicPartition },
-    #[error("{partition}: the aggregate stage: {message}")]
+    #[error("{partition}: the aggregate stage: {source}")]
     Aggregate {
         partition: TopicPartition,
-        message: String,
+        source: crate::aggregate::AggregateError,
     },
 }
 

@@ -17,7 +17,9 @@ use weir_telemetry::{Metrics, StageMetrics};
 use super::Stages;
 use super::deliver::{Outlet, WindowRecord};
 use super::spans::{RecordTrace, Tracer, WindowSpan};
-use crate::aggregate::{AggregateLane, Fate, WINDOW_END, WINDOW_START, WindowResult};
+use crate::aggregate::{
+    AggregateError, AggregateLane, Fate, WINDOW_END, WINDOW_START, WindowResult,
+};
 use crate::chain::{Emit, SpanOutcome, StageCall, StageRef, StageSpan};
 use crate::error::LaneError;
 use crate::loader::LoadedPipeline;
@@ -275,9 +277,9 @@ pub(super) fn window_records(
     records
 }
 
-fn aggregate_error(tp: &TopicPartition, error: impl std::fmt::Display) -> LaneError {
+fn aggregate_error(tp: &TopicPartition, source: AggregateError) -> LaneError {
     LaneError::Aggregate {
         partition: tp.clone(),
-        message: error.to_string(),
+        source,
     }
 }
