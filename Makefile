@@ -20,17 +20,26 @@ WASM_OUT := target/$(WASM_TARGET)/$(WASM_PROFILE)
 # toolchain it needs into .weir/lang/ (Debian's clang through apt) when it is missing.
 LANG_EXAMPLES := $(sort $(wildcard examples-wasm/*/build.sh))
 
-.PHONY: demo test deps test-deps wasm languages sdk-tests build lint rules bench clean-modules
+# Fuzz targets (tests/fuzz, a workspace of its own, built into tests/fuzz/target). cargo-fuzz
+# passes libFuzzer's nightly-only flags; RUSTC_BOOTSTRAP lets the stable toolchain take them. No
+# sanitizer: the code fuzzed has no unsafe, and Rust's own checks catch what ASan would.
+CARGO_FUZZ_VERSION := 0.13.2
+FUZZ_TARGETS := result_decode batch_decode batch_roundtrip traceparent pipeline_toml
+FUZZ_SECONDS ?= 12
+FUZZ := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
+FUZZ_FLAGS := --fuzz-dir tests/fuzz --sanitizer none
+
+.PHONY: demo test deps test-deps wasm languages sdk-tests build lint rules fuzz bench clean-modules
 
 ## demo: build everything, start a local broker, run pipelines/clickstream.toml on sample clicks.
 demo: deps wasm
 	$(CARGO) build --release -p weir -p weir-tests --bin weir --bin weir-demo
 	deploy/local/demo.sh
 
-## test: lint, the alert-rule tests, the Go, Python and JavaScript SDKs' unit tests, then every
-## Rust test (unit, golden, integration against a local broker, a local OTLP collector and a local
-## Prometheus).
-test: test-deps wasm languages lint rules sdk-tests
+## test: lint, the alert-rule tests, the Go, Python and JavaScript SDKs' unit tests, a short fuzzing
+## run, then every Rust test (unit, golden, integration against a local broker, a local OTLP
+## collector and a local Prometheus).
+test: test-deps wasm languages lint rules sdk-tests fuzz
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 
 ## rules: promtool checks and unit tests of deploy/prometheus/alerts.yml (installs Debian's
@@ -49,6 +58,22 @@ languages:
 ## sdk-tests: the native unit tests of the Go, Python and JavaScript SDKs and example stages.
 sdk-tests: languages
 	sdk/test.sh
+
+## fuzz: each fuzz target for FUZZ_SECONDS seconds (12 by default), from its seeds
+## (tests/fuzz/seeds/; the pipeline reader's are the pipelines and the config golden files) and the
+## corpus it has grown in tests/fuzz/corpus/ (not committed); installs cargo-fuzz first when
+## missing. A crash fails the run, its input saved in tests/fuzz/artifacts/<target>/.
+fuzz:
+	$(CARGO) fuzz --version 2>/dev/null | grep -qx 'cargo-fuzz $(CARGO_FUZZ_VERSION)' || \
+		$(CARGO) install cargo-fuzz --version $(CARGO_FUZZ_VERSION) --locked
+	$(FUZZ) build $(FUZZ_FLAGS)
+	mkdir -p $(foreach t,$(FUZZ_TARGETS),tests/fuzz/corpus/$(t))
+	cp pipelines/*.toml runtime/config/tests/golden/*.toml tests/fuzz/corpus/pipeline_toml/
+	set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$t: $(FUZZ_SECONDS) s"; \
+		$(FUZZ) run $(FUZZ_FLAGS) $$t tests/fuzz/corpus/$$t $$(ls -d tests/fuzz/seeds/$$t 2>/dev/null) \
+			-- -max_total_time=$(FUZZ_SECONDS) -timeout=10; \
+	done
 
 ## deps: the wasm target, the local broker, and the Debian packages the build needs (librdkafka
 ## is built with TLS against libssl-dev).
@@ -79,6 +104,7 @@ wasm:
 ## lint: formatting and clippy, warnings are errors.
 lint:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path tests/fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## bench: the benchmarks recorded in BENCHMARKS.md.

@@ -746,7 +746,8 @@ impl<'a> RawRecord<'a> {
     }
 }
 
-/// The headers of a record, read lazily from the buffer (already validated).
+/// The headers of a record, read lazily from the buffer. Yields an error, then stops, at the first
+/// malformed header.
 #[derive(Debug, Clone)]
 pub struct HeaderIter<'a> {
     cur: Cursor<'a>,
@@ -761,11 +762,16 @@ impl<'a> Iterator for HeaderIter<'a> {
             return None;
         }
         self.left -= 1;
-        Some((|| {
+        let header = (|| {
             let name = self.cur.str()?;
             let value = self.cur.bytes()?;
             Ok(Header { name, value })
-        })())
+        })();
+        if header.is_err() {
+            // The cursor is stuck at, or inside, the bad header: nothing after it can be read.
+            self.left = 0;
+        }
+        Some(header)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -1490,6 +1496,50 @@ mod tests {
             b[at..at + 4].copy_from_slice(&bad.to_le_bytes());
             let reader = BatchReader::new(&b).unwrap();
             assert!(reader.raw_records().next().unwrap().is_err(), "{bad}");
+        }
+    }
+
+    /// Found by the `batch_decode` fuzz target: a header list went on after a malformed header,
+    /// yielding the same error again (or reading from inside the bad header) once per header it
+    /// declared, up to four billion.
+    #[test]
+    fn a_malformed_header_ends_the_header_list() {
+        let mut w = BatchWriter::new("t", 0);
+        w.push(
+            1,
+            None,
+            None,
+            None,
+            [Header::new("a", Some(b"1")), Header::new("b", None)],
+        );
+        let good = w.finish();
+        // The record's length at byte 17, then offset, timestamp, key and value lengths and the
+        // header count: the first header's name length is at byte 49, its one byte at 53.
+        let name_len = 49;
+        assert_eq!(&good[name_len..name_len + 5], b"\x01\0\0\0a");
+
+        let mut truncated = good.clone();
+        // A name longer than the 15 bytes left of the list.
+        truncated[name_len..name_len + 4].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+        let mut not_text = good.clone();
+        not_text[name_len + 4] = 0xff;
+        for (bad, error) in [
+            (
+                &truncated,
+                DecodeError::Truncated {
+                    at: 4,
+                    needed: 0xffff_fff0 - 15,
+                },
+            ),
+            (&not_text, DecodeError::Utf8 { at: 0 }),
+        ] {
+            let reader = BatchReader::new(bad).unwrap();
+            let raw = reader.raw_records().next().unwrap().unwrap();
+            let headers: Vec<_> = raw.headers().unwrap().collect();
+            assert_eq!(headers, [Err(error.clone())]);
+            if let Ok(read) = raw.read() {
+                assert_eq!(read.headers().collect::<Vec<_>>(), [Err(error)]);
+            }
         }
     }
 
