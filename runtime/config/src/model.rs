@@ -271,25 +271,13 @@ pub enum WindowKind {
     Session { gap: Duration },
 }
 
-/// `late` of an aggregate stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LatePolicy {
-    /// `"dead-letter"`: sent to the dead-letter topic with error kind `late`.
-    #[default]
-    DeadLetter,
-    /// `"drop"`: counted and dropped.
-    Drop,
-}
+/// `late` of an aggregate stage: `"dead-letter"` or `"drop"`. The pipeline file names the
+/// fold's own policy, so no second copy of it lives here.
+pub use weir_core::aggregate::LatePolicy;
 
-/// `on_full` of an aggregate stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum OnFull {
-    /// `"fail"`: the batch that would exceed the bound is dead-lettered.
-    #[default]
-    Fail,
-    /// `"evict-oldest"`: the windows that end first are emitted early.
-    EvictOldest,
-}
+/// `on_full` of an aggregate stage: `"fail"` or `"evict-oldest"`. The pipeline file names the
+/// window state's own policy, so no second copy of it lives here.
+pub use weir_core::window::OnFull;
 
 /// `limits` of a stage: what one instance of its module may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -156,6 +156,8 @@ pub fn run(
             group: pipeline.source.group.clone(),
             topics: pipeline.source.topics.clone(),
             prefetch_records: pipeline.source.queue_capacity,
+            // The one mapping from the pipeline file's `start` to the consumer's: weir-kafka
+            // does not read pipeline files.
             start: match pipeline.source.start {
                 weir_config::StartFrom::Earliest => StartFrom::Earliest,
                 weir_config::StartFrom::Latest => StartFrom::Latest,

@@ -66,6 +66,8 @@ struct ModuleKey {
     canary: Option<(String, String, CanaryPlan)>,
 }
 
+/// The one mapping from the pipeline file's `limits` to the wasm host's: weir-wasm does not
+/// read pipeline files, and its [`Limits`] documents how each bound is enforced.
 fn limits(stage: &Stage) -> Limits {
     Limits {
         memory: stage.limits.memory,

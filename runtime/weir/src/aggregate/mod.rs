@@ -37,8 +37,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use weir_core::aggregate::{LatePolicy, WindowFold};
-use weir_core::window::{OnFull, WindowConfig, WindowSpec, WindowState};
+use weir_core::aggregate::WindowFold;
+use weir_core::window::{WindowConfig, WindowSpec, WindowState};
 use weir_core::{InputAck, Record};
 use weir_kafka::{KafkaSink, TopicPartition};
 use weir_wasm::AggregateInstance;
@@ -113,13 +113,7 @@ impl AggregateLane {
             covered,
         } = restored;
         let aggregator = instance(&loaded, tp)?;
-        let fold = WindowFold::new(
-            aggregator,
-            state,
-            late_policy(&loaded.spec),
-            restored_next,
-            covered,
-        );
+        let fold = WindowFold::new(aggregator, state, loaded.spec.late, restored_next, covered);
         Ok(Self {
             fields: KeyFields::new(&loaded.spec),
             loaded,
@@ -154,7 +148,7 @@ impl AggregateLane {
     /// On an error the running module stays.
     pub fn replace(&mut self, loaded: Arc<LoadedAggregate>) -> Result<(), AggregateError> {
         let aggregator = instance(&loaded, &self.tp)?;
-        self.fold.replace(aggregator, late_policy(&loaded.spec));
+        self.fold.replace(aggregator, loaded.spec.late);
         self.fields = KeyFields::new(&loaded.spec);
         self.loaded = loaded;
         Ok(())
@@ -265,19 +259,8 @@ pub(crate) fn window_config(spec: &weir_config::Aggregate) -> WindowConfig {
     config.lateness_ms = ms(spec.lateness);
     config.idle_timeout_ms = Some(ms(spec.idle_timeout));
     config.max_entries = spec.max_windows;
-    config.on_full = match spec.on_full {
-        weir_config::OnFull::Fail => OnFull::Fail,
-        weir_config::OnFull::EvictOldest => OnFull::EvictOldest,
-    };
+    config.on_full = spec.on_full;
     config
-}
-
-/// What becomes of a late record of an aggregate stage.
-fn late_policy(spec: &weir_config::Aggregate) -> LatePolicy {
-    match spec.late {
-        weir_config::LatePolicy::DeadLetter => LatePolicy::DeadLetter,
-        weir_config::LatePolicy::Drop => LatePolicy::Drop,
-    }
 }
 
 fn now_ms() -> i64 {
