@@ -161,16 +161,18 @@ fn main() -> ExitCode {
             config_only,
         } => validate(&pipelines, config_only, cache),
         Command::Test { pipelines } => test(&pipelines, cache),
-        Command::New { lang, name, sdk } => {
-            scaffold::run(lang, &name, sdk).map(|()| ExitCode::SUCCESS)
-        }
+        Command::New { lang, name, sdk } => scaffold::run(lang, &name, sdk)
+            .map(|()| ExitCode::SUCCESS)
+            .map_err(Into::into),
         Command::Reload { admin, token } => token
             .required()
-            .and_then(|t| admin_client::call(&admin, "POST", "/admin/reload", &t)),
+            .and_then(|t| admin_client::call(&admin, "POST", "/admin/reload", &t))
+            .map_err(Into::into),
         Command::Canary { command } => match command {
             CanaryCommand::Status { admin, token } => token
                 .required()
-                .and_then(|t| admin_client::call(&admin, "GET", "/admin/canary", &t)),
+                .and_then(|t| admin_client::call(&admin, "GET", "/admin/canary", &t))
+                .map_err(Into::into),
             CanaryCommand::Start(t) => canary_call(&t, "start"),
             CanaryCommand::Promote(t) => canary_call(&t, "promote"),
             CanaryCommand::Rollback(t) => canary_call(&t, "rollback"),
@@ -284,7 +286,7 @@ fn validate(paths: &[PathBuf], config_only: bool, cache: Option<PathBuf>) -> Res
 fn canary_call(target: &CanaryTarget, action: &str) -> Result<ExitCode> {
     let token = target.token.required()?;
     let path = format!("/admin/canary/{}/{action}", target.stage);
-    admin_client::call(&target.admin, "POST", &path, &token)
+    Ok(admin_client::call(&target.admin, "POST", &path, &token)?)
 }
 
 fn test(paths: &[PathBuf], cache: Option<PathBuf>) -> Result<ExitCode> {

@@ -4,9 +4,9 @@
 //! that `weir test` passes out of the box.
 
 use std::fmt;
+use std::io;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
 
 /// A language `weir new` can scaffold a stage in.
@@ -161,74 +161,110 @@ impl Lang {
     }
 }
 
+/// Why `weir new` could not create a project.
+#[derive(Debug, thiserror::Error)]
+pub enum ScaffoldError {
+    #[error(
+        "cannot find Weir's SDKs: pass --sdk (or set WEIR_SDK) to the `sdk` directory of a Weir \
+         source tree"
+    )]
+    NoSdk,
+    #[error("the SDK directory {} is unreadable: {source}", dir.display())]
+    SdkUnreadable { dir: PathBuf, source: io::Error },
+    #[error("{} is not Weir's SDK directory (it has no wit/stage.wit)", dir.display())]
+    NotSdk { dir: PathBuf },
+    #[error("{} does not end in a project name", dir.display())]
+    NoName { dir: PathBuf },
+    #[error(
+        "invalid stage name {0:?}: use lower-case letters, digits, `-` and `_`, starting with a \
+         letter (at most 64 characters), such as `geo-enrich`"
+    )]
+    BadName(String),
+    #[error("{} already exists: choose a new directory for the project", dir.display())]
+    Exists { dir: PathBuf },
+    #[error("there is no {lang} SDK in {} (expected {})", sdk.display(), expected.display())]
+    NoLangSdk {
+        lang: Lang,
+        sdk: PathBuf,
+        expected: PathBuf,
+    },
+    /// A file or directory of the project could not be written.
+    #[error("cannot {what} {}: {source}", path.display())]
+    Write {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+fn write_error(what: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ScaffoldError {
+    let path = path.to_owned();
+    move |source| ScaffoldError::Write { what, path, source }
+}
+
 /// Where Weir's SDKs are: `sdk`, else `$WEIR_SDK` (clap reads it into `sdk`), else the `sdk/` of
 /// the source tree this binary was built from, if it is still there.
-pub fn find_sdk(sdk: Option<PathBuf>) -> Result<PathBuf> {
+pub fn find_sdk(sdk: Option<PathBuf>) -> Result<PathBuf, ScaffoldError> {
     let dir = match sdk {
         Some(dir) => dir,
         None => {
             let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk");
             if !built_from.join("wit/stage.wit").is_file() {
-                bail!(
-                    "cannot find Weir's SDKs: pass --sdk (or set WEIR_SDK) to the `sdk` \
-                     directory of a Weir source tree"
-                );
+                return Err(ScaffoldError::NoSdk);
             }
             built_from
         }
     };
     let dir = dir
         .canonicalize()
-        .with_context(|| format!("the SDK directory {} is unreadable", dir.display()))?;
+        .map_err(|source| ScaffoldError::SdkUnreadable {
+            dir: dir.clone(),
+            source,
+        })?;
     if !dir.join("wit/stage.wit").is_file() {
-        bail!(
-            "{} is not Weir's SDK directory (it has no wit/stage.wit)",
-            dir.display()
-        );
+        return Err(ScaffoldError::NotSdk { dir });
     }
     Ok(dir)
 }
 
 /// Checks the project's name: the last part of its path, which names the stage, the module and
 /// (in Rust) the crate.
-fn stage_name(dir: &Path) -> Result<String> {
+fn stage_name(dir: &Path) -> Result<String, ScaffoldError> {
     let name = dir
         .file_name()
         .and_then(|n| n.to_str())
-        .with_context(|| format!("{} does not end in a project name", dir.display()))?;
+        .ok_or_else(|| ScaffoldError::NoName {
+            dir: dir.to_owned(),
+        })?;
     let valid = name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !valid {
-        bail!(
-            "invalid stage name {name:?}: use lower-case letters, digits, `-` and `_`, starting \
-             with a letter (at most 64 characters), such as `geo-enrich`"
-        );
+        return Err(ScaffoldError::BadName(name.to_owned()));
     }
     Ok(name.to_owned())
 }
 
 /// Creates the project `dir` for a stage in `lang`, against the SDKs in `sdk`. Returns the files
 /// written, relative to `dir`.
-pub fn create(lang: Lang, dir: &Path, sdk: &Path) -> Result<Vec<PathBuf>> {
+pub fn create(lang: Lang, dir: &Path, sdk: &Path) -> Result<Vec<PathBuf>, ScaffoldError> {
     let name = stage_name(dir)?;
     if dir.exists() {
-        bail!(
-            "{} already exists: choose a new directory for the project",
-            dir.display()
-        );
+        return Err(ScaffoldError::Exists {
+            dir: dir.to_owned(),
+        });
     }
     let lang_sdk = sdk.join(lang.sdk_dir());
     if !lang_sdk.is_dir() {
-        bail!(
-            "there is no {lang} SDK in {} (expected {})",
-            sdk.display(),
-            lang_sdk.display()
-        );
+        return Err(ScaffoldError::NoLangSdk {
+            lang,
+            sdk: sdk.to_owned(),
+            expected: lang_sdk,
+        });
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(write_error("create", dir))?;
     let ident = name.replace('-', "_");
     let module = format!("{ident}.wasm");
     let sdk_text = sdk.display().to_string();
@@ -253,10 +289,9 @@ pub fn create(lang: Lang, dir: &Path, sdk: &Path) -> Result<Vec<PathBuf>> {
     for (path, text) in lang.files().iter().chain(common) {
         let file = dir.join(path);
         if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)?;
+            std::fs::create_dir_all(parent).map_err(write_error("create", parent))?;
         }
-        std::fs::write(&file, fill(text))
-            .with_context(|| format!("cannot write {}", file.display()))?;
+        std::fs::write(&file, fill(text)).map_err(write_error("write", &file))?;
         if path.ends_with(".sh") {
             make_executable(&file)?;
         }
@@ -265,10 +300,12 @@ pub fn create(lang: Lang, dir: &Path, sdk: &Path) -> Result<Vec<PathBuf>> {
     if lang == Lang::Js {
         // componentize-js evaluates the modules inside one directory: the project keeps a copy
         // of the SDK (build.sh refreshes it).
-        std::fs::create_dir_all(dir.join("weir"))?;
+        let copies = dir.join("weir");
+        std::fs::create_dir_all(&copies).map_err(write_error("create", &copies))?;
         for file in ["core.js", "weir.js", "testing.js"] {
-            std::fs::copy(lang_sdk.join(file), dir.join("weir").join(file))
-                .with_context(|| format!("cannot copy the SDK's {file}"))?;
+            let copy = copies.join(file);
+            std::fs::copy(lang_sdk.join(file), &copy)
+                .map_err(write_error("copy the SDK to", &copy))?;
             written.push(Path::new("weir").join(file));
         }
     }
@@ -276,19 +313,19 @@ pub fn create(lang: Lang, dir: &Path, sdk: &Path) -> Result<Vec<PathBuf>> {
 }
 
 #[cfg(unix)]
-fn make_executable(file: &Path) -> Result<()> {
+fn make_executable(file: &Path) -> Result<(), ScaffoldError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("cannot make {} executable", file.display()))
+        .map_err(write_error("make executable", file))
 }
 
 #[cfg(not(unix))]
-fn make_executable(_file: &Path) -> Result<()> {
+fn make_executable(_file: &Path) -> Result<(), ScaffoldError> {
     Ok(())
 }
 
 /// `weir new`: creates the project and says what to do next.
-pub fn run(lang: Lang, dir: &Path, sdk: Option<PathBuf>) -> Result<()> {
+pub fn run(lang: Lang, dir: &Path, sdk: Option<PathBuf>) -> Result<(), ScaffoldError> {
     let sdk = find_sdk(sdk)?;
     let files = create(lang, dir, &sdk)?;
     println!(
