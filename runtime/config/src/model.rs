@@ -6,8 +6,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-const MIB: u64 = 1 << 20;
-
 /// A pipeline file: Kafka topics in, a chain of WebAssembly stages, Kafka topics out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pipeline {
@@ -279,53 +277,9 @@ pub use weir_core::aggregate::LatePolicy;
 /// window state's own policy, so no second copy of it lives here.
 pub use weir_core::window::OnFull;
 
-/// `limits` of a stage: what one instance of its module may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// `memory`: the most linear memory an instance may grow to, in bytes, written with a unit
-    /// such as `"64MiB"` or `"512KiB"`. From 1MiB to 4GiB. Default 64MiB.
-    pub memory: u64,
-    /// `timeout`: the wall-clock budget of one stage call, that is one batch, such as `"50ms"`.
-    /// Must be more than zero. Default 100ms.
-    pub timeout: Duration,
-    /// `recycle_after`: replace the instance with a fresh one after it has processed this many
-    /// records, to bound leaks in the module. More than zero. Default: never.
-    pub recycle_after: Option<u64>,
-    /// `recycle_memory`: replace the instance with a fresh one after a batch that leaves it
-    /// holding this much linear memory or more, such as `"192MiB"`, for modules whose memory
-    /// grows with the records they see (Python's does). Checked between batches, so no record is
-    /// lost. At least 1MiB and less than `memory`. Default: never.
-    pub recycle_memory: Option<u64>,
-    /// `fuel`: a deterministic CPU budget for each call into the module, in units of fuel
-    /// (about one per WebAssembly instruction executed), such as `1_000_000_000`. The budget is
-    /// given afresh before every call: instantiation, `init`, each batch of an enrich stage,
-    /// each `create`, `add`, `merge` and `emit` of an aggregate stage. A call that runs out
-    /// fails with error kind `timeout` (the message says it ran out of fuel), like a call over
-    /// `timeout`, which still holds as well. Unlike `timeout`, the bound does not move with the
-    /// machine's load or speed: the same batch runs out at the same instruction everywhere.
-    /// Metered code runs several percent slower, so stages with `fuel` run on an engine of
-    /// their own and the others pay nothing. At least 1. Default: no fuel metering.
-    pub fuel: Option<u64>,
-}
-
-impl Limits {
-    /// Smallest accepted [`Limits::memory`].
-    pub const MIN_MEMORY: u64 = MIB;
-    /// Largest accepted [`Limits::memory`]: all a 32-bit WebAssembly memory can address.
-    pub const MAX_MEMORY: u64 = 4096 * MIB;
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            memory: 64 * MIB,
-            timeout: Duration::from_millis(100),
-            recycle_after: None,
-            recycle_memory: None,
-            fuel: None,
-        }
-    }
-}
+/// `limits` of a stage: what one instance of its module may use (weir-core's own type; its
+/// fields are the table's keys).
+pub use weir_core::Limits;
 
 /// Which partition of a stage's `output` topic a result goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

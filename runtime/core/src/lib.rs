@@ -8,6 +8,7 @@
 pub mod aggregate;
 pub mod failure;
 pub mod headers;
+mod limits;
 pub mod offsets;
 pub mod sink;
 pub mod stage;
@@ -17,6 +18,7 @@ pub mod window;
 
 pub use aggregate::Aggregator;
 pub use failure::{Failure, FailureKind};
+pub use limits::Limits;
 pub use offsets::{InputAck, PartitionTracker};
 pub use sink::{Backoff, Output, Refused, Sink, SinkError, write_all};
 pub use stage::{CallTrace, Outputs, Stage, StageOutcome};

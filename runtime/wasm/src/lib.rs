@@ -8,8 +8,10 @@
 //!   timeouts, memory overruns and stage errors per record and replaces a poisoned instance.
 //! - [`AggregateModule`], [`AggregateInstance`]: the same for aggregate stages, whose
 //!   accumulators (opaque bytes) the caller keeps.
-//! - [`Limits`]: what one instance may use (memory, time, fuel) and when it is recycled; both
-//!   kinds of stage share one instance core (`instance/`) that enforces them.
+//! - [`Limits`] (weir-core's): what one instance may use (memory, time, fuel) and when it is
+//!   recycled; both kinds of stage share one instance core (`instance/`) that enforces them. A
+//!   stage with `fuel` runs on a second engine whose compiled code carries fuel checks; the
+//!   others run on the shared engine, which has none.
 //!
 //! Guests get the `weir:stage/host` imports and WASI with nothing granted but clocks and
 //! randomness: no filesystem, network, environment, arguments or stdio. A call's time limit
@@ -26,7 +28,6 @@ mod enrich;
 mod error;
 mod host;
 mod instance;
-mod limits;
 mod metrics;
 mod state;
 mod watchdog;
@@ -35,9 +36,9 @@ pub use aggregate::{AggregateInstance, AggregateModule};
 pub use enrich::{EnrichInstance, EnrichModule, RERUN_BREAKER};
 pub use error::WasmError;
 pub use host::{CompiledModule, EPOCH_TICK, WasmHost};
-pub use limits::Limits;
 pub use metrics::{GUEST_BUCKETS, GuestMetrics, HistogramSummary, MetricKind};
 pub use watchdog::WATCHDOG_TICK;
+pub use weir_core::Limits;
 
 /// The version of the `weir:stage` WIT package this runtime implements.
 pub const CONTRACT_VERSION: &str = "0.1.0";

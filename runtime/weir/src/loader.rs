@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicU64;
 
 use weir_config::{Pipeline, Stage, StageKind};
 use weir_telemetry::{GuestSource, StageLabels};
-use weir_wasm::{AggregateModule, EnrichModule, Limits, WasmError, WasmHost};
+use weir_wasm::{AggregateModule, EnrichModule, WasmError, WasmHost};
 
 use crate::chain::{Chain, StageInfo};
 use crate::rollout::canary::{CanaryPlan, CanaryStats, Observed, Rescue};
@@ -66,18 +66,6 @@ struct ModuleKey {
     canary: Option<(String, String, CanaryPlan)>,
 }
 
-/// The one mapping from the pipeline file's `limits` to the wasm host's: weir-wasm does not
-/// read pipeline files, and its [`Limits`] documents how each bound is enforced.
-fn limits(stage: &Stage) -> Limits {
-    Limits {
-        memory: stage.limits.memory,
-        timeout: stage.limits.timeout,
-        recycle_after: stage.limits.recycle_after,
-        recycle_memory: stage.limits.recycle_memory,
-        fuel: stage.limits.fuel,
-    }
-}
-
 /// Loads an aggregate stage, or reuses `previous` when its module, configuration and limits
 /// are unchanged. The flag says whether it was loaded afresh.
 fn load_aggregate(
@@ -107,7 +95,7 @@ fn load_aggregate(
         &stage.name,
         compiled,
         key.config.clone(),
-        limits(stage),
+        stage.limits,
     )?;
     if let Some(prev) = previous
         && prev.module.state_version() != module.state_version()
@@ -228,7 +216,7 @@ impl LoadedPipeline {
                 keys.push(key);
                 continue;
             }
-            let stable = EnrichModule::new(host, &stage.name, compiled, config, limits(stage));
+            let stable = EnrichModule::new(host, &stage.name, compiled, config, stage.limits);
             let canary = match (canary_compiled, &key.canary) {
                 (Some((_, compiled)), Some((sha, config, plan))) => {
                     match EnrichModule::new(
@@ -236,7 +224,7 @@ impl LoadedPipeline {
                         &stage.name,
                         compiled,
                         config.clone(),
-                        limits(stage),
+                        stage.limits,
                     ) {
                         Ok(module) => Some(Arc::new(CanaryModule {
                             module,
