@@ -320,16 +320,7 @@ fn aggregate(
 }
 
 fn json_pointer(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<String> {
-    value.parsed(report, "JSON pointer", |text: &str| {
-        if text.starts_with('/') {
-            Ok(text.to_owned())
-        } else {
-            Err(format!(
-                "must start with '/', such as \"/{}\" (RFC 6901)",
-                text.trim_start_matches('/')
-            ))
-        }
-    })
+    value.parsed(report, "JSON pointer", formats::json_pointer)
 }
 
 fn window(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<WindowKind> {
