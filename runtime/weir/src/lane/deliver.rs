@@ -112,9 +112,9 @@ impl Outlet {
                         span,
                     } => {
                         trace.stamp(&mut record, &span);
-                        items.push(
-                            self.letter(input, stage, record, &failure, trace, &span, stages),
-                        );
+                        let letter =
+                            self.letter_record(stage, record, &failure, trace, &span, stages);
+                        items.push(self.letter_item(input, letter));
                     }
                 }
             }
@@ -199,19 +199,10 @@ impl Outlet {
         dead_letter_record(&self.pipeline, info, &self.tp, record, failure)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn letter(
-        &self,
-        input: usize,
-        stage: StageRef,
-        record: Record,
-        failure: &Failure,
-        trace: &RecordTrace,
-        span: &SpanId,
-        stages: &Stages<'_>,
-    ) -> Item {
+    /// A dead letter of input `input`, on its way to the dead-letter destination.
+    fn letter_item(&self, input: usize, letter: Record) -> Item {
         Item {
-            record: self.letter_record(stage, record, failure, trace, span, stages),
+            record: letter,
             destination: Arc::clone(&self.dead_letter),
             partition: None,
             input,
@@ -281,7 +272,8 @@ impl Outlet {
                 let trace = &inputs.traces[item.input];
                 let mut letter = inputs.records[item.input].clone();
                 trace.stamp(&mut letter, &span);
-                Ok(self.letter(item.input, stage, letter, &failure, trace, &span, stages))
+                let letter = self.letter_record(stage, letter, &failure, trace, &span, stages);
+                Ok(self.letter_item(item.input, letter))
             }
             Kind::WindowResult => Err(LaneError::WindowResult {
                 partition: self.tp.clone(),
