@@ -1,12 +1,13 @@
 //! Nothing is lost: not when the runtime is killed mid-stream, not when partitions move between
-//! two runtimes of one group. Duplicates are allowed (at-least-once), gaps are not.
+//! two runtimes of one group. Duplicates are allowed (at-least-once), gaps are not. A lane that
+//! cannot go on stops the process with exit status 1, without committing past it.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::harness::{
-    Rec, Weir, create_topic, module, one_stage_pipeline, produce, source_table, unique,
-    write_pipeline,
+    Rec, Weir, committed, create_topic, create_topic_with, module, one_stage_pipeline, produce,
+    source_table, unique, write_pipeline,
 };
 use crate::tail::Tail;
 
@@ -142,4 +143,63 @@ fn a_rebalance_between_two_runtimes_loses_nothing() {
         out.len(),
         out.len() - TOTAL
     );
+}
+
+/// Exit status 1: a fatal error at run time. Here an aggregate stage's changelog holds a
+/// checkpoint that does not decode, so the lane that restores from it cannot start; the process
+/// says why, fails, and commits nothing for the partition.
+#[test]
+fn a_lane_that_cannot_go_on_ends_weir_run_with_status_1() {
+    let (input, output, dlq) = (unique("fatal-in"), unique("fatal-out"), unique("fatal-dlq"));
+    create_topic(&input, 1);
+    create_topic(&output, 1);
+    create_topic(&dlq, 1);
+    let name = unique("fatal");
+    let changelog = format!("{name}.count.changelog");
+    create_topic_with(&changelog, 1, &[("cleanup.policy", "compact")]);
+    // The meta record's key of source partition 0: topic, 0, partition (big-endian), kind 0.
+    let mut key = input.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&0i32.to_be_bytes());
+    key.push(0);
+    let mut garbage = Rec::new(0, "", "not a checkpoint");
+    garbage.key = Some(key);
+    produce(&changelog, &[garbage]);
+    let group = unique("group");
+    produce(
+        &input,
+        &[Rec::new(0, "k", r#"{"k":"a","ts":1,"amount":1}"#)],
+    );
+
+    let (_dir, file) = write_pipeline(&format!(
+        r#"name = "{name}"
+{source}
+[[stage]]
+name = "count"
+kind = "aggregate"
+module = "{module}"
+config = {{ field = "amount" }}
+key = "/k"
+time = "/ts"
+window = {{ tumbling = "10s" }}
+output = "{output}"
+
+[dead_letter]
+topic = "{dlq}"
+"#,
+        source = source_table(&[&input], &group),
+        module = module("count_sum").display(),
+    ));
+    let (status, log) = Weir::run(&file).wait_exit(Duration::from_secs(90));
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a fatal error at run time: {log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("cannot restore") && l.contains("does not decode")),
+        "the log says why: {log:#?}"
+    );
+    assert_eq!(committed(&group, &input, 0), None, "nothing was committed");
 }

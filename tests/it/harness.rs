@@ -203,6 +203,20 @@ pub fn client_at(bootstrap: &str, extra: &[(&str, &str)]) -> ClientConfig {
     c
 }
 
+/// The offset group `group` has committed for `topic`'s `partition`; `None` when it has none.
+pub fn committed(group: &str, topic: &str, partition: i32) -> Option<i64> {
+    let consumer: BaseConsumer = client(&[("group.id", group)]).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, partition);
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("OffsetFetch failed");
+    match got.find_partition(topic, partition).map(|e| e.offset()) {
+        Some(Offset::Offset(o)) => Some(o),
+        _ => None,
+    }
+}
+
 /// Creates `topic` with `partitions` partitions.
 pub fn create_topic(topic: &str, partitions: i32) {
     create_topic_with(topic, partitions, &[]);
