@@ -22,7 +22,7 @@ use weir_telemetry::{Metrics, Spans};
 
 use crate::error::FatalError;
 use crate::loader::{LoadedPipeline, StageInstance};
-use crate::rollout::{Action, CanaryStatus};
+use crate::rollout::canary::{Action, CanaryStatus};
 use crate::stall::Stalls;
 
 /// Counters shared by every lane, for progress logs and the final summary.
