@@ -20,7 +20,7 @@ pub use aggregate::Aggregator;
 pub use failure::{Failure, FailureKind};
 pub use limits::Limits;
 pub use offsets::{InputAck, PartitionTracker};
-pub use sink::{Backoff, Output, Refused, Sink, SinkError, write_all};
+pub use sink::{Backoff, DeliveryFailure, Output, Refused, Sink, SinkError, write_all};
 pub use stage::{CallTrace, Outputs, Stage, StageOutcome};
 pub use throttle::{LOG_EVERY, Throttle};
 /// The record type that flows through a pipeline: the same owned record the batch encoding reads

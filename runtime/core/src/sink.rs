@@ -61,6 +61,24 @@ pub enum SinkError {
     Stopped(String),
 }
 
+/// An accepted output that failed for good: the pipeline cannot go on, and the inputs it came
+/// from are never committed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "delivery to {destination}{} failed for the output of source offset {source_offset}: {reason}",
+    partition.map(|p| format!("/{p}")).unwrap_or_default()
+)]
+pub struct DeliveryFailure {
+    /// Where the output was going (a topic, a table...).
+    pub destination: String,
+    /// The destination's partition, where it has partitions.
+    pub partition: Option<i32>,
+    /// The offset of the input the output came from.
+    pub source_offset: i64,
+    /// Why, in the sink's words.
+    pub reason: String,
+}
+
 /// Where outputs go. Implementations are shared by every lane of a process (or owned by one
 /// lane, with transactions), so they take `&self`.
 pub trait Sink: Send + Sync {
@@ -78,7 +96,7 @@ pub trait Sink: Send + Sync {
     }
 
     /// The first accepted output that failed for good, if any: the engine stops on it.
-    fn failure(&self) -> Option<String>;
+    fn failure(&self) -> Option<DeliveryFailure>;
 
     /// Outputs accepted but not yet settled.
     fn in_flight(&self) -> usize;

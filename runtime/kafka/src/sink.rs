@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use rdkafka::error::{KafkaError as RdError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Message};
-use weir_core::{InputAck, Record};
+use weir_core::{DeliveryFailure, InputAck, Record};
 
 use crate::{Cluster, KafkaError};
 
@@ -45,7 +45,7 @@ pub trait DeliveryObserver: Send + Sync + 'static {
 
 struct SinkContext {
     /// The first delivery that failed for good; the engine stops when it sees one.
-    failure: Mutex<Option<String>>,
+    failure: Mutex<Option<DeliveryFailure>>,
     observer: Option<Arc<dyn DeliveryObserver>>,
     log: crate::context::ClientLog,
 }
@@ -72,14 +72,13 @@ impl ProducerContext for SinkContext {
                 ack.ack();
             }
             Err((error, msg)) => {
-                let message = format!(
-                    "delivery to {}/{} failed for the output of source offset {}: {error}",
-                    msg.topic(),
-                    msg.partition(),
-                    ack.offset()
-                );
                 tracing::error!(%error, topic = msg.topic(), source_offset = ack.offset(), "Delivery failed.");
-                self.failure.lock().get_or_insert(message);
+                self.failure.lock().get_or_insert_with(|| DeliveryFailure {
+                    destination: msg.topic().to_owned(),
+                    partition: Some(msg.partition()),
+                    source_offset: ack.offset(),
+                    reason: error.to_string(),
+                });
                 ack.fail();
             }
         }
@@ -242,7 +241,7 @@ impl KafkaSink {
     }
 
     /// The first delivery that failed for good, if any.
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<DeliveryFailure> {
         self.producer.context().failure.lock().clone()
     }
 
@@ -292,7 +291,7 @@ impl weir_core::Sink for KafkaSink {
             .map_err(|e| weir_core::SinkError::Unavailable(e.to_string()))
     }
 
-    fn failure(&self) -> Option<String> {
+    fn failure(&self) -> Option<DeliveryFailure> {
         KafkaSink::failure(self)
     }
 

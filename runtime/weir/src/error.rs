@@ -65,8 +65,8 @@ pub enum FatalError {
     #[error(transparent)]
     Lane(#[from] LaneError),
     /// An output the sink accepted failed for good.
-    #[error("{0}")]
-    Delivery(String),
+    #[error(transparent)]
+    Delivery(weir_core::DeliveryFailure),
     /// A partition's records could not be split off to its lane.
     #[error(transparent)]
     Consumer(KafkaError),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::{Output, Refused, Sink, SinkError};
+use super::{DeliveryFailure, Output, Refused, Sink, SinkError};
 use crate::{InputAck, Record};
 
 /// An output the sink holds.
@@ -28,7 +28,7 @@ struct State {
     /// Accepted, not yet settled, in the order they were accepted.
     pending: Vec<(Stored, Arc<InputAck>)>,
     durable: Vec<Stored>,
-    failure: Option<String>,
+    failure: Option<DeliveryFailure>,
     /// Writes still to answer with [`SinkError::Unavailable`].
     unavailable: u32,
     writes: u64,
@@ -95,11 +95,11 @@ impl MemorySink {
     pub fn fail(&self, i: usize, reason: &str) {
         let mut state = self.state.lock();
         let (stored, ack) = state.pending.remove(i);
-        state.failure.get_or_insert_with(|| {
-            format!(
-                "delivery to {} failed for the output of source offset {}: {reason}",
-                stored.destination, stored.source_offset
-            )
+        state.failure.get_or_insert_with(|| DeliveryFailure {
+            destination: stored.destination.clone(),
+            partition: stored.partition,
+            source_offset: stored.source_offset,
+            reason: reason.to_owned(),
         });
         ack.fail();
         drop(state);
@@ -183,7 +183,7 @@ impl Sink for MemorySink {
         Ok(())
     }
 
-    fn failure(&self) -> Option<String> {
+    fn failure(&self) -> Option<DeliveryFailure> {
         self.state.lock().failure.clone()
     }
 

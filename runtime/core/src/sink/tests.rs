@@ -82,7 +82,11 @@ fn an_output_that_fails_for_good_pins_the_commit_point_and_is_reported() {
     assert_eq!(tracker.committable(), Some(11));
     assert_eq!(tracker.failed_at(), Some(11));
     let failure = sink.failure().expect("the failure is kept");
-    assert!(failure.contains("source offset 11"), "{failure}");
+    assert_eq!(failure.source_offset, 11, "{failure}");
+    assert!(
+        failure.to_string().contains("source offset 11"),
+        "{failure}"
+    );
     // Later inputs never move the commit point past the failed one.
     write_inputs(&sink, &tracker, 13..14, 1);
     sink.ack(0);
