@@ -34,6 +34,7 @@ pub use kafka::PartitionMetrics;
 pub use rollout::ReloadResult;
 pub use stage::{StageLabels, StageMetrics};
 
+use std::hash::Hash;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -44,7 +45,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::{Metric, Registry, Unit};
 
 use export::ReasonLabels;
 use guest::{GuestCollector, GuestEntry};
@@ -60,40 +61,45 @@ struct PipelineLabels {
     pipeline: Arc<str>,
 }
 
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+/// A family of counters, one per label set `L`.
+type Counters<L> = Family<L, Counter>;
+/// A family of gauges, one per label set `L`.
+type Gauges<L> = Family<L, Gauge>;
+/// A family of histograms, one per label set `L`, each with the buckets of its constructor.
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Every metric of one pipeline, and the registry that serves them.
 pub struct Metrics {
     pipeline: Arc<str>,
     registry: Registry,
-    records_in: Family<RecordLabels, Counter>,
-    records_out: Family<RecordLabels, Counter>,
-    dead_lettered: Family<DeadLabels, Counter>,
-    wasm_failures: Family<FailureLabels, Counter>,
-    stage_duration: HistogramFamily<StageLabels>,
-    end_to_end: HistogramFamily<TopicLabels>,
-    produced: Family<TopicLabels, Counter>,
-    consumed: Family<PartitionLabels, Counter>,
-    consume_errors: Family<ConsumeErrorLabels, Counter>,
-    stalled: Family<PartitionLabels, Gauge>,
-    lag: Family<PartitionLabels, Gauge>,
-    fetch_queue: Family<PartitionLabels, Gauge>,
-    in_flight: Family<PipelineLabels, Gauge>,
-    saturated: Family<PipelineLabels, Gauge>,
-    assigned: Family<PipelineLabels, Gauge>,
-    commit_duration: HistogramFamily<PipelineLabels>,
-    commit_failures: Family<PipelineLabels, Counter>,
-    overdue_calls: Family<PipelineLabels, Counter>,
-    spans_exported: Family<PipelineLabels, Counter>,
-    spans_dropped: Family<ReasonLabels, Counter>,
-    trace_invalid: Family<TopicLabels, Counter>,
-    reloads: Family<ResultLabels, Counter>,
-    swap_pause: HistogramFamily<PipelineLabels>,
-    canary_verdicts: Family<VerdictLabels, Counter>,
-    windows_open: Family<RecordLabels, Gauge>,
-    late_records: Family<RecordLabels, Counter>,
-    checkpoints: Family<RecordLabels, Counter>,
-    checkpoint_bytes: Family<RecordLabels, Counter>,
+    records_in: Counters<RecordLabels>,
+    records_out: Counters<RecordLabels>,
+    dead_lettered: Counters<DeadLabels>,
+    wasm_failures: Counters<FailureLabels>,
+    stage_duration: Histograms<StageLabels>,
+    end_to_end: Histograms<TopicLabels>,
+    produced: Counters<TopicLabels>,
+    consumed: Counters<PartitionLabels>,
+    consume_errors: Counters<ConsumeErrorLabels>,
+    stalled: Gauges<PartitionLabels>,
+    lag: Gauges<PartitionLabels>,
+    fetch_queue: Gauges<PartitionLabels>,
+    in_flight: Gauges<PipelineLabels>,
+    saturated: Gauges<PipelineLabels>,
+    assigned: Gauges<PipelineLabels>,
+    commit_duration: Histograms<PipelineLabels>,
+    commit_failures: Counters<PipelineLabels>,
+    overdue_calls: Counters<PipelineLabels>,
+    spans_exported: Counters<PipelineLabels>,
+    spans_dropped: Counters<ReasonLabels>,
+    trace_invalid: Counters<TopicLabels>,
+    reloads: Counters<ResultLabels>,
+    swap_pause: Histograms<PipelineLabels>,
+    canary_verdicts: Counters<VerdictLabels>,
+    windows_open: Gauges<RecordLabels>,
+    late_records: Counters<RecordLabels>,
+    checkpoints: Counters<RecordLabels>,
+    checkpoint_bytes: Counters<RecordLabels>,
     guests: Arc<RwLock<Vec<GuestEntry>>>,
 }
 
@@ -109,227 +115,157 @@ impl Metrics {
     /// The metrics of pipeline `pipeline`, registered and ready to serve.
     pub fn new(pipeline: &str) -> Arc<Self> {
         let mut registry = Registry::default();
-        let records_in = Family::default();
-        let records_out = Family::default();
-        let dead_lettered = Family::default();
-        let wasm_failures = Family::default();
-        let stage_duration: HistogramFamily<StageLabels> =
-            Family::new_with_constructor(stage_histogram);
-        let end_to_end: HistogramFamily<TopicLabels> =
-            Family::new_with_constructor(latency_histogram);
-        let produced = Family::default();
-        let consumed = Family::default();
-        let consume_errors = Family::default();
-        let stalled = Family::default();
-        let lag = Family::default();
-        let fetch_queue = Family::default();
-        let in_flight = Family::default();
-        let saturated = Family::default();
-        let assigned = Family::default();
-        let commit_duration: HistogramFamily<PipelineLabels> =
-            Family::new_with_constructor(commit_histogram);
-        let commit_failures = Family::default();
-        let overdue_calls = Family::default();
-        let spans_exported = Family::default();
-        let spans_dropped = Family::default();
-        let trace_invalid = Family::default();
-        let reloads = Family::default();
-        let swap_pause: HistogramFamily<PipelineLabels> =
-            Family::new_with_constructor(swap_histogram);
-        let canary_verdicts = Family::default();
-        let guests: Arc<RwLock<Vec<GuestEntry>>> = Arc::default();
-        let windows_open = Family::default();
-        let late_records = Family::default();
-        let checkpoints = Family::default();
-        let checkpoint_bytes = Family::default();
-
         let r = &mut registry;
-        r.register(
-            "weir_records_in",
-            "Records that entered a stage",
-            records_in.clone(),
-        );
-        r.register(
-            "weir_records_out",
-            "Records a stage emitted",
-            records_out.clone(),
-        );
-        r.register(
-            "weir_records_dead_lettered",
-            "Records that failed in a stage and went to the dead-letter topic, by failure kind",
-            dead_lettered.clone(),
-        );
-        r.register(
-            "weir_wasm_failures",
-            "Records whose stage call trapped, timed out, hit the memory limit or went over a host cap",
-            wasm_failures.clone(),
-        );
-        r.register_with_unit(
-            "weir_stage_duration",
-            "Duration of one stage call (one batch)",
-            Unit::Seconds,
-            stage_duration.clone(),
-        );
-        r.register_with_unit(
-            "weir_end_to_end_latency",
-            "Time from an input record's timestamp to the broker's acknowledgement of an output",
-            Unit::Seconds,
-            end_to_end.clone(),
-        );
-        r.register(
-            "weir_produced",
-            "Records acknowledged by the broker, per output topic (dead letters included)",
-            produced.clone(),
-        );
-        r.register("weir_consumed", "Records read from Kafka", consumed.clone());
-        r.register(
-            "weir_consume_errors",
-            "Errors the Kafka client reported while consuming, by partition (-1: the client as a \
-             whole) and kind",
-            consume_errors.clone(),
-        );
-        r.register(
-            "weir_partition_stalled",
-            "1 while a partition's consumption keeps failing with no record read between errors",
-            stalled.clone(),
-        );
-        r.register(
-            "weir_consumer_lag",
-            "Records between a partition's high watermark and the group's committed offset",
-            lag.clone(),
-        );
-        r.register(
-            "weir_fetch_queue_records",
-            "Records fetched ahead for a partition and not yet taken by its lane (bounded by \
-             queue_capacity plus one fetch)",
-            fetch_queue.clone(),
-        );
-        r.register(
-            "weir_in_flight_records",
-            "Records read from Kafka and not yet fully acknowledged",
-            in_flight.clone(),
-        );
-        r.register(
-            "weir_saturated_partitions",
-            "Partitions whose lane took a full batch last time: records wait for it in the \
-             partition's bounded fetch queue (backpressure)",
-            saturated.clone(),
-        );
-        r.register(
-            "weir_assigned_partitions",
-            "Partitions assigned to this instance",
-            assigned.clone(),
-        );
-        r.register_with_unit(
-            "weir_commit_duration",
-            "Round trip of an offset commit",
-            Unit::Seconds,
-            commit_duration.clone(),
-        );
-        r.register(
-            "weir_commit_failures",
-            "Offset commits that failed",
-            commit_failures.clone(),
-        );
-        r.register(
-            "weir_stage_calls_overdue",
-            "Stage calls still running at twice their time limit (held in a host call)",
-            overdue_calls.clone(),
-        );
-        r.register(
-            "weir_spans_exported",
-            "Spans accepted by the OTLP collector",
-            spans_exported.clone(),
-        );
-        r.register(
-            "weir_spans_dropped",
-            "Spans that never reached the collector, by reason",
-            spans_dropped.clone(),
-        );
-        r.register(
-            "weir_trace_context_invalid",
-            "Input records whose traceparent header was invalid (they start a new trace)",
-            trace_invalid.clone(),
-        );
-        r.register(
-            "weir_reloads",
-            "Reloads of the pipeline file or its modules, by result",
-            reloads.clone(),
-        );
-        r.register_with_unit(
-            "weir_swap_pause",
-            "How long a lane paused between two batches to swap in a new stage version",
-            Unit::Seconds,
-            swap_pause.clone(),
-        );
-        r.register(
-            "weir_canary_verdicts",
-            "Canary verdicts (rollback, promote), automatic or by an operator",
-            canary_verdicts.clone(),
-        );
-        r.register(
-            "weir_windows_open",
-            "Open (key, window) accumulators an aggregate stage holds on a partition",
-            windows_open.clone(),
-        );
-        r.register(
-            "weir_late_records",
-            "Records that reached an aggregate stage after all their windows closed",
-            late_records.clone(),
-        );
-        r.register(
-            "weir_checkpoints",
-            "Checkpoints an aggregate stage wrote to its changelog",
-            checkpoints.clone(),
-        );
-        r.register_with_unit(
-            "weir_checkpoint",
-            "Changelog bytes an aggregate stage's checkpoints wrote (keys and values)",
-            Unit::Bytes,
-            checkpoint_bytes.clone(),
-        );
+        // Fields are evaluated in the order written, which is the order the families are
+        // registered and encoded in.
+        let mut metrics = Self {
+            pipeline: pipeline.into(),
+            records_in: counter(r, "weir_records_in", "Records that entered a stage"),
+            records_out: counter(r, "weir_records_out", "Records a stage emitted"),
+            dead_lettered: counter(
+                r,
+                "weir_records_dead_lettered",
+                "Records that failed in a stage and went to the dead-letter topic, by failure kind",
+            ),
+            wasm_failures: counter(
+                r,
+                "weir_wasm_failures",
+                "Records whose stage call trapped, timed out, hit the memory limit or went over a host cap",
+            ),
+            stage_duration: seconds(
+                r,
+                "weir_stage_duration",
+                "Duration of one stage call (one batch)",
+                stage_histogram,
+            ),
+            end_to_end: seconds(
+                r,
+                "weir_end_to_end_latency",
+                "Time from an input record's timestamp to the broker's acknowledgement of an output",
+                latency_histogram,
+            ),
+            produced: counter(
+                r,
+                "weir_produced",
+                "Records acknowledged by the broker, per output topic (dead letters included)",
+            ),
+            consumed: counter(r, "weir_consumed", "Records read from Kafka"),
+            consume_errors: counter(
+                r,
+                "weir_consume_errors",
+                "Errors the Kafka client reported while consuming, by partition (-1: the client as a \
+                 whole) and kind",
+            ),
+            stalled: gauge(
+                r,
+                "weir_partition_stalled",
+                "1 while a partition's consumption keeps failing with no record read between errors",
+            ),
+            lag: gauge(
+                r,
+                "weir_consumer_lag",
+                "Records between a partition's high watermark and the group's committed offset",
+            ),
+            fetch_queue: gauge(
+                r,
+                "weir_fetch_queue_records",
+                "Records fetched ahead for a partition and not yet taken by its lane (bounded by \
+                 queue_capacity plus one fetch)",
+            ),
+            in_flight: gauge(
+                r,
+                "weir_in_flight_records",
+                "Records read from Kafka and not yet fully acknowledged",
+            ),
+            saturated: gauge(
+                r,
+                "weir_saturated_partitions",
+                "Partitions whose lane took a full batch last time: records wait for it in the \
+                 partition's bounded fetch queue (backpressure)",
+            ),
+            assigned: gauge(
+                r,
+                "weir_assigned_partitions",
+                "Partitions assigned to this instance",
+            ),
+            commit_duration: seconds(
+                r,
+                "weir_commit_duration",
+                "Round trip of an offset commit",
+                commit_histogram,
+            ),
+            commit_failures: counter(r, "weir_commit_failures", "Offset commits that failed"),
+            overdue_calls: counter(
+                r,
+                "weir_stage_calls_overdue",
+                "Stage calls still running at twice their time limit (held in a host call)",
+            ),
+            spans_exported: counter(
+                r,
+                "weir_spans_exported",
+                "Spans accepted by the OTLP collector",
+            ),
+            spans_dropped: counter(
+                r,
+                "weir_spans_dropped",
+                "Spans that never reached the collector, by reason",
+            ),
+            trace_invalid: counter(
+                r,
+                "weir_trace_context_invalid",
+                "Input records whose traceparent header was invalid (they start a new trace)",
+            ),
+            reloads: counter(
+                r,
+                "weir_reloads",
+                "Reloads of the pipeline file or its modules, by result",
+            ),
+            swap_pause: seconds(
+                r,
+                "weir_swap_pause",
+                "How long a lane paused between two batches to swap in a new stage version",
+                swap_histogram,
+            ),
+            canary_verdicts: counter(
+                r,
+                "weir_canary_verdicts",
+                "Canary verdicts (rollback, promote), automatic or by an operator",
+            ),
+            windows_open: gauge(
+                r,
+                "weir_windows_open",
+                "Open (key, window) accumulators an aggregate stage holds on a partition",
+            ),
+            late_records: counter(
+                r,
+                "weir_late_records",
+                "Records that reached an aggregate stage after all their windows closed",
+            ),
+            checkpoints: counter(
+                r,
+                "weir_checkpoints",
+                "Checkpoints an aggregate stage wrote to its changelog",
+            ),
+            checkpoint_bytes: registered(
+                r,
+                "weir_checkpoint",
+                "Changelog bytes an aggregate stage's checkpoints wrote (keys and values)",
+                Some(Unit::Bytes),
+                Family::default(),
+            ),
+            guests: Arc::default(),
+            registry,
+        };
+        let r = &mut metrics.registry;
         r.register(
             "weir_build",
             "Weir's version",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
         r.register_collector(Box::new(GuestCollector {
-            guests: Arc::clone(&guests),
+            guests: Arc::clone(&metrics.guests),
         }));
-
-        Arc::new(Self {
-            pipeline: pipeline.into(),
-            registry,
-            windows_open,
-            late_records,
-            checkpoints,
-            checkpoint_bytes,
-            records_in,
-            records_out,
-            dead_lettered,
-            wasm_failures,
-            stage_duration,
-            end_to_end,
-            produced,
-            consumed,
-            consume_errors,
-            stalled,
-            lag,
-            fetch_queue,
-            in_flight,
-            saturated,
-            assigned,
-            commit_duration,
-            commit_failures,
-            overdue_calls,
-            spans_exported,
-            spans_dropped,
-            trace_invalid,
-            reloads,
-            swap_pause,
-            canary_verdicts,
-            guests,
-        })
+        Arc::new(metrics)
     }
 
     /// The pipeline's name, as labelled.
@@ -349,4 +285,55 @@ impl Metrics {
             pipeline: Arc::clone(&self.pipeline),
         }
     }
+}
+
+/// What a family's label set must be to be registered.
+trait Labels: Clone + Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static {}
+
+impl<L> Labels for L where
+    L: Clone + Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
+/// Registers `metric` as `name`, with `unit` if it has one, and returns the handle to update it
+/// through.
+fn registered<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    unit: Option<Unit>,
+    metric: M,
+) -> M {
+    let handle = metric.clone();
+    match unit {
+        Some(unit) => registry.register_with_unit(name, help, unit, metric),
+        None => registry.register(name, help, metric),
+    }
+    handle
+}
+
+/// A family of counters, registered as `name`.
+fn counter<L: Labels>(registry: &mut Registry, name: &str, help: &str) -> Counters<L> {
+    registered(registry, name, help, None, Family::default())
+}
+
+/// A family of gauges, registered as `name`.
+fn gauge<L: Labels>(registry: &mut Registry, name: &str, help: &str) -> Gauges<L> {
+    registered(registry, name, help, None, Family::default())
+}
+
+/// A family of histograms of seconds with the bucket layout of `buckets`, registered as `name`.
+fn seconds<L: Labels>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    buckets: fn() -> Histogram,
+) -> Histograms<L> {
+    registered(
+        registry,
+        name,
+        help,
+        Some(Unit::Seconds),
+        Family::new_with_constructor(buckets),
+    )
 }

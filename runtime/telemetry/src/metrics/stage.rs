@@ -23,33 +23,28 @@ pub struct StageLabels {
     pub cohort: &'static str,
 }
 
+/// A stage's labels on one partition's lane.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct RecordLabels {
-    pipeline: Arc<str>,
-    stage: Arc<str>,
-    module_version: Arc<str>,
-    cohort: &'static str,
+    #[prometheus(flatten)]
+    stage: StageLabels,
     topic: Arc<str>,
     partition: i32,
 }
 
+/// A lane's labels and the kind of failure that sent a record to the dead-letter topic.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct DeadLabels {
-    pipeline: Arc<str>,
-    stage: Arc<str>,
-    module_version: Arc<str>,
-    cohort: &'static str,
-    topic: Arc<str>,
-    partition: i32,
+    #[prometheus(flatten)]
+    record: RecordLabels,
     kind: &'static str,
 }
 
+/// A stage's labels and the kind of sandbox failure.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct FailureLabels {
-    pipeline: Arc<str>,
-    stage: Arc<str>,
-    module_version: Arc<str>,
-    cohort: &'static str,
+    #[prometheus(flatten)]
+    stage: StageLabels,
     kind: &'static str,
 }
 
@@ -67,10 +62,7 @@ impl Metrics {
         partition: i32,
     ) -> StageMetrics {
         let labels = RecordLabels {
-            pipeline: Arc::clone(&stage.pipeline),
-            stage: Arc::clone(&stage.stage),
-            module_version: Arc::clone(&stage.module_version),
-            cohort: stage.cohort,
+            stage: stage.clone(),
             topic: Arc::clone(topic),
             partition,
         };
@@ -129,16 +121,10 @@ impl StageMetrics {
     /// A record failed in this stage with failure `kind` (a `weir.error.kind` name); `wasm`
     /// says whether it was the sandbox that stopped it (trap, timeout, memory).
     pub fn failed(&self, kind: &'static str, wasm: bool) {
-        let l = &self.labels;
         self.metrics
             .dead_lettered
             .get_or_create(&DeadLabels {
-                pipeline: Arc::clone(&l.pipeline),
-                stage: Arc::clone(&l.stage),
-                module_version: Arc::clone(&l.module_version),
-                cohort: l.cohort,
-                topic: Arc::clone(&l.topic),
-                partition: l.partition,
+                record: self.labels.clone(),
                 kind,
             })
             .inc();
@@ -146,10 +132,7 @@ impl StageMetrics {
             self.metrics
                 .wasm_failures
                 .get_or_create(&FailureLabels {
-                    pipeline: Arc::clone(&l.pipeline),
-                    stage: Arc::clone(&l.stage),
-                    module_version: Arc::clone(&l.module_version),
-                    cohort: l.cohort,
+                    stage: self.labels.stage.clone(),
                     kind,
                 })
                 .inc();
