@@ -14,7 +14,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use weir_core::{Outputs, Record, Stage, StageOutcome};
 use weir_example_json_enrich::enrich_value;
-use weir_wasm::{EnrichModule, Limits, WasmHost};
+use weir_wasm::{EnrichModule, Limits, ModuleSpec, WasmHost};
 
 /// The batch sizes measured: one record per call, a typical batch, a large one.
 const BATCH_SIZES: [usize; 3] = [1, 64, 1024];
@@ -46,8 +46,16 @@ fn load(host: &WasmHost, stage: &str, name: &str, config: &str) -> Arc<EnrichMod
         recycle_memory: None,
         fuel: None,
     };
-    EnrichModule::new(host, stage, compiled, config.to_owned(), limits)
-        .unwrap_or_else(|e| panic!("cannot load {name}: {e}"))
+    EnrichModule::new(
+        host,
+        ModuleSpec {
+            stage,
+            module: compiled,
+            config: config.to_owned(),
+            limits,
+        },
+    )
+    .unwrap_or_else(|e| panic!("cannot load {name}: {e}"))
 }
 
 /// `n` realistic clicks (about 220 bytes each with key and header), with varying ids, products,

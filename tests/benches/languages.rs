@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use weir_core::{Record, Stage};
-use weir_wasm::{EnrichModule, Limits, WasmHost};
+use weir_wasm::{EnrichModule, Limits, ModuleSpec, WasmHost};
 
 /// (language, module): the same stage in every language.
 const LANGUAGES: [(&str, &str); 6] = [
@@ -55,8 +55,16 @@ fn load(host: &WasmHost, name: &str) -> Arc<EnrichModule> {
     let compiled = host
         .compile_file(&module_path(name))
         .unwrap_or_else(|e| panic!("cannot compile {name}: {e}"));
-    EnrichModule::new(host, "enrich", compiled, CONFIG.to_owned(), limits())
-        .unwrap_or_else(|e| panic!("cannot load {name}: {e}"))
+    EnrichModule::new(
+        host,
+        ModuleSpec {
+            stage: "enrich",
+            module: compiled,
+            config: CONFIG.to_owned(),
+            limits: limits(),
+        },
+    )
+    .unwrap_or_else(|e| panic!("cannot load {name}: {e}"))
 }
 
 /// `n` realistic clicks (about 220 bytes each with key and header), as in the enrich bench.

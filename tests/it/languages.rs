@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use weir_core::{FailureKind, Header, Record, Stage, StageOutcome};
-use weir_wasm::{AggregateModule, EnrichModule, Limits, WasmError, WasmHost};
+use weir_wasm::{AggregateModule, EnrichModule, Limits, ModuleSpec, WasmError, WasmHost};
 
 use crate::harness::{
     Rec, Weir, consume, create_topic, produce, repo, source_table, unique, write_pipeline,
@@ -82,7 +82,15 @@ fn enrich(host: &WasmHost, name: &str, config: &str) -> Result<Arc<EnrichModule>
     let compiled = host
         .compile_file(&module_path(name))
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    EnrichModule::new(host, "enrich", compiled, config.into(), LIMITS)
+    EnrichModule::new(
+        host,
+        ModuleSpec {
+            stage: "enrich",
+            module: compiled,
+            config: config.into(),
+            limits: LIMITS,
+        },
+    )
 }
 
 fn record(offset: i64, value: Option<&[u8]>) -> Record {
@@ -432,10 +440,12 @@ fn a_trap_in_any_language_fails_its_record_alone() {
         let compiled = host.compile_file(&module_path(name)).unwrap();
         let module = EnrichModule::new(
             &host,
-            "trap",
-            compiled,
-            r#"{"trap_on":"poison"}"#.into(),
-            LIMITS,
+            ModuleSpec {
+                stage: "trap",
+                module: compiled,
+                config: r#"{"trap_on":"poison"}"#.into(),
+                limits: LIMITS,
+            },
         )
         .unwrap_or_else(|e| panic!("{lang}: {e}"));
         let mut instance = module.instance().unwrap();
@@ -468,8 +478,16 @@ fn a_module_of_another_contract_version_is_refused_in_any_language() {
     let host = host();
     for &(lang, name) in WRONG_VERSION {
         let compiled = host.compile_file(&module_path(name)).unwrap();
-        let err = EnrichModule::new(&host, "old", compiled, String::new(), LIMITS)
-            .expect_err(&format!("{lang}: a 0.2.0 module was accepted"));
+        let err = EnrichModule::new(
+            &host,
+            ModuleSpec {
+                stage: "old",
+                module: compiled,
+                config: String::new(),
+                limits: LIMITS,
+            },
+        )
+        .expect_err(&format!("{lang}: a 0.2.0 module was accepted"));
         let text = err.to_string();
         assert!(
             matches!(err, WasmError::ContractVersion { .. }),
@@ -488,8 +506,16 @@ fn a_module_of_another_contract_version_is_refused_in_any_language() {
 fn a_module_of_another_batch_format_is_refused() {
     let host = host();
     let compiled = host.compile_file(&module_path("old_format_c")).unwrap();
-    let err = EnrichModule::new(&host, "old", compiled, String::new(), LIMITS)
-        .expect_err("a module of batch format 2 was accepted");
+    let err = EnrichModule::new(
+        &host,
+        ModuleSpec {
+            stage: "old",
+            module: compiled,
+            config: String::new(),
+            limits: LIMITS,
+        },
+    )
+    .expect_err("a module of batch format 2 was accepted");
     let text = err.to_string();
     assert!(
         matches!(
@@ -535,10 +561,12 @@ fn a_c_aggregate_folds_like_the_rust_one() {
         let compiled = host.compile_file(&module_path(name)).unwrap();
         let module = AggregateModule::new(
             &host,
-            "count-sum",
-            compiled,
-            r#"{"field":"amount"}"#.into(),
-            LIMITS,
+            ModuleSpec {
+                stage: "count-sum",
+                module: compiled,
+                config: r#"{"field":"amount"}"#.into(),
+                limits: LIMITS,
+            },
         )
         .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(module.state_version(), 1, "{name}");
@@ -620,8 +648,16 @@ fn a_c_aggregate_folds_like_the_rust_one() {
         // Refused configurations.
         for bad in [r#"{"field":""}"#, r#"{"other":1}"#] {
             let compiled = host.compile_file(&module_path(name)).unwrap();
-            let err = AggregateModule::new(&host, "count-sum", compiled, bad.into(), LIMITS)
-                .expect_err(&format!("{name} accepted {bad}"));
+            let err = AggregateModule::new(
+                &host,
+                ModuleSpec {
+                    stage: "count-sum",
+                    module: compiled,
+                    config: bad.into(),
+                    limits: LIMITS,
+                },
+            )
+            .expect_err(&format!("{name} accepted {bad}"));
             assert!(
                 err.to_string().contains("bad-config"),
                 "{name} {bad}: {err}"

@@ -16,18 +16,17 @@
 use std::sync::Arc;
 
 use wasmtime::Store;
-use wasmtime::component::{HasSelf, InstancePre, Linker};
 use weir_core::{CallTrace, Failure, FailureKind, Record};
 use weir_wire::{BatchWriter, Entry, ResultReader};
 
+use crate::WasmError;
 use crate::bindings::aggregator::{Aggregator, AggregatorPre};
 use crate::bindings::weir::stage::types::{Group, StageError, Window};
 use crate::caps::{self, MAX_OUTPUTS_PER_INPUT, OutputBudget};
-use crate::host::{CompiledModule, WasmHost};
-use crate::instance::{CallSource, InstanceCore, ModuleCore, World};
+use crate::host::WasmHost;
+use crate::instance::{CallSource, InstanceCore, ModuleCore, ModuleSpec, World, world_bindings};
 use crate::metrics::GuestMetrics;
 use crate::state::StoreState;
-use crate::{Limits, WasmError};
 
 /// The aggregator world, for the instance core. Its [`World::Info`] is the state version.
 pub(crate) struct AggregateWorld;
@@ -36,36 +35,11 @@ impl World for AggregateWorld {
     const WORLD: &'static str = "aggregator";
     const INTERFACE: &'static str = "aggregate";
     const INFO_CALL: &'static str = "state-version()";
-    type Pre = AggregatorPre<StoreState>;
-    type Bindings = Aggregator;
     type Info = u32;
-
-    fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
-        Aggregator::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
-    }
-
-    fn pre(pre: InstancePre<StoreState>) -> wasmtime::Result<Self::Pre> {
-        AggregatorPre::new(pre)
-    }
-
-    fn instantiate(pre: &Self::Pre, store: &mut Store<StoreState>) -> wasmtime::Result<Aggregator> {
-        pre.instantiate(store)
-    }
-
-    fn batch_format(b: &Aggregator, store: &mut Store<StoreState>) -> wasmtime::Result<u32> {
-        b.weir_stage_aggregate().call_batch_format(store)
-    }
+    world_bindings!(Aggregator, AggregatorPre, weir_stage_aggregate);
 
     fn info(b: &Aggregator, store: &mut Store<StoreState>) -> wasmtime::Result<u32> {
         b.weir_stage_aggregate().call_state_version(store)
-    }
-
-    fn init(
-        b: &Aggregator,
-        store: &mut Store<StoreState>,
-        config: &str,
-    ) -> wasmtime::Result<Result<(), StageError>> {
-        b.weir_stage_aggregate().call_init(store, config)
     }
 }
 
@@ -88,17 +62,12 @@ impl std::fmt::Debug for AggregateModule {
 }
 
 impl AggregateModule {
-    /// Resolves `module` as the aggregate stage `stage`: checks it exports the aggregator world of
-    /// this contract version, needs nothing the runtime does not grant, speaks this batch format
-    /// and accepts `config` (JSON); reads its state version. Fails with the reason otherwise.
-    pub fn new(
-        host: &WasmHost,
-        stage: &str,
-        module: CompiledModule,
-        config: String,
-        limits: Limits,
-    ) -> Result<Arc<Self>, WasmError> {
-        let (core, state_version) = ModuleCore::new(host, stage, module, config, limits)?;
+    /// Resolves `spec.module` as the aggregate stage `spec.stage`: checks it exports the
+    /// aggregator world of this contract version, needs nothing the runtime does not grant,
+    /// speaks this batch format and accepts `spec.config` (JSON); reads its state version. Fails
+    /// with the reason otherwise.
+    pub fn new(host: &WasmHost, spec: ModuleSpec<'_>) -> Result<Arc<Self>, WasmError> {
+        let (core, state_version) = ModuleCore::new(host, spec)?;
         Ok(Arc::new(Self {
             core: Arc::new(core),
             state_version,

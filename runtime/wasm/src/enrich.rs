@@ -8,18 +8,16 @@
 use std::sync::Arc;
 
 use wasmtime::Store;
-use wasmtime::component::{HasSelf, InstancePre, Linker};
 use weir_core::{CallTrace, Failure, FailureKind, Outputs, Record, Stage, StageOutcome};
 use weir_wire::{BatchWriter, DecodeError, Entry, ResultReader};
 
-use crate::bindings::weir::stage::types::StageError;
+use crate::WasmError;
 use crate::bindings::{Enricher, EnricherPre};
 use crate::caps::{self, MAX_ERROR_MESSAGE, MAX_OUTPUTS_PER_INPUT, OutputBudget};
-use crate::host::{CompiledModule, WasmHost};
-use crate::instance::{CallSource, InstanceCore, ModuleCore, World};
+use crate::host::WasmHost;
+use crate::instance::{CallSource, InstanceCore, ModuleCore, ModuleSpec, World, world_bindings};
 use crate::metrics::GuestMetrics;
 use crate::state::StoreState;
-use crate::{Limits, WasmError};
 
 /// Records of one batch that may fail in a row, each as a whole call, while the batch is re-run
 /// record by record, before the rest of the batch is failed without being run (the breaker
@@ -37,36 +35,11 @@ impl World for EnrichWorld {
     const WORLD: &'static str = "enricher";
     const INTERFACE: &'static str = "enrich";
     const INFO_CALL: &'static str = "nothing";
-    type Pre = EnricherPre<StoreState>;
-    type Bindings = Enricher;
     type Info = ();
-
-    fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
-        Enricher::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
-    }
-
-    fn pre(pre: InstancePre<StoreState>) -> wasmtime::Result<Self::Pre> {
-        EnricherPre::new(pre)
-    }
-
-    fn instantiate(pre: &Self::Pre, store: &mut Store<StoreState>) -> wasmtime::Result<Enricher> {
-        pre.instantiate(store)
-    }
-
-    fn batch_format(b: &Enricher, store: &mut Store<StoreState>) -> wasmtime::Result<u32> {
-        b.weir_stage_enrich().call_batch_format(store)
-    }
+    world_bindings!(Enricher, EnricherPre, weir_stage_enrich);
 
     fn info(_: &Enricher, _: &mut Store<StoreState>) -> wasmtime::Result<()> {
         Ok(())
-    }
-
-    fn init(
-        b: &Enricher,
-        store: &mut Store<StoreState>,
-        config: &str,
-    ) -> wasmtime::Result<Result<(), StageError>> {
-        b.weir_stage_enrich().call_init(store, config)
     }
 }
 
@@ -87,17 +60,11 @@ impl std::fmt::Debug for EnrichModule {
 }
 
 impl EnrichModule {
-    /// Resolves `module` as the enrich stage `stage`: checks it exports the enricher world of
-    /// this contract version, needs nothing the runtime does not grant, speaks this batch
-    /// format and accepts `config` (JSON). Fails with the reason otherwise.
-    pub fn new(
-        host: &WasmHost,
-        stage: &str,
-        module: CompiledModule,
-        config: String,
-        limits: Limits,
-    ) -> Result<Arc<Self>, WasmError> {
-        let (core, ()) = ModuleCore::new(host, stage, module, config, limits)?;
+    /// Resolves `spec.module` as the enrich stage `spec.stage`: checks it exports the enricher
+    /// world of this contract version, needs nothing the runtime does not grant, speaks this
+    /// batch format and accepts `spec.config` (JSON). Fails with the reason otherwise.
+    pub fn new(host: &WasmHost, spec: ModuleSpec<'_>) -> Result<Arc<Self>, WasmError> {
+        let (core, ()) = ModuleCore::new(host, spec)?;
         Ok(Arc::new(Self {
             core: Arc::new(core),
         }))

@@ -2,6 +2,7 @@
 //!
 //! - [`WasmHost`]: the one shared engine, its epoch clock (stage time limits) and the compiled
 //!   module cache, keyed by the module's SHA-256 in memory and on disk.
+//! - [`ModuleSpec`]: what a stage is resolved from: its name, compiled module, config and limits.
 //! - [`EnrichModule`]: an enrich stage's module checked against the `weir:stage` contract and
 //!   pre-instantiated once.
 //! - [`EnrichInstance`]: one lane's instance; a [`weir_core::Stage`] that reports traps,
@@ -36,6 +37,7 @@ pub use aggregate::{AggregateInstance, AggregateModule};
 pub use enrich::{EnrichInstance, EnrichModule, RERUN_BREAKER};
 pub use error::WasmError;
 pub use host::{CompiledModule, EPOCH_TICK, WasmHost};
+pub use instance::ModuleSpec;
 pub use metrics::{GUEST_BUCKETS, GuestMetrics, HistogramSummary, MetricKind};
 pub use watchdog::WATCHDOG_TICK;
 pub use weir_core::Limits;

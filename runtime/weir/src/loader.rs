@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicU64;
 
 use weir_config::{Pipeline, Stage, StageKind};
 use weir_telemetry::{GuestSource, StageLabels};
-use weir_wasm::{AggregateModule, EnrichModule, WasmError, WasmHost};
+use weir_wasm::{AggregateModule, EnrichModule, ModuleSpec, WasmError, WasmHost};
 
 use crate::chain::{Chain, StageInfo};
 use crate::rollout::canary::{CanaryPlan, CanaryStats, Observed, Rescue};
@@ -92,10 +92,12 @@ fn load_aggregate(
     }
     let module = AggregateModule::new(
         host,
-        &stage.name,
-        compiled,
-        key.config.clone(),
-        stage.limits,
+        ModuleSpec {
+            stage: &stage.name,
+            module: compiled,
+            config: key.config.clone(),
+            limits: stage.limits,
+        },
     )?;
     if let Some(prev) = previous
         && prev.module.state_version() != module.state_version()
@@ -216,15 +218,25 @@ impl LoadedPipeline {
                 keys.push(key);
                 continue;
             }
-            let stable = EnrichModule::new(host, &stage.name, compiled, config, stage.limits);
+            let stable = EnrichModule::new(
+                host,
+                ModuleSpec {
+                    stage: &stage.name,
+                    module: compiled,
+                    config,
+                    limits: stage.limits,
+                },
+            );
             let canary = match (canary_compiled, &key.canary) {
                 (Some((_, compiled)), Some((sha, config, plan))) => {
                     match EnrichModule::new(
                         host,
-                        &stage.name,
-                        compiled,
-                        config.clone(),
-                        stage.limits,
+                        ModuleSpec {
+                            stage: &stage.name,
+                            module: compiled,
+                            config: config.clone(),
+                            limits: stage.limits,
+                        },
                     ) {
                         Ok(module) => Some(Arc::new(CanaryModule {
                             module,

@@ -6,9 +6,11 @@
 //! its limiter, epoch deadline and fuel, and what a failed call means (`call.rs`), and one lane's
 //! instance slot ([`InstanceCore`]: instantiation, recycling, poisoning, the call's log context).
 //!
-//! It knows the two worlds only through [`World`]; it never encodes or decodes records (the
+//! It knows the two worlds only through [`World`], whose binding calls [`world_bindings!`]
+//! writes for each world from its generated bindings; it never encodes or decodes records (the
 //! batch format is the enrich and aggregate modules' own) and never decides what to do with the
-//! records of a failed call.
+//! records of a failed call. [`ModuleSpec`] is what a stage asks of it: one module, its config
+//! and its limits.
 
 mod call;
 mod contract;
@@ -61,6 +63,67 @@ pub(crate) trait World: 'static {
     ) -> wasmtime::Result<Result<(), StageError>>;
 }
 
+/// Writes the [`World`] items that only forward to a world's generated bindings: `Pre`,
+/// `Bindings`, `add_to_linker`, `pre`, `instantiate`, `batch_format` and `init`. Takes the
+/// bindings type, its pre-instantiated type and the accessor of its exported interface; the
+/// world's names, its [`World::Info`] and `info` stay with the world.
+macro_rules! world_bindings {
+    ($bindings:ident, $pre:ident, $api:ident) => {
+        type Pre = $pre<$crate::state::StoreState>;
+        type Bindings = $bindings;
+
+        fn add_to_linker(
+            linker: &mut ::wasmtime::component::Linker<$crate::state::StoreState>,
+        ) -> ::wasmtime::Result<()> {
+            $bindings::add_to_linker::<_, ::wasmtime::component::HasSelf<_>>(linker, |s| s)
+        }
+
+        fn pre(
+            pre: ::wasmtime::component::InstancePre<$crate::state::StoreState>,
+        ) -> ::wasmtime::Result<Self::Pre> {
+            $pre::new(pre)
+        }
+
+        fn instantiate(
+            pre: &Self::Pre,
+            store: &mut ::wasmtime::Store<$crate::state::StoreState>,
+        ) -> ::wasmtime::Result<$bindings> {
+            pre.instantiate(store)
+        }
+
+        fn batch_format(
+            b: &$bindings,
+            store: &mut ::wasmtime::Store<$crate::state::StoreState>,
+        ) -> ::wasmtime::Result<u32> {
+            b.$api().call_batch_format(store)
+        }
+
+        fn init(
+            b: &$bindings,
+            store: &mut ::wasmtime::Store<$crate::state::StoreState>,
+            config: &str,
+        ) -> ::wasmtime::Result<Result<(), $crate::bindings::weir::stage::types::StageError>> {
+            b.$api().call_init(store, config)
+        }
+    };
+}
+pub(crate) use world_bindings;
+
+/// What a stage resolves: its module and what it runs it with. One value per module to resolve;
+/// [`crate::EnrichModule::new`] and [`crate::AggregateModule::new`] take it.
+#[derive(Debug, Clone)]
+pub struct ModuleSpec<'a> {
+    /// The stage's name, in errors, the guest's log lines and the watchdog's reports.
+    pub stage: &'a str,
+    /// The module, as [`WasmHost::compile_file`] or [`WasmHost::compile`] made it; when
+    /// `limits.fuel` is set, the stage runs it as compiled by the fuel-metering engine instead.
+    pub module: CompiledModule,
+    /// The stage's config (JSON), handed to the module's `init`.
+    pub config: String,
+    /// What one instance may use, and when it is recycled.
+    pub limits: Limits,
+}
+
 /// The interface a module of world `W` must export, with this runtime's contract version.
 pub(crate) fn export<W: World>() -> String {
     format!("weir:stage/{}@{}", W::INTERFACE, crate::CONTRACT_VERSION)
@@ -96,17 +159,17 @@ pub(crate) struct Live<W: World> {
 }
 
 impl<W: World> ModuleCore<W> {
-    /// Resolves `module` as the stage `stage` of world `W`: checks it exports the world's
-    /// interface of this contract version and needs nothing the runtime does not grant, then
-    /// instantiates it once, which proves it starts, speaks this batch format and accepts
-    /// `config`. Returns what that instance reported ([`World::Info`]).
-    pub fn new(
-        host: &WasmHost,
-        stage: &str,
-        module: CompiledModule,
-        config: String,
-        limits: Limits,
-    ) -> Result<(Self, W::Info), WasmError> {
+    /// Resolves `spec.module` as the stage `spec.stage` of world `W`: checks it exports the
+    /// world's interface of this contract version and needs nothing the runtime does not grant,
+    /// then instantiates it once, which proves it starts, speaks this batch format and accepts
+    /// `spec.config`. Returns what that instance reported ([`World::Info`]).
+    pub fn new(host: &WasmHost, spec: ModuleSpec<'_>) -> Result<(Self, W::Info), WasmError> {
+        let ModuleSpec {
+            stage,
+            module,
+            config,
+            limits,
+        } = spec;
         contract::check_contract(&module, W::WORLD, export::<W>())?;
         let module = match limits.fuel {
             Some(_) => host.with_fuel(&module)?,

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_core::{FailureKind, Record};
-use weir_wasm::{AggregateInstance, AggregateModule, EnrichModule, Limits, WasmError, WasmHost};
+use weir_wasm::{
+    AggregateInstance, AggregateModule, EnrichModule, Limits, ModuleSpec, WasmError, WasmHost,
+};
 
 use crate::module_path;
 
@@ -22,7 +24,15 @@ fn load(config: &str) -> Result<Arc<AggregateModule>, WasmError> {
     let module = host
         .compile_file(&path)
         .unwrap_or_else(|e| panic!("{e} (build the examples with `make wasm`)"));
-    AggregateModule::new(&host, "count-sum", module, config.into(), LIMITS)
+    AggregateModule::new(
+        &host,
+        ModuleSpec {
+            stage: "count-sum",
+            module,
+            config: config.into(),
+            limits: LIMITS,
+        },
+    )
 }
 
 fn instance(config: &str) -> AggregateInstance {
@@ -174,7 +184,16 @@ fn a_refused_config_refuses_the_module() {
 fn an_enrich_module_is_not_an_aggregator_and_vice_versa() {
     let host = WasmHost::new(None).unwrap();
     let enrich = host.compile_file(&module_path("identity")).unwrap();
-    let err = AggregateModule::new(&host, "id", enrich, "{}".into(), LIMITS).unwrap_err();
+    let err = AggregateModule::new(
+        &host,
+        ModuleSpec {
+            stage: "id",
+            module: enrich,
+            config: "{}".into(),
+            limits: LIMITS,
+        },
+    )
+    .unwrap_err();
     assert!(
         matches!(
             &err,
@@ -193,7 +212,16 @@ fn an_enrich_module_is_not_an_aggregator_and_vice_versa() {
     );
 
     let aggregate = host.compile_file(&module_path("count_sum")).unwrap();
-    let err = EnrichModule::new(&host, "cs", aggregate, "{}".into(), LIMITS).unwrap_err();
+    let err = EnrichModule::new(
+        &host,
+        ModuleSpec {
+            stage: "cs",
+            module: aggregate,
+            config: "{}".into(),
+            limits: LIMITS,
+        },
+    )
+    .unwrap_err();
     assert!(
         matches!(
             &err,

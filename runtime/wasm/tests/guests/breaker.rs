@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_core::{FailureKind, Outputs, Record, Stage, StageOutcome};
-use weir_wasm::{EnrichModule, Limits, RERUN_BREAKER, WasmHost};
+use weir_wasm::{EnrichModule, Limits, ModuleSpec, RERUN_BREAKER, WasmHost};
 
 use crate::module_path;
 
@@ -21,7 +21,16 @@ const LIMITS: Limits = Limits {
 
 fn trap_stage(host: &WasmHost) -> Arc<EnrichModule> {
     let compiled = host.compile_file(&module_path("trap")).unwrap();
-    EnrichModule::new(host, "trap", compiled, String::new(), LIMITS).unwrap()
+    EnrichModule::new(
+        host,
+        ModuleSpec {
+            stage: "trap",
+            module: compiled,
+            config: String::new(),
+            limits: LIMITS,
+        },
+    )
+    .unwrap()
 }
 
 fn record(offset: i64, value: &str) -> Record {

@@ -10,7 +10,7 @@ use weir_wasm::caps::{
     MAX_ERROR_CODE, MAX_ERROR_MESSAGE, MAX_LOG_BYTES_PER_CALL, MAX_LOG_FIELDS,
     MAX_LOG_LINES_PER_CALL, MAX_OUTPUT_BYTES_PER_BATCH, MAX_OUTPUTS_PER_INPUT, TRUNCATED,
 };
-use weir_wasm::{EnrichModule, Limits, WasmHost};
+use weir_wasm::{EnrichModule, Limits, ModuleSpec, WasmHost};
 
 use crate::module_path;
 
@@ -30,7 +30,16 @@ const AMPLIFY: usize = 3000;
 
 fn flood(host: &WasmHost) -> Arc<EnrichModule> {
     let compiled = host.compile_file(&module_path("flood")).unwrap();
-    EnrichModule::new(host, "flood", compiled, String::new(), LIMITS).unwrap()
+    EnrichModule::new(
+        host,
+        ModuleSpec {
+            stage: "flood",
+            module: compiled,
+            config: String::new(),
+            limits: LIMITS,
+        },
+    )
+    .unwrap()
 }
 
 fn record(offset: i64, value: impl Into<Vec<u8>>) -> Record {

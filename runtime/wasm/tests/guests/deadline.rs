@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir_core::{FailureKind, Outputs, Record, Stage};
-use weir_wasm::{EnrichModule, Limits, WasmHost};
+use weir_wasm::{EnrichModule, Limits, ModuleSpec, WasmHost};
 
 use crate::module_path;
 
@@ -28,8 +28,16 @@ fn load(host: &WasmHost, name: &str, config: &str) -> Arc<EnrichModule> {
     let compiled = host
         .compile_file(&module_path(name))
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    EnrichModule::new(host, name, compiled, config.into(), LIMITS)
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    EnrichModule::new(
+        host,
+        ModuleSpec {
+            stage: name,
+            module: compiled,
+            config: config.into(),
+            limits: LIMITS,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn record(offset: i64, value: &str) -> Record {

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use weir_core::{FailureKind, Record, Stage};
-use weir_wasm::{AggregateModule, EnrichModule, Limits, WasmError, WasmHost};
+use weir_wasm::{AggregateModule, EnrichModule, Limits, ModuleSpec, WasmError, WasmHost};
 
 use crate::module_path;
 
@@ -36,7 +36,16 @@ fn record(offset: i64, value: &str) -> Record {
 fn an_enrich_call_that_runs_out_of_fuel_fails_as_a_timeout() {
     let host = WasmHost::new(None).unwrap();
     let compiled = host.compile_file(&module_path("endless_loop")).unwrap();
-    let stage = EnrichModule::new(&host, "loop", compiled, String::new(), LIMITS).unwrap();
+    let stage = EnrichModule::new(
+        &host,
+        ModuleSpec {
+            stage: "loop",
+            module: compiled,
+            config: String::new(),
+            limits: LIMITS,
+        },
+    )
+    .unwrap();
     let mut instance = stage.instance().unwrap();
 
     let started = Instant::now();
@@ -75,10 +84,18 @@ fn a_stage_with_fuel_gives_the_outputs_it_gives_without() {
     let config = r#"{"field":"url"}"#;
     let load = |fuel| {
         let limits = Limits { fuel, ..LIMITS };
-        EnrichModule::new(&host, "enrich", compiled.clone(), config.into(), limits)
-            .unwrap()
-            .instance()
-            .unwrap()
+        EnrichModule::new(
+            &host,
+            ModuleSpec {
+                stage: "enrich",
+                module: compiled.clone(),
+                config: config.into(),
+                limits,
+            },
+        )
+        .unwrap()
+        .instance()
+        .unwrap()
     };
     let records: Vec<Record> = (0..32)
         .map(|o| {
@@ -99,7 +116,16 @@ fn an_aggregate_call_that_runs_out_of_fuel_fails_as_a_timeout() {
     let host = WasmHost::new(None).unwrap();
     let compiled = host.compile_file(&module_path("count_sum")).unwrap();
     let config = r#"{"loop_on":"spin"}"#;
-    let module = AggregateModule::new(&host, "count-sum", compiled, config.into(), LIMITS).unwrap();
+    let module = AggregateModule::new(
+        &host,
+        ModuleSpec {
+            stage: "count-sum",
+            module: compiled,
+            config: config.into(),
+            limits: LIMITS,
+        },
+    )
+    .unwrap();
     let mut agg = module.instance().unwrap();
     let empty = agg.create().unwrap();
     let spin = [record(1, r#"{"amount":1,"spin":true}"#)];
@@ -124,7 +150,16 @@ fn a_budget_too_small_to_start_the_module_refuses_it() {
         fuel: Some(1),
         ..LIMITS
     };
-    let err = EnrichModule::new(&host, "id", compiled, String::new(), limits).unwrap_err();
+    let err = EnrichModule::new(
+        &host,
+        ModuleSpec {
+            stage: "id",
+            module: compiled,
+            config: String::new(),
+            limits,
+        },
+    )
+    .unwrap_err();
     assert!(matches!(err, WasmError::Instantiate { .. }), "{err}");
     assert!(err.to_string().contains("fuel"), "{err}");
 }
@@ -149,7 +184,16 @@ fn the_fuel_engine_keeps_its_own_entries_in_the_disk_cache() {
         fuel: Some(FUEL),
         ..LIMITS
     };
-    EnrichModule::new(&host, "id", compiled.clone(), String::new(), with_fuel).unwrap();
+    EnrichModule::new(
+        &host,
+        ModuleSpec {
+            stage: "id",
+            module: compiled.clone(),
+            config: String::new(),
+            limits: with_fuel,
+        },
+    )
+    .unwrap();
     let names = entries();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(
@@ -160,6 +204,15 @@ fn the_fuel_engine_keeps_its_own_entries_in_the_disk_cache() {
     // Another host uses both entries as they are: no new ones.
     let again = WasmHost::new(Some(cache.clone())).unwrap();
     let compiled = again.compile_file(&module_path("identity")).unwrap();
-    EnrichModule::new(&again, "id", compiled, String::new(), with_fuel).unwrap();
+    EnrichModule::new(
+        &again,
+        ModuleSpec {
+            stage: "id",
+            module: compiled,
+            config: String::new(),
+            limits: with_fuel,
+        },
+    )
+    .unwrap();
     assert_eq!(entries(), names);
 }

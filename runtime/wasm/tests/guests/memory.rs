@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use weir_core::{FailureKind, Outputs, Record, Stage};
-use weir_wasm::{EnrichModule, Limits, WasmHost};
+use weir_wasm::{EnrichModule, Limits, ModuleSpec, WasmHost};
 
 use crate::module_path;
 
@@ -21,7 +21,16 @@ fn a_guest_that_grows_past_its_memory_limit_fails_with_kind_memory() {
         recycle_memory: None,
         fuel: None,
     };
-    let stage = EnrichModule::new(&host, "hog", compiled, String::new(), limits).unwrap();
+    let stage = EnrichModule::new(
+        &host,
+        ModuleSpec {
+            stage: "hog",
+            module: compiled,
+            config: String::new(),
+            limits,
+        },
+    )
+    .unwrap();
     let mut instance = stage.instance().unwrap();
     let record = |offset, value: &str| Record {
         offset,

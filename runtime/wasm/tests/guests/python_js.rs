@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_core::{Header, Record, Stage, StageOutcome};
-use weir_wasm::{EnrichModule, Limits, WasmHost};
+use weir_wasm::{EnrichModule, Limits, ModuleSpec, WasmHost};
 
 use crate::module_path;
 
@@ -30,8 +30,16 @@ fn load(host: &WasmHost, name: &str, config: &str, limits: Limits) -> Arc<Enrich
     let compiled = host
         .compile_file(&module_path(name))
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-    EnrichModule::new(host, "enrich", compiled, config.into(), limits)
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    EnrichModule::new(
+        host,
+        ModuleSpec {
+            stage: "enrich",
+            module: compiled,
+            config: config.into(),
+            limits,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn record(offset: i64, value: Option<&[u8]>) -> Record {
@@ -198,8 +206,15 @@ fn python_and_js_refuse_configs_as_the_rust_stage_does() {
             (r#"{"feild":"url"}"#, false),
             (r#"{"field":3}"#, false),
         ] {
-            let loaded =
-                EnrichModule::new(&host, "enrich", compiled.clone(), config.into(), LIMITS);
+            let loaded = EnrichModule::new(
+                &host,
+                ModuleSpec {
+                    stage: "enrich",
+                    module: compiled.clone(),
+                    config: config.into(),
+                    limits: LIMITS,
+                },
+            );
             match loaded {
                 Ok(_) => assert!(ok, "{name} took {config:?}"),
                 Err(e) => {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use weir_core::Record;
-use weir_wasm::{AggregateInstance, AggregateModule, Limits, WasmHost};
+use weir_wasm::{AggregateInstance, AggregateModule, Limits, ModuleSpec, WasmHost};
 
 use crate::module_path;
 
@@ -20,7 +20,16 @@ const LIMITS: Limits = Limits {
 fn instance(limits: Limits) -> AggregateInstance {
     let host = WasmHost::new(None).unwrap();
     let compiled = host.compile_file(&module_path("count_sum")).unwrap();
-    let module = AggregateModule::new(&host, "count-sum", compiled, "{}".into(), limits).unwrap();
+    let module = AggregateModule::new(
+        &host,
+        ModuleSpec {
+            stage: "count-sum",
+            module: compiled,
+            config: "{}".into(),
+            limits,
+        },
+    )
+    .unwrap();
     module.instance().unwrap()
 }
 
