@@ -20,8 +20,6 @@ use wasmtime_wasi::p2::bindings::io::poll as async_poll;
 use wasmtime_wasi::p2::bindings::sync::io::poll as sync_poll;
 use wasmtime_wasi::runtime::in_tokio;
 
-use crate::state::StoreState;
-
 /// The trap of a guest that was still waiting in a WASI poll when its call's time ran out.
 #[derive(Debug, thiserror::Error)]
 #[error("the call's deadline passed while the module waited in a WASI poll or sleep")]
@@ -80,10 +78,13 @@ impl HasData for HasDeadlinePoll {
 }
 
 /// Replaces `wasi:io/poll` in `linker` (which has WASI already) by the version that ends at the
-/// call's deadline.
-pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+/// call's deadline; `poll` finds the call's [`DeadlinePoll`] in a store's data.
+pub(crate) fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    poll: fn(&mut T) -> DeadlinePoll<'_>,
+) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    let added = sync_poll::add_to_linker::<StoreState, HasDeadlinePoll>(linker, |s| s.poll());
+    let added = sync_poll::add_to_linker::<T, HasDeadlinePoll>(linker, poll);
     linker.allow_shadowing(false);
     added
 }

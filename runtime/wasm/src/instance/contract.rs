@@ -28,7 +28,7 @@ pub(crate) fn init_error(stage: &str, e: StageError) -> WasmError {
 pub(crate) fn base_linker(engine: &Engine) -> Result<Linker<StoreState>, WasmError> {
     let mut linker = Linker::<StoreState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-        .and_then(|()| crate::deadline::add_to_linker(&mut linker))
+        .and_then(|()| crate::deadline::add_to_linker(&mut linker, StoreState::poll))
         .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
     Ok(linker)
 }
