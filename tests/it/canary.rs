@@ -159,6 +159,18 @@ partitions = [0]"#,
     let (ok, _, err) = weir_cli_env(&promote, &[("WEIR_ADMIN_TOKEN", "x")]);
     assert!(!ok && err.contains("401"), "{err}");
     let file = token_file();
+    let with_token = |args: &[&str]| {
+        weir_cli_env(
+            &[args, &["--token-file", file.path().to_str().unwrap()]].concat(),
+            &[],
+        )
+    };
+    // A stage that does not exist is not found; nothing is requested.
+    let (ok, _, err) = with_token(&["canary", "promote", "nope", "--admin", &admin]);
+    assert!(
+        !ok && err.contains("404") && err.contains("no stage named"),
+        "{err}"
+    );
     let (ok, _, err) = weir_cli_env(
         &[
             &promote[..],
