@@ -6,8 +6,6 @@
 //! case, with all-zero trace and span ids invalid; a higher version is read by its first four
 //! fields, as the recommendation asks.
 
-use std::fmt::Write as _;
-
 use crate::{Bytes, Headers};
 
 /// Header carrying the trace id, parent span id and flags.
@@ -92,15 +90,31 @@ pub fn parse_traceparent(value: &[u8]) -> Option<(TraceId, SpanId, bool)> {
     Some((trace_id, span_id, flags & 1 == 1))
 }
 
+/// Length of a version-00 `traceparent`: `00-` 32 hex digits `-` 16 hex digits `-` 2 hex digits.
+pub const TRACEPARENT_LEN: usize = 55;
+
+/// A version-00 `traceparent`, as the bytes of its header value, written without allocating
+/// (the lane stamps one on every output).
+pub fn write_traceparent(
+    trace_id: &TraceId,
+    span_id: &SpanId,
+    sampled: bool,
+) -> [u8; TRACEPARENT_LEN] {
+    let mut out = [0u8; TRACEPARENT_LEN];
+    out[..3].copy_from_slice(b"00-");
+    hex_into(&mut out[3..35], trace_id);
+    out[35] = b'-';
+    hex_into(&mut out[36..52], span_id);
+    out[52..].copy_from_slice(if sampled { b"-01" } else { b"-00" });
+    out
+}
+
 /// Formats a version-00 `traceparent`.
 pub fn format_traceparent(trace_id: &TraceId, span_id: &SpanId, sampled: bool) -> String {
-    let mut s = String::with_capacity(55);
-    s.push_str("00-");
-    push_hex(&mut s, trace_id);
-    s.push('-');
-    push_hex(&mut s, span_id);
-    s.push_str(if sampled { "-01" } else { "-00" });
-    s
+    write_traceparent(trace_id, span_id, sampled)
+        .iter()
+        .map(|&b| char::from(b))
+        .collect()
 }
 
 /// Lower-case hex of `bytes`.
@@ -111,17 +125,32 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Replaces the trace headers of `headers` with `traceparent` (and `tracestate` when given).
-pub fn set_headers(headers: &mut Headers, traceparent: &str, tracestate: Option<&[u8]>) {
+pub fn set_headers(
+    headers: &mut Headers,
+    traceparent: impl AsRef<[u8]>,
+    tracestate: Option<&[u8]>,
+) {
     headers.retain(|h| h.name != TRACEPARENT && h.name != TRACESTATE);
-    headers.push(TRACEPARENT, Some(traceparent.as_bytes()));
+    headers.push(TRACEPARENT, Some(traceparent.as_ref()));
     if let Some(state) = tracestate {
         headers.push(TRACESTATE, Some(state));
     }
 }
 
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 fn push_hex(s: &mut String, bytes: &[u8]) {
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    for &b in bytes {
+        s.push(char::from(HEX_DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(HEX_DIGITS[usize::from(b & 0xf)]));
+    }
+}
+
+/// Lower-case hex of `bytes` into `out`, which holds exactly two digits per byte.
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX_DIGITS[usize::from(b >> 4)];
+        pair[1] = HEX_DIGITS[usize::from(b & 0xf)];
     }
 }
 
@@ -215,6 +244,25 @@ mod tests {
             format_traceparent(&t, &s, false),
             VALID.replace("-01", "-00")
         );
+    }
+
+    #[test]
+    fn every_byte_is_written_as_the_formatter_writes_it() {
+        let mut t = [0u8; 16];
+        let mut s = [0u8; 8];
+        // From 1: ids of all zeros are not valid, and 0 still fills the bytes not yet reached.
+        for b in 1..=255u8 {
+            t[usize::from(b) % 16] = b;
+            s[usize::from(b) % 8] = b.wrapping_mul(7);
+            let want = format!(
+                "00-{}-{}-01",
+                t.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+                s.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            );
+            assert_eq!(&write_traceparent(&t, &s, true)[..], want.as_bytes());
+            assert_eq!(format_traceparent(&t, &s, true), want);
+            assert_eq!(parse_traceparent(want.as_bytes()).map(|p| p.2), Some(true));
+        }
     }
 
     #[test]

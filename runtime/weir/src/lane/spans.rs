@@ -31,8 +31,8 @@ pub(super) struct RecordTrace {
 impl RecordTrace {
     /// Writes the `traceparent` of an output (or dead letter) produced under span `span`.
     pub fn stamp(&self, record: &mut Record, span: &SpanId) {
-        let value = trace::format_traceparent(&self.trace_id, span, self.keep);
-        trace::set_headers(&mut record.headers, &value, self.tracestate.as_deref());
+        let value = trace::write_traceparent(&self.trace_id, span, self.keep);
+        trace::set_headers(&mut record.headers, value, self.tracestate.as_deref());
     }
 }
 
