@@ -6,7 +6,7 @@
 //! case, with all-zero trace and span ids invalid; a higher version is read by its first four
 //! fields, as the recommendation asks.
 
-use crate::{Bytes, Headers};
+use crate::{Bytes, Header, Headers};
 
 /// Header carrying the trace id, parent span id and flags.
 pub const TRACEPARENT: &str = "traceparent";
@@ -130,11 +130,14 @@ pub fn set_headers(
     traceparent: impl AsRef<[u8]>,
     tracestate: Option<&[u8]>,
 ) {
-    headers.retain(|h| h.name != TRACEPARENT && h.name != TRACESTATE);
-    headers.push(TRACEPARENT, Some(traceparent.as_ref()));
-    if let Some(state) = tracestate {
-        headers.push(TRACESTATE, Some(state));
-    }
+    let ours = [
+        Some(Header::new(TRACEPARENT, Some(traceparent.as_ref()))),
+        tracestate.map(|state| Header::new(TRACESTATE, Some(state))),
+    ];
+    headers.retain_extend(
+        |h| h.name != TRACEPARENT && h.name != TRACESTATE,
+        ours.into_iter().flatten(),
+    );
 }
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -189,8 +189,7 @@ impl Headers {
         let mut buf = Vec::with_capacity(self.raw.len() + 64);
         buf.extend_from_slice(&self.raw);
         for h in more {
-            put_str(&mut buf, h.name);
-            put_bytes(&mut buf, h.value);
+            put_header(&mut buf, &h);
             self.count += 1;
         }
         self.raw = buf.into();
@@ -202,10 +201,35 @@ impl Headers {
     }
 
     /// Keeps only the headers for which `keep` is true.
-    pub fn retain(&mut self, mut keep: impl FnMut(&Header<'_>) -> bool) {
-        let mut kept = Self::new();
-        kept.extend(self.iter().filter(|h| keep(h)));
-        *self = kept;
+    pub fn retain(&mut self, keep: impl FnMut(&Header<'_>) -> bool) {
+        self.retain_extend(keep, []);
+    }
+
+    /// Keeps only the headers for which `keep` is true, then appends `more`, writing one new
+    /// block (what [`Headers::retain`] then [`Headers::extend`] would write in two).
+    pub fn retain_extend<'h>(
+        &mut self,
+        mut keep: impl FnMut(&Header<'_>) -> bool,
+        more: impl IntoIterator<Item = Header<'h>>,
+    ) {
+        let mut more = more.into_iter().peekable();
+        if self.count == 0 && more.peek().is_none() {
+            return;
+        }
+        let mut buf = Vec::with_capacity(self.raw.len() + 64);
+        let mut count = 0;
+        for h in self.iter().filter(|h| keep(h)) {
+            put_header(&mut buf, &h);
+            count += 1;
+        }
+        for h in more {
+            put_header(&mut buf, &h);
+            count += 1;
+        }
+        *self = Self {
+            count,
+            raw: if count == 0 { Bytes::new() } else { buf.into() },
+        };
     }
 }
 
@@ -253,6 +277,11 @@ fn put_bytes(buf: &mut Vec<u8>, v: Option<&[u8]>) {
     }
 }
 
+fn put_header(buf: &mut Vec<u8>, h: &Header<'_>) {
+    put_str(buf, h.name);
+    put_bytes(buf, h.value);
+}
+
 fn put_str(buf: &mut Vec<u8>, s: &str) {
     put_len(buf, s.len());
     buf.extend_from_slice(s.as_bytes());
@@ -263,8 +292,7 @@ fn put_headers<'h>(buf: &mut Vec<u8>, headers: impl IntoIterator<Item = Header<'
     put_u32(buf, 0);
     let mut n = 0u32;
     for h in headers {
-        put_str(buf, h.name);
-        put_bytes(buf, h.value);
+        put_header(buf, &h);
         n += 1;
     }
     buf[count_at..count_at + 4].copy_from_slice(&n.to_le_bytes());
@@ -1574,9 +1602,20 @@ mod tests {
         assert_eq!(h.get("a"), Some(Some(&b"1"[..])));
         assert_eq!(h.get("b"), Some(None));
         assert_eq!(h.get("c"), None);
+        let mut both = h.clone();
         h.retain(|x| x.name != "a");
         let names: Vec<_> = h.iter().map(|x| x.name).collect();
         assert_eq!(names, ["b"]);
+
+        // In one block, what retain then extend write in two.
+        both.retain_extend(|x| x.name != "a", [Header::new("c", Some(b"3"))]);
+        h.push("c", Some(b"3"));
+        assert_eq!(both, h);
+        both.retain_extend(|_| false, []);
+        assert!(both.is_empty() && both.encoded_len() == 0);
+        let mut none = Headers::new();
+        none.retain_extend(|_| true, []);
+        assert_eq!(none, Headers::new());
     }
 
     #[test]
