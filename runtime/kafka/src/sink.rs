@@ -61,7 +61,7 @@ impl ClientContext for SinkContext {
 }
 
 impl ProducerContext for SinkContext {
-    type DeliveryOpaque = Box<Arc<InputAck>>;
+    type DeliveryOpaque = Arc<InputAck>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, ack: Self::DeliveryOpaque) {
         match result {
@@ -206,8 +206,8 @@ impl KafkaSink {
         ack: &Arc<InputAck>,
     ) -> Result<(), KafkaError> {
         let headers = crate::headers::write(&record.headers);
-        let mut r: BaseRecord<'_, [u8], [u8], Box<Arc<InputAck>>> =
-            BaseRecord::with_opaque_to(topic, Box::new(Arc::clone(ack))).headers(headers);
+        let mut r: BaseRecord<'_, [u8], [u8], Arc<InputAck>> =
+            BaseRecord::with_opaque_to(topic, Arc::clone(ack)).headers(headers);
         if let Some(k) = &record.key {
             r = r.key(&k[..]);
         }
