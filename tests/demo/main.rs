@@ -29,6 +29,9 @@ struct Args {
     /// How many clicks to produce.
     #[arg(long, default_value_t = 20_000)]
     count: usize,
+    /// Produce at most this many clicks per second (0: as fast as the producer goes).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
     /// How long to wait for the pipeline's results.
     #[arg(long, default_value = "120")]
     timeout_secs: u64,
@@ -102,10 +105,18 @@ fn produce(args: &Args) -> Result<()> {
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", &args.brokers)
         .set("enable.idempotence", "true")
-        .set("linger.ms", "10")
+        .set("linger.ms", if args.rate > 0 { "1" } else { "10" })
         .create()
         .context("cannot create the producer")?;
+    let started = Instant::now();
     for i in 0..args.count {
+        if args.rate > 0 && i % 16 == 0 {
+            // Paced in steps of 16 clicks, so that the rate holds over any stretch of time.
+            let due = Duration::from_secs_f64(i as f64 / args.rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
         let (value, _) = click(i);
         let key = format!("u{}", i % 997);
         let mut r: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&args.input)
