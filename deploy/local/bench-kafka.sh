@@ -31,7 +31,11 @@
 #   peak RSS          VmHWM from /proc/<pid>/status at the end of the round.
 #   latency p50/p99   a second phase (WEIR_BENCH_LATENCY=1, the default): each record contender
 #                     again, on a fresh topic, while weir-demo produces WEIR_BENCH_LATENCY_SECS
-#                     seconds of clicks at half that contender's median steady rate. Latency is
+#                     seconds of clicks at half that contender's median steady rate, but at most
+#                     WEIR_BENCH_LATENCY_CAP records/s: on a small machine the paced producer and
+#                     the collector share the cores, and the fastest contenders' half rate from a
+#                     backlog is more than the whole path sustains live. The rate is printed with
+#                     the figures. Latency is
 #                     the time a record arrives at the collector minus its timestamp (the producer's
 #                     create time; every contender keeps it), over all but the first 10 % of
 #                     records. It includes the collector's own fetch (fetch.wait.max.ms 10).
@@ -48,14 +52,20 @@
 #   - the group's committed offsets cover the whole input (weir-bench-agg watch);
 #   - weir-aggregate's window results are every window once, counts and sums exact.
 #
-#   WEIR_BENCH_COUNT          clicks in the backlog                        (default 200000)
-#   WEIR_BENCH_AGG_COUNT      records in the aggregate backlog             (default 500000)
+#   WEIR_BENCH_COUNT          clicks in the backlog                        (default 1000000)
+#   WEIR_BENCH_AGG_COUNT      records in the aggregate backlog             (default 1000000)
 #   WEIR_BENCH_PARTITIONS     partitions of the input topics               (default 4)
 #   WEIR_BENCH_RUNS           rounds of each contender                     (default 3)
 #   WEIR_BENCH_CONTENDERS     contenders, in round order                   (default: all six)
 #   WEIR_BENCH_LATENCY        0 skips the latency phase                    (default 1)
 #   WEIR_BENCH_LATENCY_SECS   seconds of paced input per latency round     (default 10)
+#   WEIR_BENCH_LATENCY_CAP    highest paced rate, records/s                (default 50000)
 #   WEIR_BENCH_BUILD          0 skips building binaries and modules        (default 1)
+#
+# Seen so far: late in a session (in the latency phase), contenders that close librdkafka on
+# SIGTERM (weir, the Python ones) sometimes die of SIGSEGV in librdkafka's main thread while
+# shutting down; bash reports it. The figures are read from /proc before the stop, and every check
+# passes before it, so they do not depend on it; the cause is not known yet.
 #
 # Needs the Python packages of `make bench-kafka` in .weir/venv. Everything it starts is stopped on
 # exit, also on failure; logs and results stay in .weir/bench-kafka/.
@@ -66,13 +76,14 @@ root=$PWD
 state=.weir/bench-kafka
 rm -rf "$state"
 mkdir -p "$state"
-count=${WEIR_BENCH_COUNT:-200000}
-agg_count=${WEIR_BENCH_AGG_COUNT:-500000}
+count=${WEIR_BENCH_COUNT:-1000000}
+agg_count=${WEIR_BENCH_AGG_COUNT:-1000000}
 partitions=${WEIR_BENCH_PARTITIONS:-4}
 runs=${WEIR_BENCH_RUNS:-3}
 contenders=${WEIR_BENCH_CONTENDERS:-rust python quix weir-identity weir-enrich weir-aggregate}
 latency=${WEIR_BENCH_LATENCY:-1}
 latency_secs=${WEIR_BENCH_LATENCY_SECS:-10}
+latency_cap=${WEIR_BENCH_LATENCY_CAP:-50000}
 agg_total=$((agg_count + partitions)) # and one closing record per partition
 python=$root/.weir/venv/bin/python
 
@@ -203,7 +214,8 @@ field() { # file, name: the word after name on collect's digest or latency line
 echo "==> input topics ($partitions partitions) and backlogs"
 topic bench.clicks "$partitions"
 "$demo" --brokers "$brokers" --phase produce --input bench.clicks --count "$count" | tee "$state/produce.log"
-"$agg" --brokers "$brokers" collect --topic bench.clicks --expect "$count" --grace-ms 2000 >"$state/input.log"
+"$agg" --brokers "$brokers" collect --topic bench.clicks --expect "$count" --check clicks \
+  --grace-ms 2000 >"$state/input.log"
 grep digest "$state/input.log"
 [[ $(field "$state/input.log" records) == "$count" ]] || fail "the click backlog does not hold $count records"
 in_all=$(field "$state/input.log" all)
@@ -305,12 +317,12 @@ for r in $(seq "$runs"); do
 done
 
 if [[ $latency != 0 ]]; then
-  echo "==> latency: each record contender at half its median steady rate, $latency_secs s of clicks"
+  echo "==> latency: each record contender at half its median steady rate (at most $latency_cap/s), $latency_secs s of clicks"
   declare -A half
   for c in $contenders; do
     [[ $c == weir-aggregate ]] && continue
     half[$c]=$(awk -F'\t' -v c="$c" '$1 == "throughput" && $3 == c { print $5 }' "$results" \
-      | sort -n | awk '{ v[NR] = $1 } END { print int(v[int((NR + 1) / 2)] / 2) }')
+      | sort -n | awk -v cap="$latency_cap" '{ v[NR] = $1 } END { h = int(v[int((NR + 1) / 2)] / 2); print (h < cap ? h : cap) }')
   done
   for r in $(seq "$runs"); do
     for c in $contenders; do
@@ -334,16 +346,17 @@ for c in names:
     cpu = med(c, "throughput", "cpu_s")
     stat[c] = dict(workload=w, rate=med(c, "throughput", "records_per_s"),
                    cpu=cpu / inputs[w] * 1e6, rss=med(c, "throughput", "rss_kb") / 1024,
-                   p50=med(c, "latency", "p50_ms"), p99=med(c, "latency", "p99_ms"))
+                   p50=med(c, "latency", "p50_ms"), p99=med(c, "latency", "p99_ms"),
+                   paced=med(c, "latency", "records_per_s"))
 base = stat.get("rust")
 fmt = lambda v, f: "-" if v is None else format(v, f)
-print("| contender | workload | steady records/s | CPU s per million | peak RSS MB | latency p50 / p99 ms"
-      " at half rate | records/s vs rust | CPU vs rust |")
+print("| contender | workload | steady records/s | CPU s per million | peak RSS MB | p50 / p99 ms"
+      " (at records/s) | records/s vs rust | CPU vs rust |")
 print("|---|---|--:|--:|--:|--:|--:|--:|")
 for c, s in stat.items():
     ratio = f"{s['rate'] / base['rate']:.2f}x" if base else "-"
     cratio = f"{s['cpu'] / base['cpu']:.2f}x" if base else "-"
-    lat = "-" if s["p50"] is None else f"{s['p50']:.0f} / {s['p99']:.0f}"
+    lat = "-" if s["p50"] is None else f"{s['p50']:.0f} / {s['p99']:.0f} ({s['paced']:,.0f})"
     print(f"| {c} | {s['workload']} | {s['rate']:,.0f} | {s['cpu']:.2f} | {s['rss']:.0f} | {lat} | {ratio} | {cratio} |")
 print(f"\nMedians of {max(int(r['round']) for r in rows)} rounds each, {sys.argv[5]} partitions. clicks: "
       f"{inputs['clicks']:,} JSON clicks of {sys.argv[4]} bytes on average (weir-demo), rate from "
