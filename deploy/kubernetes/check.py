@@ -69,11 +69,12 @@ def duration(text):
 
 
 def weir_flags(weir):
-    """Long flags `weir run` accepts, from `weir --help` (global) and `weir run --help`."""
+    """Long flags `weir run` accepts and the variables it reads, from `weir --help` (global) and
+    `weir run --help`."""
     text = ""
     for args in (["--help"], ["run", "--help"]):
         text += subprocess.run([weir, *args], env=ENV, capture_output=True, text=True, check=True).stdout
-    return set(re.findall(r"(--[a-z][a-z-]*)", text))
+    return set(re.findall(r"(--[a-z][a-z-]*)", text)) | set(re.findall(r"\[env: (WEIR_[A-Z_]+)=", text))
 
 
 def by_kind(docs, kind):
@@ -212,6 +213,14 @@ def check_overlay(name, docs, weir, flags, tmp):
     writable = {m["mountPath"] for m in weir_c["volumeMounts"]
                 if "emptyDir" in volumes[m["name"]] and not m.get("readOnly")}
     check(opts.get("--cache-dir") in writable, f"{name}: the module cache dir is a writable emptyDir")
+
+    # Static membership: each pod's own name is its group.instance.id, in a variable weir reads.
+    env = {e["name"]: e for e in weir_c.get("env", [])}
+    instance = env.get("WEIR_INSTANCE_ID", {}).get("valueFrom", {}).get("fieldRef", {})
+    check(instance.get("fieldPath") == "metadata.name" and "WEIR_INSTANCE_ID" in flags,
+          f"{name}: WEIR_INSTANCE_ID (static membership) is the StatefulSet pod's name")
+    unread = [n for n in env if n.startswith("WEIR_") and n not in flags]
+    check(not unread, f"{name}: every WEIR_ variable is one `weir run --help` lists", f"unknown {unread}")
 
     # Modules: every module the pipeline names is in the modules volume the init container fills.
     modules = [s["module"] for s in pipeline["stage"]]

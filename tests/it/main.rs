@@ -13,6 +13,7 @@ mod backpressure;
 mod canary;
 mod cli;
 mod delivery;
+mod fleet;
 mod flow;
 mod hostile;
 mod idle;

@@ -101,6 +101,15 @@ pub(crate) fn topic(text: &str) -> Result<String, FormatError> {
     name(text)
 }
 
+/// A static group member's id (Kafka's `group.instance.id`), such as a StatefulSet pod's name:
+/// the characters of a name, at most as long as a topic name.
+pub(crate) fn instance_id(text: &str) -> Result<String, FormatError> {
+    if text.len() > MAX_TOPIC_LEN {
+        return Err(FormatError::TopicTooLong { max: MAX_TOPIC_LEN });
+    }
+    name(text)
+}
+
 /// A comma-separated list of `host:port`, returned without blanks around the commas.
 pub(crate) fn brokers(text: &str) -> Result<String, FormatError> {
     let brokers: Vec<&str> = text.split(',').map(str::trim).collect();
@@ -172,6 +181,15 @@ mod tests {
         assert!(topic("clicks/raw").is_err());
         assert!(topic(&"x".repeat(249)).is_ok());
         assert!(topic(&"x".repeat(250)).is_err());
+    }
+
+    #[test]
+    fn instance_ids() {
+        assert_eq!(instance_id("weir-0"), Ok("weir-0".into()));
+        assert_eq!(instance_id(""), Err(FormatError::Empty));
+        assert_eq!(instance_id("weir 0"), Err(FormatError::NameChars));
+        assert!(instance_id(&"x".repeat(249)).is_ok());
+        assert!(instance_id(&"x".repeat(250)).is_err());
     }
 
     #[test]

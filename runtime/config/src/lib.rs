@@ -46,6 +46,26 @@ pub use units::{UnitError, parse_duration, parse_size};
 
 use report::{Place, Report};
 
+/// A static membership id given outside the pipeline file (`weir run --instance-id`) that is not
+/// one: the same rules as the file's `source.instance_id`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid instance id {id:?}: {reason}")]
+pub struct InvalidInstanceId {
+    /// The id as given.
+    pub id: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Checks a static membership id given outside the pipeline file, as `source.instance_id` is
+/// checked inside it.
+pub fn instance_id(text: &str) -> Result<String, InvalidInstanceId> {
+    formats::instance_id(text).map_err(|error| InvalidInstanceId {
+        id: text.to_owned(),
+        reason: error.to_string(),
+    })
+}
+
 /// Reads and validates the pipeline file at `path`. Relative module paths are resolved against
 /// the file's directory. Module files are not opened; see [`Pipeline::check_modules`].
 pub fn load(path: &Path) -> Result<Pipeline, ConfigErrors> {

@@ -82,9 +82,18 @@ pub struct Source {
     /// Numbers and booleans are accepted and passed as strings. Default none. Refused, because
     /// Weir sets them or its guarantees rest on them: `bootstrap.servers` and `group.id` (use
     /// `brokers` and `group`), `enable.auto.commit`, `enable.auto.offset.store`,
-    /// `enable.partition.eof`, a cooperative `partition.assignment.strategy`, and a
-    /// `group.protocol` other than `classic`.
+    /// `enable.partition.eof`, a cooperative `partition.assignment.strategy`, a
+    /// `group.protocol` other than `classic`, and `group.instance.id` (use `instance_id`).
     pub kafka: BTreeMap<String, String>,
+    /// `instance_id`: this member's static membership id in the group (Kafka's
+    /// `group.instance.id`): ASCII letters, digits, `.`, `_` and `-`, at most 249 characters.
+    /// A static member that stops and comes back within the group's session timeout
+    /// (`session.timeout.ms`) gets its partitions back without a rebalance of the group, and one
+    /// that stops does not leave the group: its partitions move only when the session times out.
+    /// Every member of a group needs its own, so it is usually given per process with
+    /// `weir run --instance-id` or `WEIR_INSTANCE_ID` (a StatefulSet pod's name), which override
+    /// this field. Default none: dynamic membership, a rebalance on every join and leave.
+    pub instance_id: Option<String>,
 }
 
 impl Source {

@@ -172,6 +172,12 @@ fn source(value: &Value<'_, '_>, report: &mut Report<'_>, refs: &mut Crossrefs) 
         table.with_default("drain_timeout", Source::DEFAULT_DRAIN_TIMEOUT, |value| {
             value.duration(report)
         });
+    let instance_id = match table.get("instance_id") {
+        Some(value) => value
+            .parsed(report, "instance id", formats::instance_id)
+            .map(Some),
+        None => Some(None),
+    };
     let kafka = kafka_properties(&mut table, report, source_refusal);
     table.finish(report);
 
@@ -203,6 +209,7 @@ fn source(value: &Value<'_, '_>, report: &mut Report<'_>, refs: &mut Crossrefs) 
         commit_interval: commit_interval?,
         drain_timeout: drain_timeout?,
         kafka: kafka?,
+        instance_id: instance_id?,
     })
 }
 
@@ -275,6 +282,7 @@ fn source_refusal(key: &str, value: &str) -> Option<&'static str> {
     Some(match key {
         "bootstrap.servers" => "set `brokers` (or pass --brokers) instead",
         "group.id" => "set `group` instead",
+        "group.instance.id" => "set `instance_id` (or pass --instance-id) instead",
         "enable.auto.commit" | "enable.auto.offset.store" => {
             "Weir commits offsets itself, and only once every output of a record is acknowledged"
         }

@@ -48,6 +48,8 @@ pub struct SourceSettings {
     /// Records fetched ahead per partition: librdkafka stops fetching a partition whose queue
     /// holds this many (`queued.min.messages`) until its reader catches up.
     pub prefetch_records: usize,
+    /// The member's static membership id (`group.instance.id`), if it has one.
+    pub instance_id: Option<String>,
     /// Raw librdkafka consumer properties; they override Weir's defaults.
     pub properties: BTreeMap<String, String>,
 }
@@ -352,26 +354,27 @@ impl KafkaSource {
             StartFrom::Earliest => "earliest",
             StartFrom::Latest => "latest",
         };
-        let config = settings.cluster.config(
-            &[
-                ("group.id", &settings.group),
-                ("enable.auto.commit", "false"),
-                ("enable.auto.offset.store", "false"),
-                ("auto.offset.reset", start),
-                ("enable.partition.eof", "false"),
-                // Bound what librdkafka prefetches per partition (each partition's queue is split
-                // off, so these apply to each one), so memory stays bounded however fast the
-                // input and however slow the lane.
-                ("queued.min.messages", &prefetch),
-                ("queued.max.messages.kbytes", "32768"),
-                // Once a partition's queue is full, look again soon: librdkafka's default (1 s)
-                // would idle a lane that drains its queue faster than that.
-                ("fetch.queue.backoff.ms", "5"),
-                // Partition high watermarks and broker states, for lag and readiness.
-                ("statistics.interval.ms", "5000"),
-            ],
-            &settings.properties,
-        );
+        let mut ours = vec![
+            ("group.id", settings.group.as_str()),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", start),
+            ("enable.partition.eof", "false"),
+            // Bound what librdkafka prefetches per partition (each partition's queue is split
+            // off, so these apply to each one), so memory stays bounded however fast the
+            // input and however slow the lane.
+            ("queued.min.messages", &prefetch),
+            ("queued.max.messages.kbytes", "32768"),
+            // Once a partition's queue is full, look again soon: librdkafka's default (1 s)
+            // would idle a lane that drains its queue faster than that.
+            ("fetch.queue.backoff.ms", "5"),
+            // Partition high watermarks and broker states, for lag and readiness.
+            ("statistics.interval.ms", "5000"),
+        ];
+        if let Some(id) = &settings.instance_id {
+            ours.push(("group.instance.id", id));
+        }
+        let config = settings.cluster.config(&ours, &settings.properties);
         let context = SourceContext {
             handler,
             topics: Mutex::default(),

@@ -43,6 +43,9 @@ pub struct RunOptions {
     pub reload: Option<ReloadOptions>,
     /// The bearer token the admin API's calls must carry; without one the API refuses them.
     pub admin_token: Option<AdminToken>,
+    /// The member's static membership id, in place of the file's `source.instance_id` (the
+    /// running pipeline keeps the file's, so that a reload does not see `[source]` changed).
+    pub instance_id: Option<String>,
 }
 
 /// What a finished run did.
@@ -69,7 +72,9 @@ pub fn run(
     let RunOptions {
         reload,
         admin_token,
+        instance_id,
     } = options;
+    let static_id = instance_id.or_else(|| pipeline.source.instance_id.clone());
     let loaded = Arc::new(loaded);
     let metrics = Metrics::new(&pipeline.name);
     let (spans, _spans_guard) = start_spans(pipeline, &metrics)?;
@@ -162,6 +167,7 @@ pub fn run(
                 weir_config::StartFrom::Earliest => StartFrom::Earliest,
                 weir_config::StartFrom::Latest => StartFrom::Latest,
             },
+            instance_id: static_id.clone(),
             properties: pipeline.source.kafka.clone(),
         },
         Arc::clone(&manager) as Arc<dyn PartitionHandler>,
@@ -170,6 +176,7 @@ pub fn run(
         pipeline = %pipeline.name,
         group = %pipeline.source.group,
         topics = %pipeline.source.topics.join(","),
+        instance_id = static_id.as_deref().unwrap_or("none (dynamic membership)"),
         "Pipeline running."
     );
 

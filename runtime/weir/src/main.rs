@@ -52,6 +52,11 @@ enum Command {
         /// Kafka bootstrap servers, overriding the file's `source.brokers`.
         #[arg(long, env = "WEIR_BROKERS")]
         brokers: Option<String>,
+        /// This member's static membership id in the consumer group (Kafka's
+        /// group.instance.id), overriding the file's `source.instance_id`; each member of a
+        /// fleet needs its own, such as its pod's name.
+        #[arg(long, env = "WEIR_INSTANCE_ID")]
+        instance_id: Option<String>,
         /// Do not watch the pipeline file and its modules for changes; reload on SIGHUP only.
         #[arg(long)]
         no_watch: bool,
@@ -153,9 +158,16 @@ fn main() -> ExitCode {
         Command::Run {
             pipeline,
             brokers,
+            instance_id,
             no_watch,
             token,
-        } => run(&pipeline, brokers, !no_watch, &token, cache),
+        } => {
+            let overrides = Overrides {
+                brokers,
+                instance_id,
+            };
+            run(&pipeline, overrides, !no_watch, &token, cache)
+        }
         Command::Validate {
             pipelines,
             config_only,
@@ -210,9 +222,15 @@ fn load_modules(host: &WasmHost, pipeline: &Pipeline) -> Option<LoadedPipeline> 
     }
 }
 
+/// What `weir run`'s flags (or their environment variables) put in place of the file's values.
+struct Overrides {
+    brokers: Option<String>,
+    instance_id: Option<String>,
+}
+
 fn run(
     path: &Path,
-    brokers: Option<String>,
+    overrides: Overrides,
     watch: bool,
     token: &TokenArgs,
     cache: Option<PathBuf>,
@@ -221,11 +239,25 @@ fn run(
     let Some(pipeline) = load_config(path) else {
         return Ok(exit(Exit::Config));
     };
+    let instance_id = match overrides
+        .instance_id
+        .as_deref()
+        .map(weir_config::instance_id)
+    {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(error)) => {
+            eprintln!("error: --instance-id (or WEIR_INSTANCE_ID): {error}");
+            return Ok(exit(Exit::Config));
+        }
+    };
     let host = WasmHost::new(cache)?;
     let Some(loaded) = load_modules(&host, &pipeline) else {
         return Ok(exit(Exit::Module));
     };
-    let brokers = brokers.unwrap_or_else(|| pipeline.source.brokers.clone());
+    let brokers = overrides
+        .brokers
+        .unwrap_or_else(|| pipeline.source.brokers.clone());
     let shutdown = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&shutdown))
@@ -242,6 +274,7 @@ fn run(
     let options = RunOptions {
         reload: Some(options),
         admin_token,
+        instance_id,
     };
     match weir::engine::run(&pipeline, loaded, &brokers, shutdown, options) {
         Ok(_) => Ok(exit(Exit::Stopped)),
