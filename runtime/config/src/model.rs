@@ -82,8 +82,10 @@ pub struct Source {
     /// Numbers and booleans are accepted and passed as strings. Default none. Refused, because
     /// Weir sets them or its guarantees rest on them: `bootstrap.servers` and `group.id` (use
     /// `brokers` and `group`), `enable.auto.commit`, `enable.auto.offset.store`,
-    /// `enable.partition.eof`, a cooperative `partition.assignment.strategy`, a
-    /// `group.protocol` other than `classic`, and `group.instance.id` (use `instance_id`).
+    /// `enable.partition.eof`, a `group.protocol` other than `classic`, and
+    /// `group.instance.id` (use `instance_id`). `"partition.assignment.strategy" =
+    /// "cooperative-sticky"` rebalances incrementally: only the partitions that change owner
+    /// pause.
     pub kafka: BTreeMap<String, String>,
     /// `instance_id`: this member's static membership id in the group (Kafka's
     /// `group.instance.id`): ASCII letters, digits, `.`, `_` and `-`, at most 249 characters.

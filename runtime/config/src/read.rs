@@ -287,12 +287,9 @@ fn source_refusal(key: &str, value: &str) -> Option<&'static str> {
             "Weir commits offsets itself, and only once every output of a record is acknowledged"
         }
         "enable.partition.eof" => "Weir's partition lanes take no end-of-partition events",
-        "partition.assignment.strategy" if value.contains("cooperative") => {
-            "incremental (cooperative) rebalancing is not supported; use range or roundrobin"
-        }
         "group.protocol" if value != "classic" => {
-            "only the classic group protocol is supported (the consumer protocol rebalances \
-             incrementally)"
+            "only the classic group protocol is supported; for incremental rebalancing, set \
+             \"partition.assignment.strategy\" = \"cooperative-sticky\""
         }
         _ => return None,
     })
