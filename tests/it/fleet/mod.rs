@@ -1,5 +1,7 @@
 //! A fleet: several `weir run` processes in one consumer group.
 
+mod scale;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -28,7 +30,7 @@ fn last_assignment(weir: &Weir) -> Option<BTreeSet<String>> {
 /// The partitions `weir` owns now, from its log: every "Partitions assigned." line adds its
 /// partitions, every "Partitions revoked" line takes its partitions away. With the cooperative
 /// protocol each line names only what changed.
-fn owned(weir: &Weir) -> BTreeSet<String> {
+pub(super) fn owned(weir: &Weir) -> BTreeSet<String> {
     let mut owned = BTreeSet::new();
     for (assigned, parts) in partition_events(weir) {
         if assigned {
@@ -41,7 +43,7 @@ fn owned(weir: &Weir) -> BTreeSet<String> {
 }
 
 /// Every assignment (`true`) and revocation (`false`) in `weir`'s log, with its partitions.
-fn partition_events(weir: &Weir) -> Vec<(bool, BTreeSet<String>)> {
+pub(super) fn partition_events(weir: &Weir) -> Vec<(bool, BTreeSet<String>)> {
     let log = weir.log.lock().unwrap();
     log.iter()
         .filter_map(|line| {
