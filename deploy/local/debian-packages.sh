@@ -2,7 +2,7 @@
 # Installs the Debian packages named as arguments that are not installed yet, through apt-get
 # (as root, or with password-less sudo). Prints what it installs; does nothing when every
 # package is there. Used by `make deps` (libssl-dev and pkg-config, to build librdkafka with TLS),
-# `make test-deps` (stunnel4 and openssl, for the TLS tests) and deploy/prometheus/check.sh
+# `make test-deps` (stunnel4 and openssl, for the TLS tests; iproute2, for network namespaces) and deploy/prometheus/check.sh
 # (prometheus, for promtool).
 set -euo pipefail
 

@@ -160,7 +160,7 @@ pub fn wait_listening(port: u16, what: &str) {
 
 /// Makes the child die with the thread that spawns it (and so with the test process, even when
 /// that is killed).
-fn die_with_parent(cmd: &mut Command) {
+pub fn die_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
@@ -205,7 +205,17 @@ pub fn client_at(bootstrap: &str, extra: &[(&str, &str)]) -> ClientConfig {
 
 /// The offset group `group` has committed for `topic`'s `partition`; `None` when it has none.
 pub fn committed(group: &str, topic: &str, partition: i32) -> Option<i64> {
-    let consumer: BaseConsumer = client(&[("group.id", group)]).create().unwrap();
+    committed_via(client(&[]), group, topic, partition)
+}
+
+/// [`committed`] with the client configuration `config` (another broker).
+pub fn committed_via(
+    mut config: ClientConfig,
+    group: &str,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let consumer: BaseConsumer = config.set("group.id", group).create().unwrap();
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, partition);
     let got = consumer
@@ -224,7 +234,17 @@ pub fn create_topic(topic: &str, partitions: i32) {
 
 /// Creates `topic` with `partitions` partitions and the topic configs `configs`.
 pub fn create_topic_with(topic: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let admin: AdminClient<DefaultClientContext> = client(&[]).create().unwrap();
+    create_topic_via(client(&[]), topic, partitions, configs);
+}
+
+/// [`create_topic_with`] with the client configuration `config` (another broker).
+pub fn create_topic_via(
+    config: ClientConfig,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
+    let admin: AdminClient<DefaultClientContext> = config.create().unwrap();
     let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     for (k, v) in configs {
         new = new.set(k, v);
@@ -392,8 +412,18 @@ fn to_rec(m: &rdkafka::message::BorrowedMessage<'_>) -> Rec {
 }
 
 /// Reads `topic` from the beginning, handing every record to `each`, until `stop` is set.
-pub fn follow(topic: &str, stop: &std::sync::atomic::AtomicBool, mut each: impl FnMut(Rec)) {
-    let consumer = reader(topic);
+pub fn follow(topic: &str, stop: &std::sync::atomic::AtomicBool, each: impl FnMut(Rec)) {
+    follow_via(client(&[]), topic, stop, each);
+}
+
+/// [`follow`] with the client configuration `config` (another broker).
+pub fn follow_via(
+    config: ClientConfig,
+    topic: &str,
+    stop: &std::sync::atomic::AtomicBool,
+    mut each: impl FnMut(Rec),
+) {
+    let consumer = reader_via(config, topic);
     while !stop.load(Ordering::Relaxed) {
         if let Some(r) = next(&consumer, Duration::from_millis(100)) {
             each(r);
@@ -530,15 +560,20 @@ impl Weir {
 
     /// Starts `weir run pipeline ARGS` with `env` added to its environment.
     pub fn run_with_env(pipeline: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::spawn(Command::new(Self::weir_bin()), pipeline, args, env)
+    }
+
+    /// Starts `weir run pipeline ARGS` through `cmd`: the weir binary itself, or a command
+    /// that runs it (such as `ip netns exec NAME weir`).
+    pub fn spawn(mut cmd: Command, pipeline: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let cache = std::env::temp_dir().join("weir-test-cache");
-        let mut cmd = Command::new(Self::weir_bin());
         cmd.args(["--log-format", "json", "run"])
             .arg(pipeline)
             .args(args)
-            .envs(env.iter().copied())
             .env("WEIR_BROKERS", &broker().bootstrap)
             .env("WEIR_CACHE_DIR", cache)
             .env("WEIR_LOG", "info,weir=debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -1,5 +1,6 @@
 //! A fleet: several `weir run` processes in one consumer group.
 
+mod cut;
 mod scale;
 
 use std::collections::BTreeSet;

@@ -15,13 +15,13 @@ use crate::harness::{
     one_stage_pipeline, source_table, unique, wait_for_value, write_pipeline,
 };
 
-const PARTITIONS: i32 = 12;
+pub(super) const PARTITIONS: i32 = 12;
 /// One record per partition every this often: 600 records/s in all.
 const TICK: Duration = Duration::from_millis(20);
 
 /// Produces one record to every partition each [`TICK`] until stopped; values `r0`, `r1`, ...,
 /// record `i` to partition `i % PARTITIONS`.
-struct Stream {
+pub(super) struct Stream {
     stop: Arc<AtomicBool>,
     sent: Arc<AtomicUsize>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -35,15 +35,21 @@ impl Drop for Stream {
 }
 
 impl Stream {
-    fn start(topic: &str) -> Self {
+    pub(super) fn start(topic: &str) -> Self {
+        Self::start_at(&broker().bootstrap, topic)
+    }
+
+    /// [`Stream::start`] on the broker at `bootstrap`.
+    pub(super) fn start_at(bootstrap: &str, topic: &str) -> Self {
         let (stop, sent) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicUsize::new(0)),
         );
         let (topic, stop_t, sent_t) = (topic.to_owned(), Arc::clone(&stop), Arc::clone(&sent));
+        let bootstrap = bootstrap.to_owned();
         let thread = std::thread::spawn(move || {
             let producer: ThreadedProducer<DefaultProducerContext> = client_at(
-                &broker().bootstrap,
+                &bootstrap,
                 &[("enable.idempotence", "true"), ("linger.ms", "2")],
             )
             .create()
@@ -79,7 +85,7 @@ impl Stream {
     }
 
     /// Stops producing; returns how many records were produced, all acknowledged.
-    fn finish(mut self) -> usize {
+    pub(super) fn finish(mut self) -> usize {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             thread.join().unwrap();
@@ -89,7 +95,7 @@ impl Stream {
 }
 
 /// Every output record as it arrives: (partition, value, when).
-type Arrivals = Arc<Mutex<Vec<(i32, String, Instant)>>>;
+pub(super) type Arrivals = Arc<Mutex<Vec<(i32, String, Instant)>>>;
 
 /// A scale step: when it began, and the partitions whose owner it changed.
 struct Step {
