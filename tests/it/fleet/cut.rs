@@ -127,6 +127,17 @@ fn broker_on(host: &str) -> (Process, String) {
 
 #[test]
 fn a_member_cut_off_from_the_network_loses_its_partitions_and_rejoins_with_nothing_lost() {
+    cut_off(false);
+}
+
+/// The same in exactly-once mode: the partitions' new owner fences the cut-off member's
+/// transactional producers, so its late transactions cannot commit.
+#[test]
+fn a_member_cut_off_in_exactly_once_mode_is_fenced_and_rejoins_with_nothing_lost() {
+    cut_off(true);
+}
+
+fn cut_off(exactly_once: bool) {
     let _serial = exclusive();
     let netns = match Netns::create() {
         Ok(netns) => netns,
@@ -146,7 +157,7 @@ fn a_member_cut_off_from_the_network_loses_its_partitions_and_rejoins_with_nothi
     create_topic_via(client(), &input, PARTITIONS, &[]);
     create_topic_via(client(), &output, PARTITIONS, &[]);
     create_topic_via(client(), &dlq, 1, &[]);
-    let (_dir, path) = write_pipeline(&one_stage_pipeline(
+    let mut pipeline = one_stage_pipeline(
         "cut",
         &source_table(&[&input], &group),
         "identity",
@@ -154,7 +165,11 @@ fn a_member_cut_off_from_the_network_loses_its_partitions_and_rejoins_with_nothi
         "",
         &output,
         &dlq,
-    ));
+    );
+    if exactly_once {
+        pipeline.push_str("\n[sink]\ndelivery = \"exactly-once\"\n");
+    }
+    let (_dir, path) = write_pipeline(&pipeline);
     let env = [("WEIR_BROKERS", bootstrap.as_str())];
 
     let arrivals: Arrivals = Arc::default();
@@ -228,6 +243,14 @@ fn a_member_cut_off_from_the_network_loses_its_partitions_and_rejoins_with_nothi
             .collect();
         expected.is_subset(&got).then_some(())
     });
+    if exactly_once {
+        // Its transactions, open when the link went down, are refused once it is back: the
+        // partitions' new owner fenced its transactional ids (the broker's PRODUCER_FENCED).
+        assert!(
+            inside.logged("newer producer"),
+            "the cut-off member's transactions were not fenced"
+        );
+    }
     inside.terminate();
     outside.terminate();
     std::thread::sleep(Duration::from_secs(1));
