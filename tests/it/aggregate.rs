@@ -425,6 +425,17 @@ fn a_crash_mid_window_loses_no_input_and_repeats_only_identical_results() {
 
 #[test]
 fn a_rebalance_moves_a_partitions_windows_to_the_other_process() {
+    rebalance_moves_windows("range");
+}
+
+/// The same with incremental rebalancing: the moved partition's state is restored by its new
+/// owner while the other partition's lane goes on.
+#[test]
+fn a_cooperative_rebalance_moves_a_partitions_windows_to_the_other_process() {
+    rebalance_moves_windows("cooperative-sticky");
+}
+
+fn rebalance_moves_windows(strategy: &str) {
     let _broker = crate::harness::exclusive();
     let (input, output, dlq) = topics(2);
     let data: Vec<Vec<Input>> = (0..2)
@@ -457,7 +468,12 @@ fn a_rebalance_moves_a_partitions_windows_to_the_other_process() {
         &dlq,
         r#"window = { tumbling = "1s" }"#,
         r#"idle_timeout = "1h""#,
+    )
+    .replace(
+        "kafka = {",
+        &format!("kafka = {{ \"partition.assignment.strategy\" = \"{strategy}\","),
     );
+    assert!(toml.contains(strategy));
     let (_dir, path) = write_pipeline(&toml);
     // The first half of every partition, through one process: each ends with open windows.
     for (p, d) in data.iter().enumerate() {
