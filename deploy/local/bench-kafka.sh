@@ -198,14 +198,19 @@ start_contender() {
   esac
   proc_pid=$!
 }
-# Stops the contender; prints "cpu_s rss_kb".
+# Stops the contender (SIGTERM) and waits for it, before its topics are deleted (librdkafka 2.12
+# can crash when a topic it uses is deleted under it); fails unless it exits cleanly. Sets cpu
+# (seconds) and rss (kB), read before the signal. Not to be run in a subshell: only this shell
+# can wait for the contender.
 finish_contender() {
-  local cpu rss
-  cpu=$(cpu_ticks "$proc_pid")
+  local ticks status=0
+  ticks=$(cpu_ticks "$proc_pid")
   rss=$(peak_rss_kb "$proc_pid")
-  stop_pid "$proc_pid"
+  cpu=$(awk -v t="$ticks" -v h="$ticks_per_s" 'BEGIN { printf "%.2f", t / h }')
+  kill -TERM "$proc_pid" 2>/dev/null || true
+  wait "$proc_pid" || status=$?
   proc_pid=""
-  awk -v t="$cpu" -v h="$ticks_per_s" -v r="$rss" 'BEGIN { printf "%.2f %d\n", t / h, r }'
+  [[ $status == 0 ]] || fail "$1: the contender exited with status $status after SIGTERM, see $state/"
 }
 field() { # file, name: the word after name on collect's digest or latency line
   grep -E '^(digest|latency)' "$1" | sed -n "s/.* $2 \([^ ]*\).*/\1/p" | head -n1
@@ -244,7 +249,7 @@ throughput_round() {
       --metrics "127.0.0.1:$admin_port" --label 'stage="count_sum"' >"$log.watch" 2>&1 \
       || { cat "$log.watch" >&2; fail "round $r ($c): the input was not covered, see $state/"; }
     rate=$(sed -n 's/^metric: .*, \([0-9]*\) records\/s$/\1/p' "$log.watch")
-    read -r cpu rss < <(finish_contender)
+    finish_contender "round $r ($c)"
     "$agg" --brokers "$brokers" windows --topic "$out" --count "$agg_count" >"$log.windows" \
       || { cat "$log.windows" >&2; fail "round $r ($c): wrong window results"; }
   else
@@ -254,7 +259,7 @@ throughput_round() {
     "$agg" --brokers "$brokers" watch --topic "$in" --group "$group" --total "$total" \
       --timeout-secs 60 >"$log.watch" 2>&1 \
       || { cat "$log.watch" >&2; fail "round $r ($c): offsets not committed, see $state/"; }
-    read -r cpu rss < <(finish_contender)
+    finish_contender "round $r ($c)"
     check_output "$r" "$c" "$log.collect" "$expect"
     rate=$(sed -n 's/.*, \([0-9]*\) records\/s$/\1/p' "$log.collect")
   fi
@@ -303,7 +308,7 @@ latency_round() {
   "$demo" --brokers "$brokers" --phase produce --input "$in" --count "$n" --rate "$rate" >"$log.produce"
   wait "$collect_pid" || { cat "$log.collect" >&2; fail "latency round $r ($c): output incomplete"; }
   collect_pid=""
-  read -r cpu rss < <(finish_contender)
+  finish_contender "latency round $r ($c)"
   for t in "$in" "$out" "$group.dlq"; do drop_topic "$t"; done
   local p50 p99
   p50=$(field "$log.collect" p50) p99=$(field "$log.collect" p99)

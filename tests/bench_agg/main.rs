@@ -18,7 +18,7 @@ mod collect;
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -390,7 +390,11 @@ fn passthrough(
     let mut committed: Vec<i64> = vec![-1; partitions];
     let mut last_commit = Instant::now();
     let commit_every = Duration::from_millis(commit_ms);
-    loop {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    while !stop.load(Ordering::Relaxed) {
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             let m = m?;
             let p = m.partition();
@@ -426,19 +430,39 @@ fn passthrough(
         }
         if last_commit.elapsed() >= commit_every {
             last_commit = Instant::now();
-            let mut tpl = TopicPartitionList::new();
-            for (p, next) in acked.next.iter().enumerate() {
-                let next = next.load(Ordering::Relaxed);
-                if next > 0 && next > committed[p] {
-                    tpl.add_partition_offset(input, p as i32, Offset::Offset(next))?;
-                    committed[p] = next;
-                }
-            }
-            if tpl.count() > 0 {
-                consumer.commit(&tpl, CommitMode::Async)?;
-            }
+            commit_acked(&consumer, input, &acked, &mut committed, CommitMode::Async)?;
         }
     }
+    // Stopped: every copy delivered, then their offsets committed.
+    producer.flush(Duration::from_secs(30))?;
+    if acked.failed.load(Ordering::Relaxed) > 0 {
+        bail!("the broker refused a copy");
+    }
+    commit_acked(&consumer, input, &acked, &mut committed, CommitMode::Sync)?;
+    Ok(())
+}
+
+/// Commits, per partition, one past the last source offset whose copy was acknowledged, where
+/// that moved since the last commit.
+fn commit_acked(
+    consumer: &BaseConsumer,
+    input: &str,
+    acked: &Acked,
+    committed: &mut [i64],
+    mode: CommitMode,
+) -> Result<()> {
+    let mut tpl = TopicPartitionList::new();
+    for (p, next) in acked.next.iter().enumerate() {
+        let next = next.load(Ordering::Relaxed);
+        if next > 0 && next > committed[p] {
+            tpl.add_partition_offset(input, p as i32, Offset::Offset(next))?;
+            committed[p] = next;
+        }
+    }
+    if tpl.count() > 0 {
+        consumer.commit(&tpl, mode)?;
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
