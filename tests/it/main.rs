@@ -19,6 +19,7 @@ mod hostile;
 mod idle;
 mod languages;
 mod misbehaving;
+mod partitions;
 mod reload;
 mod scaffold;
 mod security;

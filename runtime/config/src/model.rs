@@ -78,6 +78,11 @@ pub struct Source {
     /// to finish before giving up on them (they are then processed again after the restart or
     /// by the partition's new owner). Default 10s.
     pub drain_timeout: Duration,
+    /// `lane_workers`: how many threads run the lanes, from 1 to 1024. Each worker serves
+    /// many partitions in turn, a batch at a time, so an instance that owns hundreds of
+    /// partitions runs this many threads, not hundreds. Default: the number of cores the
+    /// process may use (`None` here).
+    pub lane_workers: Option<usize>,
     /// `kafka`: raw librdkafka consumer properties, such as `{ "fetch.min.bytes" = "1" }`.
     /// Numbers and booleans are accepted and passed as strings. Default none. Refused, because
     /// Weir sets them or its guarantees rest on them: `bootstrap.servers` and `group.id` (use
@@ -109,6 +114,8 @@ impl Source {
     pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
     /// Default of [`Source::drain_timeout`].
     pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Largest accepted [`Source::lane_workers`].
+    pub const MAX_LANE_WORKERS: usize = 1024;
 }
 
 /// Where a consumer group without committed offsets starts reading.

@@ -178,6 +178,10 @@ fn source(value: &Value<'_, '_>, report: &mut Report<'_>, refs: &mut Crossrefs) 
             .map(Some),
         None => Some(None),
     };
+    // Absent: None; present: Some(the value, or None when it is refused).
+    let lane_workers = table
+        .get("lane_workers")
+        .map(|value| value.integer_in(report, 1..=Source::MAX_LANE_WORKERS));
     let kafka = kafka_properties(&mut table, report, source_refusal);
     table.finish(report);
 
@@ -208,6 +212,10 @@ fn source(value: &Value<'_, '_>, report: &mut Report<'_>, refs: &mut Crossrefs) 
         queue_capacity,
         commit_interval: commit_interval?,
         drain_timeout: drain_timeout?,
+        lane_workers: match lane_workers {
+            Some(workers) => Some(workers?),
+            None => None,
+        },
         kafka: kafka?,
         instance_id: instance_id?,
     })

@@ -45,6 +45,7 @@ fn defaults() {
     assert_eq!(source.queue_capacity, 2048);
     assert_eq!(source.commit_interval, Duration::from_secs(1));
     assert_eq!(source.drain_timeout, Duration::from_secs(10));
+    assert_eq!(source.lane_workers, None);
     assert!(source.kafka.is_empty());
     assert_eq!(source.instance_id, None);
 
@@ -88,6 +89,7 @@ fn every_key() {
     assert_eq!(source.commit_interval, Duration::from_millis(500));
     assert_eq!(source.drain_timeout, Duration::from_secs(90));
     assert_eq!(source.instance_id.as_deref(), Some("weir-0"));
+    assert_eq!(source.lane_workers, Some(3));
     let kafka = [
         ("check.crcs", "true"),
         ("fetch.min.bytes", "1"),
@@ -132,7 +134,7 @@ fn every_key() {
     );
     assert_eq!(canary.promote_after, Some(Duration::from_secs(1800)));
     assert!(!canary.rescue);
-    assert_eq!((geo.line, geo.module_location.line), (16, 19));
+    assert_eq!((geo.line, geo.module_location.line), (17, 20));
     assert_eq!(geo.module_location.column, 10);
 
     assert_eq!(filter.module, Path::new("/opt/weir/filter.wasm"));

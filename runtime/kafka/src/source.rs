@@ -142,6 +142,15 @@ impl PartitionFeed {
         &self.partition
     }
 
+    /// Calls `wake` (on a librdkafka thread) whenever the partition's queue goes from empty to
+    /// holding something: a record or an error. A reader that serves many feeds waits for these
+    /// rather than polling each feed; it must keep polling a feed until it answers `None`, since
+    /// only the next arrival after that calls `wake` again. `wake` must be quick and must not
+    /// block.
+    pub fn on_arrival(&mut self, wake: impl Fn() + Send + Sync + 'static) {
+        self.queue.set_nonempty_callback(wake);
+    }
+
     /// Waits up to `timeout` for the partition's next record. An error is the client's
     /// report about the partition (such as an offset reset); the feed stays usable.
     pub fn poll(&self, timeout: Duration) -> Result<Option<Record>, KafkaError> {

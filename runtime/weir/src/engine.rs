@@ -28,6 +28,7 @@ use weir_telemetry::{AdminApi, AdminServer, AdminToken, Health, Metrics, Spans, 
 
 use crate::admin::AdminControl;
 pub use crate::error::{EngineError, Exit, FatalError};
+use crate::lane::pool::Pool;
 use crate::loader::LoadedPipeline;
 use crate::manager::Manager;
 pub use crate::reload::ReloadOptions;
@@ -121,8 +122,18 @@ pub fn run(
         },
     });
     metrics.set_guests(loaded.guest_sources(&shared.settings.pipeline));
+    let workers = pipeline
+        .source
+        .lane_workers
+        .unwrap_or_else(crate::lane::pool::default_size);
+    let pool = Pool::start(workers, &shared).map_err(|source| EngineError::Thread {
+        what: "lane worker",
+        source,
+    })?;
+    tracing::debug!(workers = pool.size(), "Lane workers started.");
     let manager = Arc::new(Manager {
         shared: Arc::clone(&shared),
+        pool,
         metrics: Arc::clone(&metrics),
         drain_timeout: pipeline.source.drain_timeout,
         lanes: Mutex::default(),

@@ -56,12 +56,8 @@ pub enum FatalError {
         #[source]
         source: weir_wasm::WasmError,
     },
-    #[error("cannot start the thread of lane {partition}: {source}")]
-    LaneThread {
-        partition: TopicPartition,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot start lane {partition}: its lane worker has stopped")]
+    LaneWorkerGone { partition: TopicPartition },
     #[error(transparent)]
     Lane(#[from] LaneError),
     /// An output the sink accepted failed for good.

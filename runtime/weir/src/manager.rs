@@ -2,7 +2,8 @@
 //! are revoked or the pipeline stops, and the offsets they make committable.
 //!
 //! Owns: [`Manager`], the consumer's [`PartitionHandler`] and the admin listener's [`Health`].
-//! Touches the lanes only through their handles (stop flag, tracker, thread).
+//! Touches the lanes only through their handles (stop flag, tracker, done flag) and the pool
+//! of workers that runs them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use weir_telemetry::{Health, Metrics, Unhealthy};
 
 use crate::error::FatalError;
 use crate::lane::Lane;
+use crate::lane::pool::Pool;
 use crate::shared::Shared;
 
 /// Owns the lanes; the consumer's [`PartitionHandler`].
@@ -23,6 +25,8 @@ pub(crate) struct Manager {
     pub metrics: Arc<Metrics>,
     pub drain_timeout: Duration,
     pub lanes: Mutex<BTreeMap<TopicPartition, Lane>>,
+    /// The workers that run the lanes.
+    pub pool: Pool,
     /// Partitions assigned, for `/readyz`.
     pub assigned: AtomicUsize,
     /// Whether the brokers answered lately, for `/readyz`.
@@ -105,20 +109,21 @@ impl Manager {
         let deadline = Instant::now() + self.drain_timeout;
         let mut waiting = Vec::with_capacity(lanes.len());
         for (tp, lane) in lanes {
-            lane.stop.store(true, Ordering::Release);
-            waiting.push((tp, lane.thread, lane.tracker));
+            lane.stop();
+            waiting.push((tp, lane.done, lane.tracker));
         }
         let poll = Duration::from_millis(2);
+        let finished = |done: &AtomicBool| done.load(Ordering::Acquire);
         while Instant::now() < deadline
             && waiting
                 .iter()
-                .any(|(_, t, tracker)| !t.is_finished() || tracker.in_flight() > 0)
+                .any(|(_, done, tracker)| !finished(done) || tracker.in_flight() > 0)
         {
             std::thread::sleep(poll);
         }
         let mut offsets = Vec::new();
-        for (tp, thread, tracker) in waiting {
-            if !thread.is_finished() || tracker.in_flight() > 0 {
+        for (tp, done, tracker) in waiting {
+            if !finished(&done) || tracker.in_flight() > 0 {
                 tracing::warn!(
                     partition = %tp,
                     in_flight = tracker.in_flight(),
@@ -166,19 +171,20 @@ impl PartitionHandler for Manager {
                         generation,
                         Arc::clone(&self.shared),
                         self.metrics.partition(&tp.topic, tp.partition),
+                        &self.pool,
                     );
                     match lane {
-                        Ok(lane) => {
+                        Some(lane) => {
                             if let Some(old) = lanes.insert(tp.clone(), lane) {
                                 // Assigned twice without a revoke in between: retire the old
                                 // lane.
-                                old.stop.store(true, Ordering::Release);
+                                old.stop();
                             }
                         }
-                        Err(source) => self.shared.fatal.set(FatalError::LaneThread {
-                            partition: tp,
-                            source,
-                        }),
+                        None => self
+                            .shared
+                            .fatal
+                            .set(FatalError::LaneWorkerGone { partition: tp }),
                     }
                 }
                 Err(source) => self.shared.fatal.set(FatalError::LaneStart {

@@ -12,15 +12,16 @@ use weir_kafka::PartitionFeed;
 
 use crate::stall::FeedErrors;
 
-/// How long a lane waits for its partition's next record before it looks at its stop flag (and,
-/// in aggregate and transactional lanes, tends windows, checkpoints and transactions).
-pub(super) const WAIT: Duration = Duration::from_millis(100);
-
 /// Where a lane's batches come from.
 pub(super) struct Batcher {
     feed: PartitionFeed,
     errors: FeedErrors,
     batch_size: usize,
+    /// Set by the feed's arrival callback when the queue goes from empty to holding something;
+    /// cleared when the batcher reads the queue.
+    ready: Arc<AtomicBool>,
+    /// Whether the queue may hold more than the last read took.
+    more: bool,
     /// Set when the last batch was full: records are waiting for the lane (backpressure).
     saturated: Arc<AtomicBool>,
 }
@@ -30,29 +31,33 @@ impl Batcher {
         feed: PartitionFeed,
         errors: FeedErrors,
         batch_size: usize,
+        ready: Arc<AtomicBool>,
         saturated: Arc<AtomicBool>,
     ) -> Self {
         Self {
             feed,
             errors,
             batch_size: batch_size.max(1),
+            ready,
+            more: false,
             saturated,
         }
     }
 
-    pub fn batch_size(&self) -> usize {
-        self.batch_size
-    }
-
-    /// Fills `batch` (cleared first) with up to a batch of records: waits up to [`WAIT`] for the
-    /// first, then takes only what is already there. An empty batch means none came in time,
-    /// or the feed failed (the error is counted, and the partition marked stalled when errors
-    /// keep coming).
-    pub fn next(&mut self, batch: &mut Vec<Record>) {
+    /// Fills `batch` (cleared first) with up to a batch of the records already there, without
+    /// waiting. Answers whether it read the queue, and whether more may be waiting (the batch
+    /// is full, or the feed's error cut it short). The queue is read only when something
+    /// arrived since it was last found empty, more may be waiting, or `anyway`. An empty batch
+    /// means nothing was there, or the feed failed (the error is counted, and the partition
+    /// marked stalled when errors keep coming).
+    pub fn next(&mut self, batch: &mut Vec<Record>, anyway: bool) -> (bool, bool) {
         batch.clear();
-        let mut wait = WAIT;
+        if !self.ready.swap(false, Ordering::AcqRel) && !self.more && !anyway {
+            return (false, false);
+        }
+        self.more = false;
         while batch.len() < self.batch_size {
-            match self.feed.poll(wait) {
+            match self.feed.poll(Duration::ZERO) {
                 Ok(Some(record)) => {
                     self.errors.record();
                     batch.push(record);
@@ -60,12 +65,16 @@ impl Batcher {
                 Ok(None) => break,
                 Err(error) => {
                     self.errors.error(&error);
+                    // Records may follow the error, and the feed says nothing of them until
+                    // its queue has been empty once.
+                    self.more = true;
                     break;
                 }
             }
-            wait = Duration::ZERO;
         }
-        self.saturated
-            .store(batch.len() == self.batch_size, Ordering::Relaxed);
+        let full = batch.len() == self.batch_size;
+        self.more |= full;
+        self.saturated.store(full, Ordering::Relaxed);
+        (true, self.more)
     }
 }

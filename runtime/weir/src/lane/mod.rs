@@ -1,4 +1,4 @@
-//! A lane: one assigned partition, processed in order on its own thread.
+//! A lane: one assigned partition, processed in order by one worker of the lane [`pool`].
 //!
 //! A lane reads its partition in batches ([`feed`]), runs each batch through its chain of
 //! enrich stages and the aggregate stage that may end it ([`fold`]), traces the records
@@ -6,7 +6,7 @@
 //! With exactly-once delivery it writes in transactions of its own ([`transaction`]); between
 //! two batches it swaps to a new version of its stages ([`swap`]).
 //!
-//! Owns: the lane's thread, its loop, and [`Lane`], the engine's handle on it. Each part above
+//! Owns: the lane's step (one batch, or tending), and [`Lane`], the engine's handle on it. Each part above
 //! gets only the state it needs; the lane reads the engine's [`Shared`] parts and writes none
 //! but the fatal signal and the counters.
 
@@ -14,13 +14,14 @@ mod deliver;
 mod feed;
 mod fold;
 mod letters;
+pub(crate) mod pool;
 mod spans;
 mod swap;
 mod transaction;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
+use std::time::Instant;
 
 use weir_core::{PartitionTracker, Record, SinkError};
 use weir_kafka::{KafkaSink, PartitionFeed, TopicPartition};
@@ -34,6 +35,7 @@ use crate::stall::FeedErrors;
 use deliver::Outlet;
 use feed::Batcher;
 use fold::{Batch, Folder, Traced};
+use pool::{Pool, Signal, Step};
 use spans::{RecordTrace, Tracer};
 use swap::Running;
 use transaction::Transaction;
@@ -42,7 +44,12 @@ use transaction::Transaction;
 pub(crate) struct Lane {
     pub stop: Arc<AtomicBool>,
     pub tracker: Arc<PartitionTracker>,
-    pub thread: JoinHandle<()>,
+    /// Set once the lane has finished, stopped (with its last checkpoint and transaction) or
+    /// failed, and its worker has dropped it: its feed, so a new lane of the same partition
+    /// owns the partition's queue alone, and its instances.
+    pub done: Arc<AtomicBool>,
+    /// Its worker's wake-up call, raised after setting `stop`.
+    pub signal: Arc<Signal>,
     /// Whether the lane's last batch was full: records are waiting for it (backpressure).
     pub saturated: Arc<AtomicBool>,
     /// The last offset committed for this lane.
@@ -50,17 +57,34 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
-    /// Starts the lane's thread, which reads `feed` at its own pace.
+    /// Stops the lane after its current batch and wakes its worker to see it.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.signal.raise();
+    }
+
+    /// Places the lane on the pool's least loaded worker, which reads `feed` at the lane's
+    /// pace. None when that worker is gone (it panicked: the pipeline is failing).
     pub fn start(
-        feed: PartitionFeed,
+        mut feed: PartitionFeed,
         chain: Chain,
         loaded: Arc<LoadedPipeline>,
         generation: u64,
         shared: Arc<Shared>,
         metrics: PartitionMetrics,
-    ) -> std::io::Result<Self> {
+        pool: &Pool,
+    ) -> Option<Self> {
         let tp = feed.partition().clone();
+        let (worker, signal) = pool.least_loaded();
+        // Polled first without waiting for a signal: records may be queued already.
+        let ready = Arc::new(AtomicBool::new(true));
+        let (arrived, wake) = (Arc::clone(&ready), Arc::clone(&signal));
+        feed.on_arrival(move || {
+            arrived.store(true, Ordering::Release);
+            wake.raise();
+        });
         let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
         let saturated = Arc::new(AtomicBool::new(false));
         let tracker = Arc::new(PartitionTracker::new());
         let errors = FeedErrors::new(
@@ -79,8 +103,14 @@ impl Lane {
             stop: Arc::clone(&stop),
             backoff: weir_core::Backoff::default(),
         };
-        let worker = Worker {
-            batcher: Batcher::new(feed, errors, settings.batch_size, Arc::clone(&saturated)),
+        let task = Task {
+            batcher: Batcher::new(
+                feed,
+                errors,
+                settings.batch_size,
+                ready,
+                Arc::clone(&saturated),
+            ),
             tracer: Tracer::new(
                 shared.tracing.clone(),
                 tp.clone(),
@@ -100,28 +130,25 @@ impl Lane {
             outlet,
             transaction: None,
             shared,
+            started: false,
+            tends: false,
+            tended: Instant::now(),
+            polled: Instant::now(),
+            done: Arc::clone(&done),
         };
-        let thread = std::thread::Builder::new()
-            .name(format!("weir-lane-{}-{}", tp.topic, tp.partition))
-            .spawn(move || {
-                // A lane that panics must not leave a live process with a dead partition.
-                let shared = Arc::clone(&worker.shared);
-                shared
-                    .fatal
-                    .guarded(&format!("lane {}", worker.tp), || worker.run());
-            })?;
-        Ok(Self {
+        pool.place(worker, task).then_some(Self {
             stop,
             tracker,
-            thread,
+            done,
+            signal,
             saturated,
             committed: None,
         })
     }
 }
 
-/// A lane's thread and what it owns.
-struct Worker {
+/// A lane's state, stepped by its worker.
+pub(super) struct Task {
     tp: TopicPartition,
     shared: Arc<Shared>,
     batcher: Batcher,
@@ -136,55 +163,80 @@ struct Worker {
     stop: Arc<AtomicBool>,
     tracker: Arc<PartitionTracker>,
     metrics: PartitionMetrics,
+    /// Whether [`Self::start`] ran.
+    started: bool,
+    /// Whether the lane tends its state without records too: an aggregate lane's idle
+    /// partition still closes windows and checkpoints, a transactional lane commits on time.
+    tends: bool,
+    /// When the lane last took a batch or tended.
+    tended: Instant,
+    /// When the lane last read its feed.
+    polled: Instant,
+    done: Arc<AtomicBool>,
 }
 
-impl Worker {
-    fn run(mut self) {
-        if let Err(error) = self.start() {
-            self.shared.fatal.set(error);
-            return;
-        }
-        // An aggregate lane tends its state without records too: idle partitions still close
-        // their windows, and checkpoints still go out. A transactional lane commits on time.
-        let tends = self.running.folder.is_some() || self.transaction.is_some();
-        let mut batch = Vec::with_capacity(self.batcher.batch_size());
-        while !self.stop.load(Ordering::Acquire) {
-            self.batcher.next(&mut batch);
-            let result = if !batch.is_empty() {
-                if self.stop.load(Ordering::Acquire) {
-                    break;
-                }
-                self.process(&batch).and_then(|()| self.tend(false))
-            } else if tends {
-                self.tend(true)
-            } else {
-                Ok(())
-            };
-            if let Err(error) = result {
-                // A sink still unavailable when the lane was told to stop is no failure:
-                // what it did not take is simply not committed.
-                let stopped = matches!(
-                    error,
-                    LaneError::Sink {
-                        source: SinkError::Stopped(_),
-                        ..
-                    }
-                );
-                if !stopped {
-                    self.shared.fatal.set(error);
-                }
-                return;
+impl Task {
+    /// One step of the lane: its start, one batch and what follows it, tending when idle, or
+    /// its finish once stopped. `batch` is the worker's buffer, lent for the step.
+    pub(super) fn step(&mut self, now: Instant, batch: &mut Vec<Record>) -> Step {
+        if !self.started {
+            self.started = true;
+            if let Err(error) = self.start() {
+                self.shared.fatal.set(error);
+                return Step::Done;
             }
+            self.tends = self.running.folder.is_some() || self.transaction.is_some();
         }
-        if let Err(error) = self.finish() {
-            tracing::warn!(
-                partition = %self.tp,
-                %error,
-                "Final checkpoint or transaction failed; the next owner re-reads from the last \
-                 commit."
+        if self.stop.load(Ordering::Acquire) {
+            if let Err(error) = self.finish() {
+                tracing::warn!(
+                    partition = %self.tp,
+                    %error,
+                    "Final checkpoint or transaction failed; the next owner re-reads from the \
+                     last commit."
+                );
+            }
+            tracing::debug!(partition = %self.tp, "Lane stopped.");
+            return Step::Done;
+        }
+        // The queue is read when the feed said something arrived, when more may be waiting,
+        // and, as a safety net against a lost signal, every `TEND` regardless.
+        let sweep = now.duration_since(self.polled) >= pool::TEND;
+        let (read, more) = self.batcher.next(batch, sweep);
+        if read {
+            self.polled = now;
+        }
+        let result = if !batch.is_empty() {
+            self.tended = now;
+            self.process(batch).and_then(|()| self.tend(false))
+        } else if self.tends && now.duration_since(self.tended) >= pool::TEND {
+            self.tended = now;
+            self.tend(true)
+        } else {
+            Ok(())
+        };
+        batch.clear();
+        if let Err(error) = result {
+            // A sink still unavailable when the lane was told to stop is no failure: what it
+            // did not take is simply not committed.
+            let stopped = matches!(
+                error,
+                LaneError::Sink {
+                    source: SinkError::Stopped(_),
+                    ..
+                }
             );
+            if !stopped {
+                self.shared.fatal.set(error);
+            }
+            return Step::Done;
         }
-        tracing::debug!(partition = %self.tp, "Lane stopped.");
+        if more { Step::Again } else { Step::Idle }
+    }
+
+    /// The flag to set once the lane, feed and instances included, is dropped.
+    pub(super) fn done(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.done)
     }
 
     /// The lane's transactional producer, then its aggregate state.
