@@ -1,6 +1,7 @@
 //! Many partitions per instance: one `weir run` serves 64 partitions on two lane workers; every
-//! record is delivered in order and committed, a hot reload reaches every partition, and the
-//! process runs a bounded number of threads, not one per partition.
+//! record is delivered in order and committed, a hot reload reaches every partition, the process
+//! runs a bounded number of threads, not one per partition, and a rebalance to a second
+//! instance loses and repeats nothing.
 
 use std::time::Duration;
 
@@ -123,6 +124,49 @@ fn one_instance_serves_64_partitions_delivers_commits_and_reloads_them_all() {
     let end = 2 * PER_ROUND as i64;
     let log = weir.terminate();
     assert!(log.iter().any(|l| l.contains("Pipeline stopped")));
+    for p in 0..PARTITIONS {
+        assert_eq!(committed(&group, &input, p), Some(end), "partition {p}");
+    }
+}
+
+#[test]
+fn a_second_instance_takes_half_of_64_partitions_and_nothing_is_lost_or_repeated() {
+    let _broker = crate::harness::exclusive();
+    let (input, output, dlq, group) = (unique("in"), unique("out"), unique("dlq"), unique("g"));
+    create_topic(&input, PARTITIONS);
+    create_topic(&output, PARTITIONS);
+    create_topic(&dlq, 1);
+    let (_dir, path) = write_pipeline(&pipeline(&input, &group, &output, &dlq, "v0"));
+
+    produce(&input, &round(0));
+    let first = Weir::run(&path);
+    let out = consume(&output, round(0).len(), Duration::from_secs(120));
+    assert_eq!(out.len(), round(0).len());
+
+    // A second member joins: the first drains and commits what it gives away, each resumes
+    // from the committed offsets.
+    let second = Weir::run(&path);
+    second.wait_assigned();
+    first.wait_for_log("Partitions revoked", Duration::from_secs(60));
+    produce(&input, &round(PER_ROUND));
+    let total = 2 * round(0).len();
+    let out = consume(&output, total, Duration::from_secs(120));
+    first.terminate();
+    second.terminate();
+    let out_all =
+        crate::harness::consume_all(&output, Duration::from_secs(2), Duration::from_secs(60));
+    assert!(out.len() >= total);
+    let parts = by_partition(&out_all);
+    assert_eq!(parts.len(), PARTITIONS as usize);
+    for (partition, recs) in parts {
+        let seqs: Vec<usize> = recs.iter().map(|r| seq_of(r)).collect();
+        assert_eq!(
+            seqs,
+            (0..2 * PER_ROUND).collect::<Vec<_>>(),
+            "partition {partition}: no gap, no duplicate, in order"
+        );
+    }
+    let end = 2 * PER_ROUND as i64;
     for p in 0..PARTITIONS {
         assert_eq!(committed(&group, &input, p), Some(end), "partition {p}");
     }
