@@ -1,6 +1,6 @@
 //! Many partitions per instance: one `weir run` serves 64 partitions on two lane workers; every
 //! record is delivered in order and committed, a hot reload reaches every partition, the process
-//! runs a bounded number of threads, not one per partition, and a rebalance to a second
+//! runs a bounded number of threads, not one per partition, sleeps when idle, and a rebalance to a second
 //! instance loses and repeats nothing.
 
 use std::time::Duration;
@@ -72,6 +72,30 @@ fn threads(pid: u32) -> usize {
         .unwrap()
 }
 
+/// CPU time so far of process `pid`'s lane workers (threads `weir-lanes-N`), from `schedstat`
+/// (nanoseconds).
+fn workers_cpu_time(pid: u32) -> Duration {
+    let mut ns = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("schedstat")),
+        ) else {
+            continue;
+        };
+        if name.starts_with("weir-lanes-") {
+            ns += stat
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+        }
+    }
+    Duration::from_nanos(ns)
+}
+
 #[test]
 fn one_instance_serves_64_partitions_delivers_commits_and_reloads_them_all() {
     let _broker = crate::harness::exclusive();
@@ -119,6 +143,19 @@ fn one_instance_serves_64_partitions_delivers_commits_and_reloads_them_all() {
             assert_eq!(version_of(r), expected, "partition {partition}: {r:?}");
         }
     }
+
+    // With nothing to read, the lane workers sleep (under 1 % of a core): they wake ten times a
+    // second and look at 64 empty queues. (The client's own threads, with this test's 50 ms fetch waits and
+    // statistics every second, are `idle`'s business.)
+    std::thread::sleep(Duration::from_secs(2));
+    let (before, t0) = (workers_cpu_time(weir.pid()), std::time::Instant::now());
+    std::thread::sleep(Duration::from_secs(4));
+    let spent = workers_cpu_time(weir.pid()) - before;
+    let share = spent.as_secs_f64() / t0.elapsed().as_secs_f64();
+    assert!(
+        share < 0.01,
+        "idle lane workers with {PARTITIONS} partitions: {share:.5} of a core"
+    );
 
     // A clean stop commits every partition's offset to its end.
     let end = 2 * PER_ROUND as i64;
