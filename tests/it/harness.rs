@@ -663,6 +663,11 @@ impl Weir {
         }
     }
 
+    /// Every log line so far, one per line, for failure messages.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
     /// How many log lines contain `needle`.
     pub fn count_logged(&self, needle: &str) -> usize {
         self.log

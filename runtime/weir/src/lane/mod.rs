@@ -226,7 +226,18 @@ impl Task {
                     ..
                 }
             );
-            if !stopped {
+            if stopped {
+            } else if self.stop.load(Ordering::Acquire) {
+                // The partition was revoked (or weir is stopping) while the step ran, such as
+                // a transaction commit held up by a broker out of reach: nothing of it was
+                // committed, and the partition's next owner re-reads it. Not this process's end.
+                tracing::warn!(
+                    partition = %self.tp,
+                    %error,
+                    "Lane failed while it was being stopped; the next owner re-reads from the \
+                     last commit."
+                );
+            } else {
                 self.shared.fatal.set(error);
             }
             return Step::Done;
