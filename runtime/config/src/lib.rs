@@ -22,6 +22,7 @@ mod read;
 mod reader;
 mod report;
 mod security;
+mod store;
 mod units;
 mod validate;
 
@@ -39,9 +40,13 @@ pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     Aggregate, Canary, CanaryCohort, Control, DeadLetter, Delivery, Expectation, LatePolicy,
     Limits, Location, OnFull, Partitioning, Pipeline, Rollback, Sample, Sink, Source, Stage,
-    StageKind, StartFrom, Telemetry, TestCase, TestRecord, WindowKind,
+    StageKind, StartFrom, Target, Telemetry, TestCase, TestRecord, WindowKind,
 };
 pub use security::{Sasl, SaslMechanism, Secret, SecretError, Security, SecurityProtocol};
+pub use store::{
+    Column, ColumnType, Compression, NamedSink, PROVENANCE_COLUMNS, ParquetSink, PartitionKey,
+    SinkKind, TimeUnit,
+};
 pub use units::{UnitError, parse_duration, parse_size};
 
 use report::{Place, Report};

@@ -18,8 +18,11 @@ pub struct Pipeline {
     pub stages: Vec<Stage>,
     /// `[dead_letter]`, required: where records that fail a stage go.
     pub dead_letter: DeadLetter,
-    /// `[sink]`, optional: how results are published.
+    /// `[sink]`, optional: how results are published to Kafka.
     pub sink: Sink,
+    /// `[sinks.<name>]`, optional: named sinks a stage or the dead letters can write to instead
+    /// of a topic, in file order. Default none.
+    pub sinks: Vec<crate::NamedSink>,
     /// `[telemetry]`, optional: metrics, health and tracing endpoints.
     pub telemetry: Telemetry,
     /// `[security]`, optional: TLS and SASL for every Kafka client of the pipeline. Default:
@@ -35,20 +38,61 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Every topic the pipeline writes to: stage outputs in stage order, then the dead-letter
-    /// topic, each once.
+    /// topic, each once (topics of `kind = "kafka"` sinks included).
     pub fn all_output_topics(&self) -> Vec<&str> {
         let outputs = self
             .stages
             .iter()
-            .filter_map(|stage| stage.output.as_deref());
+            .filter_map(|stage| self.stage_target(stage));
         let mut topics: Vec<&str> = Vec::new();
-        for topic in outputs.chain([self.dead_letter.topic.as_str()]) {
-            if !topics.contains(&topic) {
+        for target in outputs.chain([self.dead_letter_target()]) {
+            if let Target::Topic(topic) = target
+                && !topics.contains(&topic)
+            {
                 topics.push(topic);
             }
         }
         topics
     }
+
+    /// The sink named `name` under `[sinks]`.
+    pub fn named_sink(&self, name: &str) -> Option<&crate::NamedSink> {
+        self.sinks.iter().find(|sink| sink.name == name)
+    }
+
+    /// Where `stage`'s results are published, if anywhere: its `output` topic, or its `sink`
+    /// (a `kind = "kafka"` sink's topic is given as a topic).
+    pub fn stage_target<'a>(&'a self, stage: &'a Stage) -> Option<Target<'a>> {
+        if let Some(topic) = &stage.output {
+            return Some(Target::Topic(topic));
+        }
+        stage.sink.as_deref().map(|name| self.target_of(name))
+    }
+
+    /// Where dead letters go: `[dead_letter]`'s topic or sink.
+    pub fn dead_letter_target(&self) -> Target<'_> {
+        match &self.dead_letter {
+            DeadLetter::Topic(topic) => Target::Topic(topic),
+            DeadLetter::Sink(name) => self.target_of(name),
+        }
+    }
+
+    fn target_of(&self, name: &str) -> Target<'_> {
+        let sink = self
+            .named_sink(name)
+            .expect("validation checks that every sink named exists");
+        match &sink.kind {
+            crate::SinkKind::Kafka { topic } => Target::Topic(topic),
+            crate::SinkKind::Parquet(_) => Target::Store(sink),
+        }
+    }
+}
+
+/// Where records go: a Kafka topic, or a named sink that is not Kafka.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target<'a> {
+    Topic(&'a str),
+    Store(&'a crate::NamedSink),
 }
 
 /// `[source]`: the Kafka topics a pipeline consumes, and how.
@@ -144,8 +188,12 @@ pub struct Stage {
     /// `limits`: the resources one instance of the module may use.
     pub limits: Limits,
     /// `output`: a topic to publish the stage's results to, in addition to passing them to the
-    /// next stage. Required on the last stage, whose results would otherwise go nowhere.
+    /// next stage. The last stage needs `output` or `sink`, whose results would otherwise go
+    /// nowhere.
     pub output: Option<String>,
+    /// `sink`: the name of a `[sinks.<name>]` table to publish the stage's results to, instead
+    /// of an `output` topic (a stage has at most one of the two). Default: none.
+    pub sink: Option<String>,
     /// `partitioning`: which partition of `output` a result goes to. Default `"source"`.
     pub partitioning: Partitioning,
     /// `[stage.canary]`: a new version of the module, run on some partitions only, compared
@@ -309,11 +357,16 @@ pub enum Partitioning {
     Key,
 }
 
-/// `[dead_letter]`: where records that fail a stage go, with headers saying why.
+/// `[dead_letter]`: where records that fail a stage go, with headers saying why. Exactly one
+/// of its keys is required.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    /// `topic`, required: the dead-letter topic. It may not be a source topic or a stage output.
-    pub topic: String,
+pub enum DeadLetter {
+    /// `topic`: the dead-letter topic. It may not be a source topic or a stage output.
+    Topic(String),
+    /// `sink`: the name of a `[sinks.<name>]` table dead letters are written to. A letter that
+    /// sink refuses is sent again without its key and value (see `README.md`, Dead letters); one
+    /// refused even so stops the pipeline.
+    Sink(String),
 }
 
 /// `[sink]`: how results and dead letters are published.

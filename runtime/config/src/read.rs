@@ -1,6 +1,7 @@
 //! Reads the document tree into the model, section by section.
 
 mod security;
+mod sinks;
 mod stages;
 mod test_cases;
 
@@ -47,6 +48,9 @@ pub(crate) fn pipeline(
     let dead_letter = required_section(&mut root, report, "dead_letter", "table [dead_letter]")
         .and_then(|value| dead_letter(&value, report, &mut refs));
     let sink = root.with_default("sink", Sink::default(), |value| sink(value, report));
+    let sinks = root.with_default("sinks", Vec::new(), |value| {
+        sinks::sinks(value, base, report, &mut refs)
+    });
     let telemetry = root.with_default("telemetry", Telemetry::default(), |value| {
         telemetry(value, report)
     });
@@ -73,6 +77,7 @@ pub(crate) fn pipeline(
         stages: stages?,
         dead_letter: dead_letter?,
         sink: sink?,
+        sinks: sinks?,
         telemetry: telemetry?,
         security: security?,
         control: control?,
@@ -325,13 +330,36 @@ fn dead_letter(
     refs: &mut Crossrefs,
 ) -> Option<DeadLetter> {
     let mut table = value.table(report)?;
-    let topic = table.required(report, "topic").and_then(|value| {
+    let topic = table.optional("topic", |value| {
         let topic = value.parsed(report, "topic name", formats::topic)?;
-        refs.dead_letter = Some(Written::new(&value, topic.clone()));
+        refs.dead_letter = Some(Written::new(value, topic.clone()));
         Some(topic)
     });
+    let sink = table.optional("sink", |value| {
+        let name = value.parsed(report, "sink name", formats::name)?;
+        refs.dead_letter_sink = Some(Written::new(value, name.clone()));
+        Some(name)
+    });
+    let letter = match (topic?, sink?) {
+        (Some(topic), None) => Some(DeadLetter::Topic(topic)),
+        (None, Some(sink)) => Some(DeadLetter::Sink(sink)),
+        (None, None) => {
+            table.missing(
+                report,
+                "key `topic` (or `sink`, naming a [sinks.<name>] table)",
+            );
+            None
+        }
+        (Some(_), Some(_)) => {
+            table.error(
+                report,
+                "has both `topic` and `sink`: dead letters go to one place",
+            );
+            None
+        }
+    };
     table.finish(report);
-    Some(DeadLetter { topic: topic? })
+    letter
 }
 
 fn sink(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<Sink> {

@@ -142,7 +142,7 @@ fn every_key() {
     assert_eq!(filter.limits.timeout, Duration::from_millis(100));
     assert_eq!(filter.limits.fuel, Some(2_000_000_000));
 
-    assert_eq!(pipeline.dead_letter.topic, "clicks.dlq");
+    assert_eq!(pipeline.dead_letter, DeadLetter::Topic("clicks.dlq".into()));
     let sink = [("compression.type", "zstd"), ("linger.ms", "5")];
     assert_eq!(pipeline.sink.kafka, strings(&sink));
     assert_eq!(pipeline.sink.delivery, Delivery::ExactlyOnce);
@@ -352,4 +352,54 @@ fn a_secret_written_in_the_file_is_refused_without_being_quoted() {
     );
     assert!(errors.contains("security.sasl.password"), "{errors}");
     assert!(!errors.contains("hunter"), "a secret was quoted:\n{errors}");
+}
+
+#[test]
+fn named_sinks_are_read_with_their_defaults() {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/ok_sinks.toml"
+    ));
+    let pipeline = load(path).expect("ok_sinks.toml is valid");
+    let names: Vec<&str> = pipeline.sinks.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["archive", "errors", "lake"]);
+    assert_eq!(pipeline.dead_letter, DeadLetter::Sink("errors".into()));
+    assert_eq!(pipeline.dead_letter_target(), Target::Topic("clicks.dlq"));
+    assert_eq!(
+        pipeline.stage_target(&pipeline.stages[0]),
+        Some(Target::Topic("clicks.geo"))
+    );
+    assert_eq!(pipeline.all_output_topics(), ["clicks.geo", "clicks.dlq"]);
+    let lake = pipeline.named_sink("lake").expect("lake is declared");
+    assert_eq!(
+        pipeline.stage_target(&pipeline.stages[1]),
+        Some(Target::Store(lake))
+    );
+    let SinkKind::Parquet(parquet) = &lake.kind else {
+        panic!("lake is a parquet sink");
+    };
+    assert_eq!(parquet.path, path.parent().unwrap().join("lake/clicks"));
+    assert_eq!(parquet.schema.len(), 4);
+    assert_eq!(
+        parquet.schema[1],
+        Column {
+            name: "at".into(),
+            data_type: ColumnType::Timestamp(TimeUnit::Millisecond),
+            nullable: false,
+        }
+    );
+    assert!(parquet.schema[2].nullable);
+    assert_eq!(
+        parquet.partition_by,
+        [PartitionKey {
+            name: "dt".into(),
+            column: "at".into()
+        }]
+    );
+    assert_eq!(parquet.roll_records, 50_000);
+    assert_eq!(parquet.roll_bytes, Some(128 << 20));
+    assert_eq!(parquet.roll_age, Duration::from_secs(300));
+    assert_eq!(parquet.compression, Compression::Snappy);
+    assert_eq!(parquet.row_group_rows, 10_000);
+    assert_eq!(lake.line, 29);
 }

@@ -37,8 +37,20 @@ pub(crate) struct StageRefs {
     pub span: Span,
     pub name: Option<Written<String>>,
     pub output: Option<Written<String>>,
-    /// Whether an `output` key is present, valid or not.
+    /// The `sink` it names.
+    pub sink: Option<Written<String>>,
+    /// Whether an `output` or `sink` key is present, valid or not.
     pub has_output: bool,
+}
+
+/// What one `[sinks.<name>]` table contributes to the checks.
+#[derive(Debug, Clone)]
+pub(crate) struct SinkRefs {
+    pub name: String,
+    /// The topic of a `kind = "kafka"` sink.
+    pub topic: Option<Written<String>>,
+    /// Whether it is a `kind = "parquet"` sink.
+    pub parquet: bool,
 }
 
 /// The values the cross-section checks look at.
@@ -47,6 +59,9 @@ pub(crate) struct Crossrefs {
     pub source_topics: Vec<Written<String>>,
     pub stages: Vec<StageRefs>,
     pub dead_letter: Option<Written<String>>,
+    /// The `sink` of `[dead_letter]`.
+    pub dead_letter_sink: Option<Written<String>>,
+    pub sinks: Vec<SinkRefs>,
     /// The `stage` of every test expectation.
     pub expected_stages: Vec<Written<String>>,
 }
@@ -56,6 +71,7 @@ impl Crossrefs {
     pub(crate) fn check(&self, report: &mut Report<'_>) {
         self.unique_stage_names(report);
         self.last_stage_has_output(report);
+        self.sinks_exist(report);
         self.no_feedback(report);
         self.expectations_name_stages(report);
     }
@@ -85,9 +101,51 @@ impl Crossrefs {
             report.error(
                 &last.span,
                 &last.place,
-                "the last stage needs an `output` topic, or its results would go nowhere",
+                "the last stage needs an `output` topic or a `sink`, or its results would go \
+                 nowhere",
             );
         }
+    }
+
+    fn sinks_exist(&self, report: &mut Report<'_>) {
+        let names = || {
+            let names: Vec<&str> = self.sinks.iter().map(|sink| sink.name.as_str()).collect();
+            if names.is_empty() {
+                "there is no [sinks.<name>] table".to_owned()
+            } else {
+                format!("sinks: {}", names.join(", "))
+            }
+        };
+        let stages = self.stages.iter().filter_map(|stage| stage.sink.as_ref());
+        let stages = stages.map(|named| (named, false));
+        for (named, letters) in stages.chain(self.dead_letter_sink.iter().map(|n| (n, true))) {
+            match self.sinks.iter().find(|sink| sink.name == named.value) {
+                None => named.error(
+                    report,
+                    format_args!("no sink is named {:?} ({})", named.value, names()),
+                ),
+                Some(sink) if sink.parquet && letters => {
+                    named.error(
+                        report,
+                        format_args!(
+                            "{:?} is a parquet sink: dead letters can go to a topic or a kafka \
+                             sink only in this version",
+                            named.value
+                        ),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The topic a stage publishes to: its `output`, or its kafka sink's topic.
+    fn stage_topic<'s>(&'s self, stage: &'s StageRefs) -> Option<&'s Written<String>> {
+        stage.output.as_ref().or_else(|| {
+            let name = &stage.sink.as_ref()?.value;
+            let sink = self.sinks.iter().find(|sink| &sink.name == name)?;
+            sink.topic.as_ref()
+        })
     }
 
     fn source_topic(&self, topic: &str) -> bool {
@@ -98,7 +156,7 @@ impl Crossrefs {
 
     fn no_feedback(&self, report: &mut Report<'_>) {
         for stage in &self.stages {
-            if let Some(output) = &stage.output
+            if let Some(output) = self.stage_topic(stage)
                 && self.source_topic(&output.value)
             {
                 output.error(
@@ -111,7 +169,11 @@ impl Crossrefs {
                 );
             }
         }
-        let Some(dead_letter) = &self.dead_letter else {
+        let kafka_sink = self.dead_letter_sink.as_ref().and_then(|name| {
+            let sink = self.sinks.iter().find(|sink| sink.name == name.value)?;
+            sink.topic.as_ref()
+        });
+        let Some(dead_letter) = self.dead_letter.as_ref().or(kafka_sink) else {
             return;
         };
         if self.source_topic(&dead_letter.value) {
@@ -124,7 +186,7 @@ impl Crossrefs {
             );
         }
         let same_output = self.stages.iter().find(|stage| {
-            let output = stage.output.as_ref().map(|output| &output.value);
+            let output = self.stage_topic(stage).map(|output| &output.value);
             output == Some(&dead_letter.value)
         });
         if let Some(stage) = same_output {

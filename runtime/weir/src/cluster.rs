@@ -90,6 +90,16 @@ pub(crate) fn producer_properties(
     properties
 }
 
+/// The dead-letter topic: `[dead_letter]`'s topic, or its `kind = "kafka"` sink's.
+pub(crate) fn dead_letter_topic(pipeline: &Pipeline) -> &str {
+    match pipeline.dead_letter_target() {
+        weir_config::Target::Topic(topic) => topic,
+        weir_config::Target::Store(_) => {
+            unreachable!("validation refuses dead letters to a sink other than Kafka")
+        }
+    }
+}
+
 /// Fails fast when a topic the pipeline writes to is missing, or too small for source
 /// partitioning.
 pub(crate) fn check_topics(
@@ -102,7 +112,7 @@ pub(crate) fn check_topics(
     for t in &pipeline.source.topics {
         source_partitions = source_partitions.max(sink.partition_count(t, METADATA_TIMEOUT)?);
     }
-    sink.partition_count(&pipeline.dead_letter.topic, METADATA_TIMEOUT)?;
+    sink.partition_count(dead_letter_topic(pipeline), METADATA_TIMEOUT)?;
     let aggregate = loaded.aggregate().map(|a| &a.info);
     if let Some(a) = loaded.aggregate() {
         weir_kafka::ensure_changelog(

@@ -97,7 +97,7 @@ pub fn run(
     let shared = Arc::new(Shared {
         settings: Settings {
             pipeline: pipeline.name.as_str().into(),
-            dead_letter: pipeline.dead_letter.topic.as_str().into(),
+            dead_letter: crate::cluster::dead_letter_topic(pipeline).into(),
             batch_size: pipeline.source.batch_size,
             cluster: cluster.clone(),
             source_properties: pipeline.source.kafka.clone(),

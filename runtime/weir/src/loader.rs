@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use weir_config::{Pipeline, Stage, StageKind};
+use weir_config::{Pipeline, Stage, StageKind, Target};
 use weir_telemetry::{GuestSource, StageLabels};
 use weir_wasm::{AggregateModule, EnrichModule, ModuleSpec, WasmError, WasmHost};
 
@@ -70,6 +70,7 @@ struct ModuleKey {
 /// are unchanged. The flag says whether it was loaded afresh.
 fn load_aggregate(
     host: &WasmHost,
+    pipeline: &Pipeline,
     stage: &Stage,
     previous: Option<&Arc<LoadedAggregate>>,
 ) -> Result<(Arc<LoadedAggregate>, bool), WasmError> {
@@ -109,7 +110,7 @@ fn load_aggregate(
         });
     }
     let loaded = LoadedAggregate {
-        info: info(stage, module.sha256()),
+        info: info(pipeline, stage, module.sha256()),
         module,
         spec,
         key,
@@ -117,12 +118,20 @@ fn load_aggregate(
     Ok((Arc::new(loaded), true))
 }
 
-fn info(stage: &Stage, sha256: &str) -> StageInfo {
+fn info(pipeline: &Pipeline, stage: &Stage, sha256: &str) -> StageInfo {
     StageInfo {
         name: stage.name.as_str().into(),
         module_sha256: sha256.into(),
-        output: stage.output.as_deref().map(Into::into),
+        output: output_topic(pipeline, stage),
         partitioning: stage.partitioning,
+    }
+}
+
+/// The topic `stage` publishes to: its `output`, or its `kind = "kafka"` sink's topic.
+fn output_topic(pipeline: &Pipeline, stage: &Stage) -> Option<Arc<str>> {
+    match pipeline.stage_target(stage)? {
+        Target::Topic(topic) => Some(topic.into()),
+        Target::Store(_) => None,
     }
 }
 
@@ -158,7 +167,7 @@ impl LoadedPipeline {
         for (i, stage) in pipeline.stages.iter().enumerate() {
             if stage.kind == StageKind::Aggregate {
                 let previous = previous.and_then(|p| p.aggregate.as_ref());
-                match load_aggregate(host, stage, previous) {
+                match load_aggregate(host, pipeline, stage, previous) {
                     Ok((loaded, fresh)) => {
                         if fresh {
                             changed.push(stage.name.clone());
@@ -210,7 +219,7 @@ impl LoadedPipeline {
                     .is_some_and(|info| *info.name == stage.name)
             {
                 infos.push(StageInfo {
-                    output: stage.output.as_deref().map(Into::into),
+                    output: output_topic(pipeline, stage),
                     ..prev.infos[i].clone()
                 });
                 modules.push(Arc::clone(&prev.modules[i]));
@@ -240,7 +249,7 @@ impl LoadedPipeline {
                     ) {
                         Ok(module) => Some(Arc::new(CanaryModule {
                             module,
-                            info: info(stage, sha),
+                            info: info(pipeline, stage, sha),
                             plan: plan.clone(),
                             stats: Arc::default(),
                             rescued: Arc::default(),
@@ -256,7 +265,7 @@ impl LoadedPipeline {
             match stable {
                 Ok(module) => {
                     changed.push(stage.name.clone());
-                    infos.push(info(stage, module.sha256()));
+                    infos.push(info(pipeline, stage, module.sha256()));
                     modules.push(module);
                     canaries.push(canary);
                     keys.push(key);

@@ -77,6 +77,17 @@ fn stage(
         let topic = value.parsed(report, "topic name", formats::topic)?;
         Some(Written::new(value, topic))
     });
+    let sink = table.optional("sink", |value| {
+        let name = value.parsed(report, "sink name", formats::name)?;
+        Some(Written::new(value, name))
+    });
+    if let (Some(Some(_)), Some(Some(sink))) = (&output, &sink) {
+        report.error(
+            &sink.span,
+            &sink.place,
+            "a stage has an `output` topic or a `sink`, not both",
+        );
+    }
     let partitioning = table.with_default("partitioning", Partitioning::default(), |value| {
         value.choice(
             report,
@@ -103,8 +114,9 @@ fn stage(
         span: span.clone(),
         name: name.clone(),
         output: output.clone().flatten(),
+        sink: sink.clone().flatten(),
         // Absent is `Some(None)`; wrong is `None`, already reported.
-        has_output: !matches!(output, Some(None)),
+        has_output: !matches!(output, Some(None)) || !matches!(sink, Some(None)),
     });
     let (module, module_location) = module?;
     Some(Stage {
@@ -114,6 +126,7 @@ fn stage(
         config: config?,
         limits: limits?,
         output: output?.map(|output| output.value),
+        sink: sink?.map(|sink| sink.value),
         partitioning: partitioning?,
         canary: canary?,
         aggregate: aggregate?,
