@@ -26,6 +26,9 @@ pub enum FailureKind {
     /// An aggregate stage holds `max_windows` windows on the partition and the record would
     /// open another (with `on_full = "fail"`).
     StateFull,
+    /// A sink refused the record's output for its shape: a store whose schema its value does
+    /// not fit (a field of the wrong type, a required field missing, not JSON).
+    SinkRejected,
 }
 
 impl FailureKind {
@@ -41,6 +44,7 @@ impl FailureKind {
             Self::InvalidInput => "invalid-input",
             Self::Late => "late",
             Self::StateFull => "state-full",
+            Self::SinkRejected => "sink-rejected",
         }
     }
 }

@@ -12,10 +12,13 @@ pub const STAGE: &str = "weir.stage";
 pub const MODULE_SHA256: &str = "weir.module.sha256";
 /// The [`FailureKind`](crate::FailureKind) name: `stage-error`, `trap`, `timeout`, `memory`,
 /// `limit` or `invalid-output` (and, from aggregate stages, `invalid-input`, `late` or
-/// `state-full`).
+/// `state-full`; from a store sink, `sink-rejected`).
 pub const ERROR_KIND: &str = "weir.error.kind";
 /// The stage's own error code, for `stage-error` only.
 pub const ERROR_CODE: &str = "weir.error.code";
+/// On a `sink-rejected` letter: the field of the value (the store's column) at fault, when the
+/// store could tell.
+pub const ERROR_FIELD: &str = "weir.error.field";
 /// The human-readable error message.
 pub const ERROR_MESSAGE: &str = "weir.error.message";
 /// The topic the record was consumed from.

@@ -32,6 +32,10 @@ pub struct Output<'a> {
     /// one; `None` lets the sink choose (Kafka hashes the key).
     pub partition: Option<i32>,
     pub record: &'a Record,
+    /// The topic the input record this output came from was read from.
+    pub source_topic: &'a str,
+    /// The partition of `source_topic` the input record was read from.
+    pub source_partition: i32,
     /// The acknowledgement of the input record this output came from (it knows the source
     /// offset): one unit of it is settled when the output is durable, or failed for good.
     pub ack: &'a Arc<InputAck>,
@@ -43,6 +47,18 @@ pub struct Output<'a> {
 #[error("{reason}")]
 pub struct Refused {
     pub reason: String,
+    /// The field of the record's value at fault, when the sink can tell (a column of a store).
+    pub field: Option<String>,
+}
+
+impl Refused {
+    /// A refusal for `reason`, naming no field.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            field: None,
+        }
+    }
 }
 
 /// Why a whole write failed. With either error, no output of the write was accepted (no
@@ -89,6 +105,15 @@ pub trait Sink: Send + Sync {
 
     /// Waits up to `timeout` for every accepted output to be settled.
     fn flush(&self, timeout: Duration) -> Result<(), SinkError>;
+
+    /// Called when the lane of source partition `partition` of `topic` stops (a revoke, a
+    /// shutdown): a sink that holds outputs back until some later point (a file it completes
+    /// later) completes what holds that partition's outputs now, so the lane can drain and its
+    /// offsets be committed. Default: nothing to do.
+    fn release(&self, topic: &str, partition: i32, timeout: Duration) -> Result<(), SinkError> {
+        let _ = (topic, partition, timeout);
+        Ok(())
+    }
 
     /// Flushes, then releases what the sink holds; it takes no writes afterwards.
     fn close(&self, timeout: Duration) -> Result<(), SinkError> {

@@ -275,12 +275,7 @@ impl weir_core::Sink for KafkaSink {
         let mut refused = Vec::new();
         for (i, out) in outputs.iter().enumerate() {
             if let Err(error) = self.send(out.destination, out.partition, out.record, out.ack) {
-                refused.push((
-                    i,
-                    weir_core::Refused {
-                        reason: error.to_string(),
-                    },
-                ));
+                refused.push((i, weir_core::Refused::new(error.to_string())));
             }
         }
         Ok(refused)

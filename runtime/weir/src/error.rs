@@ -79,8 +79,8 @@ pub enum LaneError {
     DeadLetter {
         partition: TopicPartition,
         offset: i64,
-        first: weir_core::Refused,
-        refused: weir_core::Refused,
+        first: Box<weir_core::Refused>,
+        refused: Box<weir_core::Refused>,
     },
     #[error("{partition}: cannot publish a window result: {refused}")]
     WindowResult {

@@ -139,12 +139,8 @@ impl Sink for MemorySink {
         for (i, out) in outputs.iter().enumerate() {
             let size = out.record.value.as_ref().map_or(0, |v| v.len());
             if size > self.max_value {
-                refused.push((
-                    i,
-                    Refused {
-                        reason: format!("value of {size} bytes over {}", self.max_value),
-                    },
-                ));
+                let reason = format!("value of {size} bytes over {}", self.max_value);
+                refused.push((i, Refused::new(reason)));
                 continue;
             }
             // Full: wait for room, as a producer with a full queue does.

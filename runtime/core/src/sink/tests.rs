@@ -38,6 +38,8 @@ fn write_inputs(
                 destination: "out",
                 partition: None,
                 record: r,
+                source_topic: "in",
+                source_partition: 0,
                 ack,
             })
         })
@@ -104,12 +106,16 @@ fn a_refused_output_leaves_its_acknowledgement_to_the_caller() {
             destination: "out",
             partition: Some(2),
             record: &large,
+            source_topic: "in",
+            source_partition: 0,
             ack: &ack,
         },
         Output {
             destination: "out",
             partition: Some(2),
             record: &small,
+            source_topic: "in",
+            source_partition: 0,
             ack: &ack,
         },
     ];
@@ -123,6 +129,8 @@ fn a_refused_output_leaves_its_acknowledgement_to_the_caller() {
         destination: "dlq",
         partition: None,
         record: &letter,
+        source_topic: "in",
+        source_partition: 0,
         ack: &ack,
     }];
     assert!(
@@ -161,6 +169,8 @@ fn retrying_stops_when_the_caller_stops_and_nothing_is_committed() {
         destination: "out",
         partition: None,
         record: &r,
+        source_topic: "in",
+        source_partition: 0,
         ack: &ack,
     }];
     let attempts = AtomicU32::new(0);

@@ -224,6 +224,8 @@ impl Outlet {
                     destination: &item.destination,
                     partition: item.partition,
                     record: &item.record,
+                    source_topic: &self.tp.topic,
+                    source_partition: self.tp.partition,
                     ack: &inputs.acks[item.input],
                 })
                 .collect();
@@ -299,8 +301,8 @@ impl Outlet {
             Kind::Truncated { first } => Err(LaneError::DeadLetter {
                 partition: self.tp.clone(),
                 offset: item.record.offset,
-                first,
-                refused: why,
+                first: Box::new(first),
+                refused: Box::new(why),
             }),
         }
     }
