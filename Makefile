@@ -17,6 +17,9 @@ K8S_VALIDATE := kubernetes-validate==1.37.0
 K8S_CRD_MODELS := @kubernetes-models/keda@2.0.0 @kubernetes-models/prometheus-operator@6.0.0
 K8S_NPM := .weir/k8s-npm
 
+# The cold-store tests read the Parquet files Weir writes with an independent reader (PyPI).
+STORE_READER := pyarrow==26.0.1
+
 # Example stages: cargo package -> module file name in pipelines/modules/.
 EXAMPLES := json-enrich filter flat-map identity tag trap endless-loop memory-hog sleeper poller flood wrong-world wrong-version count-sum multi-emit percentile
 WASM_PROFILE := wasm
@@ -112,10 +115,15 @@ deps: $(VENV)/.installed
 	deploy/local/debian-packages.sh libssl-dev pkg-config
 	rustup target add $(WASM_TARGET)
 
-## test-deps: deps, and what the TLS tests run: a TLS terminator (stunnel4) and openssl for their
-## certificates; iproute2 (`ip`) for the network namespace of the cut-off member test.
-test-deps: deps
+## test-deps: deps, and what the tests run besides the broker: a TLS terminator (stunnel4) and
+## openssl for the TLS tests' certificates; iproute2 (`ip`) for the network namespace of the
+## cut-off member test; the reader the cold-store tests check Parquet files with (pyarrow).
+test-deps: deps $(VENV)/.store-installed
 	deploy/local/debian-packages.sh stunnel4 openssl iproute2
+
+$(VENV)/.store-installed: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(STORE_READER)
+	touch $@
 
 $(VENV)/.installed:
 	$(PYTHON) -m venv $(VENV)

@@ -23,4 +23,5 @@ mod partitions;
 mod reload;
 mod scaffold;
 mod security;
+mod store;
 mod telemetry;

@@ -363,9 +363,8 @@ pub enum Partitioning {
 pub enum DeadLetter {
     /// `topic`: the dead-letter topic. It may not be a source topic or a stage output.
     Topic(String),
-    /// `sink`: the name of a `[sinks.<name>]` table dead letters are written to. A letter that
-    /// sink refuses is sent again without its key and value (see `README.md`, Dead letters); one
-    /// refused even so stops the pipeline.
+    /// `sink`: the name of a `kind = "kafka"` `[sinks.<name>]` table, whose topic takes the dead
+    /// letters (a parquet sink cannot take them in this version).
     Sink(String),
 }
 

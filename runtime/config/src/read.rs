@@ -68,6 +68,20 @@ pub(crate) fn pipeline(
     let tests = root.with_default("test", Vec::new(), |value| {
         test_cases::test_cases(value, report, &mut refs)
     });
+    if let (Some(sink), Some(sinks)) = (&sink, &sinks)
+        && sink.delivery == Delivery::ExactlyOnce
+        && sinks
+            .iter()
+            .any(|named| matches!(named.kind, crate::SinkKind::Parquet(_)))
+        && let Some(value) = root.get("sinks")
+    {
+        value.error(
+            report,
+            "a parquet sink cannot take part in `delivery = \"exactly-once\"` Kafka \
+             transactions: use at-least-once delivery (the store writes each record once by \
+             itself)",
+        );
+    }
     root.finish(report);
     refs.check(report);
 

@@ -143,8 +143,13 @@ fn refusal(misfit: Misfit) -> Refused {
     }
 }
 
-/// The field an arrow error message names, as in `... field "user"` or `field 'user'`.
+/// The field an arrow error message names, as in `field 'user'` (a value of the wrong type) or
+/// `Field { "user": Utf8 }` (a required field missing).
 fn field_named(message: &str) -> Option<String> {
+    if let Some(at) = message.find("Field { \"") {
+        let name = &message[at + "Field { \"".len()..];
+        return Some(name[..name.find('"')?].to_owned());
+    }
     let at = message.find("field ")? + "field ".len();
     let rest = &message[at..];
     let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;

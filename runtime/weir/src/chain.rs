@@ -39,8 +39,11 @@ pub struct StageInfo {
     pub name: Arc<str>,
     /// The module's SHA-256: its version.
     pub module_sha256: Arc<str>,
-    /// Where the stage's results are published, if anywhere.
+    /// The topic the stage's results are published to, if any.
     pub output: Option<Arc<str>>,
+    /// The store (a `[sinks.<name>]` other than Kafka) the stage's results are written to, if
+    /// any: they have an `output` topic or a store, never both.
+    pub store: Option<Arc<str>>,
     pub partitioning: Partitioning,
 }
 
@@ -232,7 +235,8 @@ impl Chain {
             if inputs.is_empty() {
                 break;
             }
-            let publish = self.emit_all || self.infos[si].output.is_some();
+            let info = &self.infos[si];
+            let publish = self.emit_all || info.output.is_some() || info.store.is_some();
             let call = CallTrace {
                 trace_id: self.ids.trace_id(),
                 span_id: self.ids.span_id(),
@@ -381,6 +385,7 @@ mod tests {
             name: name.into(),
             module_sha256: "00".into(),
             output: output.map(Into::into),
+            store: None,
             partitioning: Partitioning::Source,
         }
     }

@@ -62,6 +62,23 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// How often the backpressure and assignment gauges are refreshed.
 const GAUGES_EVERY: Duration = Duration::from_millis(500);
 
+/// The pipeline's stores: every `[sinks.<name>]` that is not Kafka.
+fn open_stores(pipeline: &Pipeline) -> Result<crate::shared::Stores, EngineError> {
+    let mut stores: Vec<(Arc<str>, Arc<dyn weir_core::Sink>)> = Vec::new();
+    for named in &pipeline.sinks {
+        if let weir_config::SinkKind::Parquet(settings) = &named.kind {
+            let store = weir_store::ParquetSink::new(&named.name, settings).map_err(|source| {
+                EngineError::Store {
+                    name: named.name.clone(),
+                    source,
+                }
+            })?;
+            stores.push((named.name.as_str().into(), Arc::new(store)));
+        }
+    }
+    Ok(stores.into())
+}
+
 /// Runs `pipeline` until `shutdown` is set or a fatal error occurs.
 pub fn run(
     pipeline: &Pipeline,
@@ -93,6 +110,7 @@ pub fn run(
             group_metadata: Mutex::new(None),
         });
 
+    let stores = open_stores(pipeline)?;
     let stats = Arc::new(Stats::default());
     let shared = Arc::new(Shared {
         settings: Settings {
@@ -108,6 +126,7 @@ pub fn run(
         rollout: RolloutBoard::default(),
         fatal: Fatal::default(),
         sink: Arc::clone(&sink),
+        stores: Arc::clone(&stores),
         transactions,
         stats: Arc::clone(&stats),
         stalls: Arc::default(),
@@ -251,6 +270,11 @@ pub fn run(
     source.close();
     if let Err(error) = sink.flush(pipeline.source.drain_timeout) {
         tracing::warn!(%error, "Not every output was acknowledged before exit.");
+    }
+    for (name, store) in stores.iter() {
+        if let Err(error) = store.close(pipeline.source.drain_timeout) {
+            tracing::warn!(sink = &**name, %error, "Store not complete before exit.");
+        }
     }
     manager.update_gauges();
     drop(admin);

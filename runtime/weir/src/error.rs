@@ -19,6 +19,12 @@ pub enum EngineError {
     Telemetry(#[from] weir_telemetry::TelemetryError),
     #[error(transparent)]
     Secret(#[from] crate::cluster::SecretUnavailable),
+    #[error("sink {name:?}: {source}")]
+    Store {
+        name: String,
+        #[source]
+        source: weir_store::StoreError,
+    },
     #[error("cannot watch {} for changes: {source}", path.display())]
     Watch {
         path: PathBuf,
@@ -159,7 +165,9 @@ impl EngineError {
             }
             // Every other Kafka error reaches the caller before the pipeline runs.
             Self::Kafka(_) => Exit::Cluster,
-            Self::Watch { .. } | Self::Thread { .. } | Self::Fatal(_) => Exit::Fatal,
+            Self::Watch { .. } | Self::Thread { .. } | Self::Store { .. } | Self::Fatal(_) => {
+                Exit::Fatal
+            }
         }
     }
 }

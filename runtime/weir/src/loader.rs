@@ -123,6 +123,7 @@ fn info(pipeline: &Pipeline, stage: &Stage, sha256: &str) -> StageInfo {
         name: stage.name.as_str().into(),
         module_sha256: sha256.into(),
         output: output_topic(pipeline, stage),
+        store: store_of(pipeline, stage),
         partitioning: stage.partitioning,
     }
 }
@@ -132,6 +133,14 @@ fn output_topic(pipeline: &Pipeline, stage: &Stage) -> Option<Arc<str>> {
     match pipeline.stage_target(stage)? {
         Target::Topic(topic) => Some(topic.into()),
         Target::Store(_) => None,
+    }
+}
+
+/// The store `stage` writes to: its `sink`, when that is not a Kafka one.
+fn store_of(pipeline: &Pipeline, stage: &Stage) -> Option<Arc<str>> {
+    match pipeline.stage_target(stage)? {
+        Target::Topic(_) => None,
+        Target::Store(sink) => Some(sink.name.as_str().into()),
     }
 }
 
@@ -220,6 +229,7 @@ impl LoadedPipeline {
             {
                 infos.push(StageInfo {
                     output: output_topic(pipeline, stage),
+                    store: store_of(pipeline, stage),
                     ..prev.infos[i].clone()
                 });
                 modules.push(Arc::clone(&prev.modules[i]));

@@ -33,6 +33,9 @@ pub struct Stats {
     pub dead_letters: AtomicU64,
 }
 
+/// The pipeline's stores by name: few, so a list.
+pub(crate) type Stores = Arc<[(Arc<str>, Arc<dyn weir_core::Sink>)]>;
+
 /// What lanes share with the engine.
 pub(crate) struct Shared {
     pub settings: Settings,
@@ -41,6 +44,8 @@ pub(crate) struct Shared {
     pub fatal: Fatal,
     /// The pipeline's producer: every lane's sink, unless lanes write in transactions.
     pub sink: Arc<KafkaSink>,
+    /// The pipeline's stores (its `[sinks.<name>]` other than Kafka), by name.
+    pub stores: Stores,
     pub transactions: Option<Transactions>,
     pub stats: Arc<Stats>,
     /// Partitions whose consumption keeps failing, for `/readyz`.

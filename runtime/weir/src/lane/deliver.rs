@@ -29,6 +29,8 @@ use crate::shared::Stats;
 /// Where a lane's records go: the sink, the dead-letter destination, and the counters.
 pub(super) struct Outlet {
     pub sink: Arc<dyn Sink>,
+    /// The pipeline's stores, which stage results may go to instead of `sink`.
+    pub stores: crate::shared::Stores,
     pub tp: TopicPartition,
     pub pipeline: Arc<str>,
     pub dead_letter: Arc<str>,
@@ -43,6 +45,8 @@ struct Item {
     record: Record,
     destination: Arc<str>,
     partition: Option<i32>,
+    /// The store it goes to, by index into the outlet's stores; `None` for the Kafka sink.
+    store: Option<usize>,
     /// Index of the acknowledgement it settles (and of the input it came from, in a batch).
     input: usize,
     kind: Kind,
@@ -99,8 +103,9 @@ impl Outlet {
                         let info = stages.info(stage);
                         items.push(Item {
                             record,
-                            destination: output_of(info),
+                            destination: self.output_of(info),
                             partition: self.partition_for(info),
+                            store: self.store_of(info),
                             input,
                             kind: Kind::Output { stage, span },
                         });
@@ -146,8 +151,9 @@ impl Outlet {
             .map(|result| match result {
                 WindowRecord::Output(record) => Item {
                     record,
-                    destination: output_of(info),
+                    destination: self.output_of(info),
                     partition: self.partition_for(info),
+                    store: self.store_of(info),
                     input: 0,
                     kind: Kind::WindowResult,
                 },
@@ -155,6 +161,7 @@ impl Outlet {
                     record: letter,
                     destination: Arc::clone(&self.dead_letter),
                     partition: None,
+                    store: None,
                     input: 0,
                     kind: Kind::Letter,
                 },
@@ -205,6 +212,7 @@ impl Outlet {
             record: letter,
             destination: Arc::clone(&self.dead_letter),
             partition: None,
+            store: None,
             input,
             kind: Kind::Letter,
         }
@@ -218,22 +226,38 @@ impl Outlet {
         stages: &Stages<'_>,
     ) -> Result<(), LaneError> {
         while !items.is_empty() {
-            let outputs: Vec<Output<'_>> = items
-                .iter()
-                .map(|item| Output {
-                    destination: &item.destination,
-                    partition: item.partition,
-                    record: &item.record,
-                    source_topic: &self.tp.topic,
-                    source_partition: self.tp.partition,
-                    ack: &inputs.acks[item.input],
-                })
-                .collect();
-            let stopping = || self.stop.load(Ordering::Acquire);
-            let refused =
-                weir_core::sink::write_all(&*self.sink, &outputs, self.backoff, &stopping)
+            let mut refused: Vec<(usize, Refused)> = Vec::new();
+            for store in std::iter::once(None).chain((0..self.stores.len()).map(Some)) {
+                let chosen: Vec<usize> = (0..items.len())
+                    .filter(|&i| items[i].store == store)
+                    .collect();
+                if chosen.is_empty() {
+                    continue;
+                }
+                let outputs: Vec<Output<'_>> = chosen
+                    .iter()
+                    .map(|&i| {
+                        let item = &items[i];
+                        Output {
+                            destination: &item.destination,
+                            partition: item.partition,
+                            record: &item.record,
+                            source_topic: &self.tp.topic,
+                            source_partition: self.tp.partition,
+                            ack: &inputs.acks[item.input],
+                        }
+                    })
+                    .collect();
+                let sink = match store {
+                    None => &*self.sink,
+                    Some(s) => &*self.stores[s].1,
+                };
+                let stopping = || self.stop.load(Ordering::Acquire);
+                let got = weir_core::sink::write_all(sink, &outputs, self.backoff, &stopping)
                     .map_err(|source| self.sink_error(source))?;
-            drop(outputs);
+                refused.extend(got.into_iter().map(|(j, why)| (chosen[j], why)));
+            }
+            refused.sort_by_key(|(i, _)| *i);
             let mut refused = refused.into_iter().peekable();
             let mut next = Vec::new();
             for (i, item) in items.into_iter().enumerate() {
@@ -265,16 +289,24 @@ impl Outlet {
     ) -> Result<Item, LaneError> {
         match item.kind {
             Kind::Output { stage, span } => {
-                // The sink will not take this output (too large, say): the input is
-                // dead-lettered instead.
-                let failure = Failure::new(
-                    FailureKind::InvalidOutput,
-                    format!("the producer refused an output: {why}"),
-                );
+                // The sink will not take this output (too large for the producer, not of the
+                // store's schema): the input is dead-lettered instead.
+                let failure = match item.store {
+                    Some(_) => Failure::new(FailureKind::SinkRejected, why.reason.clone()),
+                    None => Failure::new(
+                        FailureKind::InvalidOutput,
+                        format!("the producer refused an output: {why}"),
+                    ),
+                };
                 let trace = &inputs.traces[item.input];
                 let mut letter = inputs.records[item.input].clone();
                 trace.stamp(&mut letter, &span);
-                let letter = self.letter_record(stage, letter, &failure, trace, &span, stages);
+                let mut letter = self.letter_record(stage, letter, &failure, trace, &span, stages);
+                if let Some(field) = &why.field {
+                    letter
+                        .headers
+                        .push(weir_core::headers::ERROR_FIELD, Some(field.as_bytes()));
+                }
                 Ok(self.letter_item(item.input, letter))
             }
             Kind::WindowResult => Err(LaneError::WindowResult {
@@ -314,6 +346,35 @@ impl Outlet {
         }
     }
 
+    /// Completes what the stores hold of this lane's partition, so its offsets can be committed
+    /// as the lane stops.
+    pub fn release(&self, timeout: std::time::Duration) {
+        for (name, store) in self.stores.iter() {
+            if let Err(error) = store.release(&self.tp.topic, self.tp.partition, timeout) {
+                tracing::warn!(
+                    sink = &**name,
+                    partition = %self.tp,
+                    %error,
+                    "Store not complete as the lane stops; the next owner re-reads from the last \
+                     commit."
+                );
+            }
+        }
+    }
+
+    /// The index of the store a stage's results go to, if they go to one.
+    fn store_of(&self, info: &StageInfo) -> Option<usize> {
+        let name = info.store.as_deref()?;
+        self.stores.iter().position(|(n, _)| &**n == name)
+    }
+
+    /// The destination a published stage's results are written under: its output topic, or
+    /// the name of its store.
+    fn output_of(&self, info: &StageInfo) -> Arc<str> {
+        let destination = info.output.as_ref().or(info.store.as_ref());
+        Arc::clone(destination.expect("stages whose results are delivered have an output"))
+    }
+
     /// The partition of the stage's output topic a result goes to.
     fn partition_for(&self, info: &StageInfo) -> Option<i32> {
         match info.partitioning {
@@ -321,13 +382,4 @@ impl Outlet {
             Partitioning::Key => None,
         }
     }
-}
-
-/// The topic a published stage writes to.
-fn output_of(info: &StageInfo) -> Arc<str> {
-    Arc::clone(
-        info.output
-            .as_ref()
-            .expect("stages whose results are delivered have an output"),
-    )
 }

@@ -96,6 +96,7 @@ impl Lane {
         let settings = &shared.settings;
         let outlet = Outlet {
             sink: Arc::clone(&shared.sink) as Arc<dyn weir_core::Sink>,
+            stores: Arc::clone(&shared.stores),
             tp: tp.clone(),
             pipeline: Arc::clone(&settings.pipeline),
             dead_letter: Arc::clone(&settings.dead_letter),
@@ -196,6 +197,7 @@ impl Task {
                      last commit."
                 );
             }
+            self.outlet.release(self.shared.settings.drain_timeout);
             tracing::debug!(partition = %self.tp, "Lane stopped.");
             return Step::Done;
         }

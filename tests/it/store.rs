@@ -1,0 +1,232 @@
+//! The Parquet cold store, end to end: `weir run` writes a stage's results to a local lake, and
+//! an independent reader (pyarrow, installed by `make test-deps`) finds every record exactly once
+//! with its provenance and trace id; records that do not fit the schema are dead-lettered as
+//! `sink-rejected`; a bad store config is refused by `weir validate` with its line.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{
+    Rec, Weir, committed, consume, create_topic, module, produce, repo, source_table, unique,
+    wait_for_value, weir_cli, write_pipeline,
+};
+
+/// The Python that has pyarrow: `$WEIR_PYTHON`, else the project's venv.
+fn python() -> PathBuf {
+    std::env::var_os("WEIR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".weir/venv/bin/python"))
+}
+
+/// Reads every Parquet file under `lake` with pyarrow (Hive partitioning): the schema as
+/// `name: type` strings, then the rows as JSON objects.
+fn read_lake(lake: &Path) -> (Vec<String>, Vec<serde_json::Value>) {
+    const READER: &str = r#"
+import json, sys
+import pyarrow.dataset as ds
+table = ds.dataset(sys.argv[1], format="parquet", partitioning="hive").to_table()
+print(json.dumps([f"{f.name}: {f.type}" for f in table.schema]))
+for row in table.to_pylist():
+    print(json.dumps(row, default=str))
+"#;
+    let out = Command::new(python())
+        .args(["-c", READER])
+        .arg(lake)
+        .output()
+        .expect("python runs (install pyarrow with `make test-deps`)");
+    assert!(
+        out.status.success(),
+        "pyarrow could not read {}: {}",
+        lake.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let schema = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let rows = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
+    (schema, rows)
+}
+
+fn lake_pipeline(input: &str, dlq: &str, group: &str) -> String {
+    format!(
+        r#"name = "lake"
+{source}
+[[stage]]
+name = "copy"
+module = "{module}"
+sink = "lake"
+
+[dead_letter]
+topic = "{dlq}"
+
+[sinks.lake]
+kind = "parquet"
+path = "lake"
+schema = [
+    {{ name = "id", type = "int64", nullable = false }},
+    {{ name = "user", type = "string", nullable = false }},
+    {{ name = "at", type = "timestamp[ms]" }},
+]
+partition_by = [{{ name = "dt", column = "at" }}]
+roll_records = 7
+roll_age = "2s"
+compression = "snappy"
+row_group_rows = 4
+
+[telemetry]
+listen = "127.0.0.1:0"
+"#,
+        source = source_table(&[input], group),
+        module = module("identity").display(),
+    )
+}
+
+fn trace_id(i: usize) -> String {
+    format!("{:032x}", 0x5eed_0000_u64 + i as u64)
+}
+
+#[test]
+fn a_parquet_lake_holds_every_record_once_with_its_provenance_and_trace_id() {
+    const N: usize = 120;
+    const DAY: i64 = 1_764_892_800_000; // 2025-12-05T00:00:00Z
+    let (input, dlq, group) = (unique("in"), unique("dlq"), unique("group"));
+    create_topic(&input, 2);
+    create_topic(&dlq, 1);
+    let (dir, pipeline) = write_pipeline(&lake_pipeline(&input, &dlq, &group));
+    let mut records: Vec<Rec> = (0..N)
+        .map(|i| {
+            // Two days, so two dt= folders.
+            let at = DAY + (i as i64 % 2) * 86_400_000 + i as i64;
+            let value = format!(r#"{{"id":{i},"user":"u{i}","at":{at},"extra":"kept out"}}"#);
+            let parent = format!("00-{}-{:016x}-01", trace_id(i), i + 1);
+            Rec::new(i as i32 % 2, &format!("k{i}"), value).header("traceparent", &parent)
+        })
+        .collect();
+    // Three values that do not fit: a field of the wrong type, a required field missing, and
+    // bytes that are not UTF-8.
+    records.push(Rec::new(0, "bad-type", r#"{"id":"seven","user":"x"}"#));
+    records.push(Rec::new(1, "bad-missing", r#"{"id":7}"#));
+    records.push(Rec::new(
+        0,
+        "bad-utf8",
+        b"{\"id\":8,\"user\":\"\xff\"}".to_vec(),
+    ));
+    produce(&input, &records);
+    let per_partition: BTreeMap<i32, i64> = records.iter().fold(BTreeMap::new(), |mut m, r| {
+        *m.entry(r.partition).or_default() += 1;
+        m
+    });
+
+    let weir = Weir::run(&pipeline);
+    let letters = consume(&dlq, 3, Duration::from_secs(60));
+    // Every input is committed only once its rows are in complete files.
+    wait_for_value(Duration::from_secs(60), || {
+        per_partition
+            .iter()
+            .all(|(&p, &n)| committed(&group, &input, p) == Some(n))
+            .then_some(())
+    });
+    weir.terminate();
+
+    let mut kinds: Vec<(String, Option<String>, Option<String>)> = letters
+        .iter()
+        .map(|l| {
+            (
+                String::from_utf8_lossy(l.key.as_deref().unwrap()).into_owned(),
+                l.header_str("weir.error.kind"),
+                l.header_str("weir.error.field"),
+            )
+        })
+        .collect();
+    kinds.sort();
+    let rejected = Some("sink-rejected".to_owned());
+    assert_eq!(
+        kinds,
+        [
+            ("bad-missing".into(), rejected.clone(), Some("user".into())),
+            ("bad-type".into(), rejected.clone(), Some("id".into())),
+            ("bad-utf8".into(), rejected, None),
+        ],
+        "{letters:?}"
+    );
+
+    let lake = dir.path().join("lake");
+    let (schema, rows) = read_lake(&lake);
+    assert_eq!(
+        schema,
+        [
+            "id: int64",
+            "user: string",
+            "at: timestamp[ms, tz=+00:00]",
+            "weir_topic: string",
+            "weir_partition: int32",
+            "weir_offset: int64",
+            "weir_timestamp: timestamp[ms, tz=+00:00]",
+            "weir_trace_id: string",
+            "dt: string",
+        ]
+    );
+    assert_eq!(rows.len(), N, "every record once");
+    let mut seen = BTreeMap::new();
+    for row in &rows {
+        let id = row["id"].as_u64().unwrap() as usize;
+        assert!(seen.insert(id, row).is_none(), "id {id} twice");
+        assert_eq!(row["user"], format!("u{id}"));
+        assert_eq!(row["weir_topic"], input.as_str());
+        assert_eq!(row["weir_partition"], id as u64 % 2);
+        assert_eq!(row["weir_trace_id"], trace_id(id), "{row}");
+        let dt = if id.is_multiple_of(2) {
+            "2025-12-05"
+        } else {
+            "2025-12-06"
+        };
+        assert_eq!(row["dt"], dt);
+    }
+    assert_eq!(seen.len(), N);
+    // Offsets are each partition's, once each.
+    let mut offsets: Vec<(u64, u64)> = rows
+        .iter()
+        .map(|r| {
+            let p = r["weir_partition"].as_u64().unwrap();
+            (p, r["weir_offset"].as_u64().unwrap())
+        })
+        .collect();
+    offsets.sort_unstable();
+    offsets.dedup();
+    assert_eq!(offsets.len(), N);
+
+    // Nothing partial or temporary is left where readers look.
+    let mut names = Vec::new();
+    for day in ["dt=2025-12-05", "dt=2025-12-06"] {
+        for entry in std::fs::read_dir(lake.join(day)).unwrap() {
+            names.push(entry.unwrap().file_name().to_string_lossy().into_owned());
+        }
+    }
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with(&format!("{input}-")) && n.ends_with(".parquet")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn a_bad_store_config_is_refused_by_validate_with_its_line() {
+    let (dir, pipeline) = write_pipeline(&lake_pipeline("in", "dlq", "group"));
+    let text = std::fs::read_to_string(&pipeline).unwrap();
+    let text = text
+        .replace(r#"type = "timestamp[ms]""#, r#"type = "datetime""#)
+        .replace(r#"path = "lake""#, r#"path = "s3://""#);
+    std::fs::write(&pipeline, text).unwrap();
+    let (ok, _, stderr) = weir_cli(&["validate", pipeline.to_str().unwrap()]);
+    assert!(!ok, "validate accepted a bad store config");
+    for error in [
+        r#"pipeline.toml:21:8: sinks.lake.path: "s3://": "#,
+        r#"pipeline.toml:25:27: sinks.lake.schema[2].type: unknown value "datetime""#,
+    ] {
+        assert!(stderr.contains(error), "{error} not in {stderr}");
+    }
+    drop(dir);
+}
