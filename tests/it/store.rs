@@ -50,6 +50,22 @@ for row in table.to_pylist():
 }
 
 fn lake_pipeline(input: &str, dlq: &str, group: &str) -> String {
+    let store = r#"schema = [
+    { name = "id", type = "int64", nullable = false },
+    { name = "user", type = "string", nullable = false },
+    { name = "at", type = "timestamp[ms]" },
+]
+partition_by = [{ name = "dt", column = "at" }]
+roll_records = 7
+roll_age = "2s"
+compression = "snappy"
+row_group_rows = 4"#;
+    store_pipeline(input, dlq, group, store)
+}
+
+/// A pipeline copying `input` to the parquet sink `lake` (folder `lake` beside the file), whose
+/// keys besides `kind` and `path` are `store`.
+fn store_pipeline(input: &str, dlq: &str, group: &str, store: &str) -> String {
     format!(
         r#"name = "lake"
 {source}
@@ -64,16 +80,7 @@ topic = "{dlq}"
 [sinks.lake]
 kind = "parquet"
 path = "lake"
-schema = [
-    {{ name = "id", type = "int64", nullable = false }},
-    {{ name = "user", type = "string", nullable = false }},
-    {{ name = "at", type = "timestamp[ms]" }},
-]
-partition_by = [{{ name = "dt", column = "at" }}]
-roll_records = 7
-roll_age = "2s"
-compression = "snappy"
-row_group_rows = 4
+{store}
 
 [telemetry]
 listen = "127.0.0.1:0"
@@ -229,4 +236,80 @@ fn a_bad_store_config_is_refused_by_validate_with_its_line() {
         assert!(stderr.contains(error), "{error} not in {stderr}");
     }
     drop(dir);
+}
+
+/// The names of the entries of `folder`, if it exists.
+fn entries(folder: &Path) -> Vec<String> {
+    let Ok(read) = std::fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    read.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn kill_9_while_files_are_open_leaves_every_record_in_the_lake_once() {
+    let _broker = crate::harness::exclusive();
+    const N: usize = 60_000;
+    const ROLL: usize = 500;
+    let (input, dlq, group) = (unique("in"), unique("dlq"), unique("group"));
+    create_topic(&input, 2);
+    create_topic(&dlq, 1);
+    let store = format!(
+        r#"schema = [{{ name = "id", type = "int64", nullable = false }}]
+roll_records = {ROLL}
+roll_age = "1h""#
+    );
+    let (dir, pipeline) = write_pipeline(&store_pipeline(&input, &dlq, &group, &store));
+    let records: Vec<Rec> = (0..N)
+        .map(|i| Rec::new(i as i32 % 2, &format!("k{i}"), format!(r#"{{"id":{i}}}"#)))
+        .collect();
+    produce(&input, &records);
+    let lake = dir.path().join("lake");
+
+    let first = Weir::run(&pipeline);
+    wait_for_value(Duration::from_secs(120), || {
+        let files = entries(&lake)
+            .iter()
+            .filter(|n| n.ends_with(".parquet"))
+            .count();
+        (files >= 10).then_some(())
+    });
+    first.kill9();
+    let at_kill = entries(&lake);
+    let complete = at_kill.iter().filter(|n| n.ends_with(".parquet")).count();
+    assert!(
+        complete < N / ROLL,
+        "the kill came too late to test anything ({complete} files)"
+    );
+    // What readers see is whole files only; temporary ones are hidden.
+    for name in &at_kill {
+        assert!(
+            name.ends_with(".parquet") || name.starts_with('.') || name == "_weir",
+            "{name} is visible"
+        );
+    }
+
+    let second = Weir::run(&pipeline);
+    let whole = (N / 2 / ROLL * ROLL) as i64;
+    wait_for_value(Duration::from_secs(180), || {
+        (0..2)
+            .all(|p| committed(&group, &input, p).is_some_and(|o| o >= whole))
+            .then_some(())
+    });
+    // Stopping completes the last, shorter files.
+    second.terminate();
+
+    let (_, rows) = read_lake(&lake);
+    let mut ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    ids.sort_unstable();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(before, ids.len(), "{} records twice", before - ids.len());
+    assert_eq!(ids.len(), N, "records missing");
+    assert!(
+        entries(&lake).iter().all(|n| !n.starts_with('.')),
+        "a temporary file was left: {:?}",
+        entries(&lake)
+    );
 }
