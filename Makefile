@@ -17,8 +17,9 @@ K8S_VALIDATE := kubernetes-validate==1.37.0
 K8S_CRD_MODELS := @kubernetes-models/keda@2.0.0 @kubernetes-models/prometheus-operator@6.0.0
 K8S_NPM := .weir/k8s-npm
 
-# The cold-store tests read the Parquet files Weir writes with an independent reader (PyPI).
-STORE_READER := pyarrow==26.0.1
+# The cold-store tests read the Parquet files Weir writes with an independent reader, and write
+# to an S3-compatible server (moto's server mode), both from PyPI.
+STORE_TEST_DEPS := pyarrow==26.0.1 moto[server]==5.2.5
 
 # Example stages: cargo package -> module file name in pipelines/modules/.
 EXAMPLES := json-enrich filter flat-map identity tag trap endless-loop memory-hog sleeper poller flood wrong-world wrong-version count-sum multi-emit percentile
@@ -117,12 +118,12 @@ deps: $(VENV)/.installed
 
 ## test-deps: deps, and what the tests run besides the broker: a TLS terminator (stunnel4) and
 ## openssl for the TLS tests' certificates; iproute2 (`ip`) for the network namespace of the
-## cut-off member test; the reader the cold-store tests check Parquet files with (pyarrow).
+## cut-off member test; the cold-store tests' Parquet reader (pyarrow) and S3 server (moto).
 test-deps: deps $(VENV)/.store-installed
 	deploy/local/debian-packages.sh stunnel4 openssl iproute2
 
 $(VENV)/.store-installed: $(VENV)/.installed
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(STORE_READER)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(STORE_TEST_DEPS)
 	touch $@
 
 $(VENV)/.installed:

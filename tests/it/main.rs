@@ -5,6 +5,7 @@ mod harness;
 mod otlp;
 mod prometheus;
 mod raw;
+mod s3;
 mod tail;
 
 mod admin;

@@ -4,45 +4,51 @@
 //! `sink-rejected`; a bad store config is refused by `weir validate` with its line.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::{
-    Rec, Weir, committed, consume, create_topic, module, produce, repo, source_table, unique,
+    Rec, Weir, committed, consume, create_topic, module, produce, source_table, unique,
     wait_for_value, weir_cli, write_pipeline,
 };
+use crate::s3;
 
-/// The Python that has pyarrow: `$WEIR_PYTHON`, else the project's venv.
-fn python() -> PathBuf {
-    std::env::var_os("WEIR_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".weir/venv/bin/python"))
-}
-
-/// Reads every Parquet file under `lake` with pyarrow (Hive partitioning): the schema as
-/// `name: type` strings, then the rows as JSON objects.
-fn read_lake(lake: &Path) -> (Vec<String>, Vec<serde_json::Value>) {
+/// Reads every Parquet file under `lake` (a local folder, or `s3://bucket/prefix` on the test
+/// S3 server) with pyarrow (Hive partitioning): the schema as `name: type` strings, then the
+/// rows as JSON objects.
+fn read_lake(lake: &str) -> (Vec<String>, Vec<serde_json::Value>) {
     const READER: &str = r#"
-import json, sys
+import json, os, sys
 import pyarrow.dataset as ds
-table = ds.dataset(sys.argv[1], format="parquet", partitioning="hive").to_table()
+import pyarrow.fs as fs
+where, filesystem = sys.argv[1], None
+if where.startswith("s3://"):
+    endpoint = os.environ["S3_ENDPOINT"]
+    scheme, host = endpoint.split("://", 1)
+    filesystem = fs.S3FileSystem(endpoint_override=host, scheme=scheme,
+        access_key=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        region=os.environ["AWS_REGION"])
+    where = where[len("s3://"):]
+table = ds.dataset(where, format="parquet", partitioning="hive", filesystem=filesystem).to_table()
 print(json.dumps([f"{f.name}: {f.type}" for f in table.schema]))
 for row in table.to_pylist():
     print(json.dumps(row, default=str))
 "#;
-    let out = Command::new(python())
-        .args(["-c", READER])
-        .arg(lake)
-        .output()
-        .expect("python runs (install pyarrow with `make test-deps`)");
-    assert!(
-        out.status.success(),
-        "pyarrow could not read {}: {}",
-        lake.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = if lake.starts_with("s3://") {
+        s3::run_python(READER, &[lake])
+    } else {
+        let out = Command::new(s3::python())
+            .args(["-c", READER, lake])
+            .output()
+            .expect("python runs (install pyarrow with `make test-deps`)");
+        assert!(
+            out.status.success(),
+            "pyarrow could not read {lake}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
     let mut lines = text.lines();
     let schema = serde_json::from_str(lines.next().unwrap()).unwrap();
     let rows = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -66,6 +72,11 @@ row_group_rows = 4"#;
 /// A pipeline copying `input` to the parquet sink `lake` (folder `lake` beside the file), whose
 /// keys besides `kind` and `path` are `store`.
 fn store_pipeline(input: &str, dlq: &str, group: &str, store: &str) -> String {
+    store_pipeline_at(input, dlq, group, "path = \"lake\"", store)
+}
+
+/// [`store_pipeline`] with the sink's `path` (and other location keys) given by `location`.
+fn store_pipeline_at(input: &str, dlq: &str, group: &str, location: &str, store: &str) -> String {
     format!(
         r#"name = "lake"
 {source}
@@ -79,7 +90,7 @@ topic = "{dlq}"
 
 [sinks.lake]
 kind = "parquet"
-path = "lake"
+{location}
 {store}
 
 [telemetry]
@@ -160,7 +171,7 @@ fn a_parquet_lake_holds_every_record_once_with_its_provenance_and_trace_id() {
     );
 
     let lake = dir.path().join("lake");
-    let (schema, rows) = read_lake(&lake);
+    let (schema, rows) = read_lake(lake.to_str().unwrap());
     assert_eq!(
         schema,
         [
@@ -300,7 +311,7 @@ roll_age = "1h""#
     // Stopping completes the last, shorter files.
     second.terminate();
 
-    let (_, rows) = read_lake(&lake);
+    let (_, rows) = read_lake(lake.to_str().unwrap());
     let mut ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
     ids.sort_unstable();
     let before = ids.len();
@@ -312,4 +323,52 @@ roll_age = "1h""#
         "a temporary file was left: {:?}",
         entries(&lake)
     );
+}
+
+#[test]
+fn an_s3_lake_holds_every_record_once_with_its_trace_id() {
+    const N: usize = 40;
+    let (input, dlq, group) = (unique("in"), unique("dlq"), unique("group"));
+    let bucket = unique("lake").to_ascii_lowercase().replace('_', "-");
+    create_topic(&input, 2);
+    create_topic(&dlq, 1);
+    s3::create_bucket(&bucket);
+    let location = format!(
+        "path = \"s3://{bucket}/clicks\"\nendpoint = \"{}\"",
+        s3::s3().endpoint
+    );
+    let store = r#"schema = [{ name = "id", type = "int64", nullable = false }]
+roll_records = 6
+roll_age = "1h""#;
+    let (_dir, pipeline) =
+        write_pipeline(&store_pipeline_at(&input, &dlq, &group, &location, store));
+    let records: Vec<Rec> = (0..N)
+        .map(|i| {
+            let parent = format!("00-{}-{:016x}-01", trace_id(i), i + 1);
+            Rec::new(i as i32 % 2, &format!("k{i}"), format!(r#"{{"id":{i}}}"#))
+                .header("traceparent", &parent)
+        })
+        .collect();
+    produce(&input, &records);
+    let env = s3::credentials();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let weir = Weir::run_with_env(&pipeline, &[], &env);
+    let whole = (N / 2 / 6 * 6) as i64;
+    wait_for_value(Duration::from_secs(60), || {
+        (0..2)
+            .all(|p| committed(&group, &input, p) == Some(whole))
+            .then_some(())
+    });
+    weir.terminate();
+    let (_, rows) = read_lake(&format!("s3://{bucket}/clicks"));
+    let mut ids: Vec<(u64, String)> = rows
+        .iter()
+        .map(|r| {
+            let id = r["id"].as_u64().unwrap();
+            (id, r["weir_trace_id"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    ids.sort();
+    let expected: Vec<(u64, String)> = (0..N).map(|i| (i as u64, trace_id(i))).collect();
+    assert_eq!(ids, expected);
 }

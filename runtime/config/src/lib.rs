@@ -45,7 +45,7 @@ pub use model::{
 pub use security::{Sasl, SaslMechanism, Secret, SecretError, Security, SecurityProtocol};
 pub use store::{
     Column, ColumnType, Compression, NamedSink, PROVENANCE_COLUMNS, ParquetSink, PartitionKey,
-    SinkKind, TimeUnit,
+    SinkKind, StorePath, TimeUnit,
 };
 pub use units::{UnitError, parse_duration, parse_size};
 

@@ -43,9 +43,17 @@ pub enum SinkKind {
 /// adding a second copy; `ARCHITECTURE.md` (Cold store) says what makes that exactly once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParquetSink {
-    /// `path`, required: the folder files go to. A relative path is relative to the directory of
-    /// the pipeline file. (`s3://bucket/prefix` paths are refused by this version.)
-    pub path: PathBuf,
+    /// `path`, required: where files go: a local folder (a relative path is relative to the
+    /// directory of the pipeline file) or `s3://bucket/prefix` on S3 or an S3-compatible store.
+    pub path: StorePath,
+    /// `endpoint`: with an `s3://` path, the store's URL, such as `"http://127.0.0.1:9000"` for
+    /// an S3-compatible server. Default: `AWS_ENDPOINT_URL` if set, else AWS itself. Credentials
+    /// come from the standard AWS variables only (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), never from the pipeline file.
+    pub endpoint: Option<String>,
+    /// `region`: with an `s3://` path, the bucket's region. Default: `AWS_REGION` or
+    /// `AWS_DEFAULT_REGION` if set, else `us-east-1`.
+    pub region: Option<String>,
     /// `schema`, required: the columns, in order, such as
     /// `[{ name = "user", type = "string" }, { name = "at", type = "timestamp[ms]", nullable = false }]`.
     pub schema: Vec<Column>,
@@ -75,6 +83,15 @@ impl ParquetSink {
     pub const DEFAULT_ROLL_AGE: Duration = Duration::from_secs(60);
     /// Default of [`ParquetSink::row_group_rows`].
     pub const DEFAULT_ROW_GROUP_ROWS: usize = 65_536;
+}
+
+/// `path` of a Parquet sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorePath {
+    /// A local folder, resolved against the pipeline file's directory.
+    Local(PathBuf),
+    /// `s3://bucket/prefix`: objects under `prefix` (no leading or trailing `/`; may be empty).
+    S3 { bucket: String, prefix: String },
 }
 
 /// The columns Weir adds to every row, after the schema's: the source topic (`string`), source

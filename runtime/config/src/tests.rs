@@ -378,7 +378,9 @@ fn named_sinks_are_read_with_their_defaults() {
     let SinkKind::Parquet(parquet) = &lake.kind else {
         panic!("lake is a parquet sink");
     };
-    assert_eq!(parquet.path, path.parent().unwrap().join("lake/clicks"));
+    let folder = path.parent().unwrap().join("lake/clicks");
+    assert_eq!(parquet.path, StorePath::Local(folder));
+    assert_eq!((&parquet.endpoint, &parquet.region), (&None, &None));
     assert_eq!(parquet.schema.len(), 4);
     assert_eq!(
         parquet.schema[1],

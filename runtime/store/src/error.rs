@@ -23,9 +23,20 @@ pub enum StoreError {
     /// Arrow refused to build a batch (a bug: the values were decoded against the schema).
     #[error("cannot build rows: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
+    /// An object store call failed (the store down, the bucket missing, access denied...).
+    #[error("{what} {path}: {source}")]
+    Object {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// The object store client could not be made (a bad endpoint, say).
+    #[error("cannot reach the object store: {0}")]
+    Client(#[source] object_store::Error),
     /// A progress file holds something other than an offset.
-    #[error("progress file {} is corrupt: {text:?}", path.display())]
-    Progress { path: PathBuf, text: String },
+    #[error("progress file {path} is corrupt: {text:?}")]
+    Progress { path: String, text: String },
 }
 
 impl StoreError {

@@ -34,6 +34,25 @@ fn temporary(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp"))
 }
 
+/// `batches` as the bytes of one Parquet file.
+pub fn encode_parquet(
+    schema: &SchemaRef,
+    properties: &WriterProperties,
+    batches: &[RecordBatch],
+    name: &str,
+) -> Result<Vec<u8>, StoreError> {
+    let parquet = |source| StoreError::Parquet {
+        path: name.into(),
+        source,
+    };
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties.clone()))
+        .map_err(parquet)?;
+    for batch in batches {
+        writer.write(batch).map_err(parquet)?;
+    }
+    writer.into_inner().map_err(parquet)
+}
+
 /// Writes `batches` to the Parquet file `path` durably. Returns the file's size in bytes.
 pub fn write_parquet(
     path: &Path,
@@ -115,7 +134,7 @@ pub fn read_progress(path: &Path) -> Result<Option<i64>, StoreError> {
             .parse()
             .map(Some)
             .map_err(|_| StoreError::Progress {
-                path: path.to_owned(),
+                path: path.display().to_string(),
                 text,
             }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

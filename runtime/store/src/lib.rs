@@ -7,13 +7,14 @@
 //! dead-letters it (error kind `sink-rejected`). Every row also holds its provenance: source
 //! topic, partition and offset, the record's timestamp, and the trace id of its `traceparent`.
 //!
-//! Owns: the Arrow conversion, the Parquet files and their naming. The only crate that touches
-//! arrow and parquet.
+//! Owns: the Arrow conversion, the Parquet files and their naming, on a local disk or S3. The only
+//! crate that touches arrow, parquet and object_store.
 
 pub mod encode;
 mod error;
 pub mod files;
 mod sink;
+mod target;
 
 pub use error::StoreError;
 pub use sink::ParquetSink;

@@ -17,7 +17,6 @@
 //! and the disk through [`crate::files`].
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -35,6 +34,7 @@ use weir_core::{DeliveryFailure, InputAck, Output, Refused, Sink, SinkError};
 use crate::StoreError;
 use crate::encode::{self, Provenance};
 use crate::files;
+use crate::target::Target;
 
 /// See the module's description.
 pub struct ParquetSink {
@@ -46,14 +46,14 @@ impl std::fmt::Debug for ParquetSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ParquetSink")
             .field("name", &self.inner.name)
-            .field("path", &self.inner.root)
+            .field("path", &self.inner.target.describe())
             .finish_non_exhaustive()
     }
 }
 
 struct Inner {
     name: String,
-    root: PathBuf,
+    target: Target,
     values: SchemaRef,
     schema: SchemaRef,
     partition_by: Vec<PartitionKey>,
@@ -132,7 +132,7 @@ impl ParquetSink {
             .build();
         let inner = Arc::new(Inner {
             name: name.to_owned(),
-            root: settings.path.clone(),
+            target: Target::new(settings)?,
             schema: encode::file_schema(&values),
             values,
             partition_by: settings.partition_by.clone(),
@@ -148,10 +148,7 @@ impl ParquetSink {
         let ticker = std::thread::Builder::new()
             .name(format!("weir-store-{name}"))
             .spawn(move || age_rolls(&weak, tick))
-            .map_err(StoreError::io(
-                "cannot start the roll thread for",
-                &settings.path,
-            ))?;
+            .map_err(StoreError::io("cannot start the roll thread of sink", name))?;
         Ok(Self {
             inner,
             ticker: Mutex::new(Some(ticker)),
@@ -230,16 +227,11 @@ impl Inner {
     fn complete(&self, topic: &str, partition: i32, segment: &Segment) -> Result<(), StoreError> {
         let name = files::file_name(topic, partition, segment.first);
         for (folder, batches) in &segment.folders {
-            let path = self.root.join(folder).join(&name);
-            let written = files::write_parquet(&path, &self.schema, &self.properties, batches);
-            if let Err(error) = written {
-                files::discard(&path);
-                return Err(error);
-            }
-            tracing::debug!(sink = self.name, path = %path.display(), "File complete.");
+            self.target
+                .write_file(folder, &name, &self.schema, &self.properties, batches)?;
+            tracing::debug!(sink = self.name, folder, file = name, "File complete.");
         }
-        let progress = files::progress_path(&self.root, topic, partition);
-        files::write_progress(&progress, segment.last)
+        self.target.write_progress(topic, partition, segment.last)
     }
 
     /// Loads the progress of the source partitions `outputs` come from that it does not know.
@@ -249,8 +241,7 @@ impl Inner {
             if state.sources.keys().any(|(t, p)| (t.as_str(), *p) == key) {
                 continue;
             }
-            let path = files::progress_path(&self.root, key.0, key.1);
-            let durable = files::read_progress(&path)?;
+            let durable = self.target.read_progress(key.0, key.1)?;
             let source = Source {
                 durable,
                 open: None,

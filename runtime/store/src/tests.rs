@@ -9,7 +9,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use weir_config::{
-    Column, ColumnType, Compression, ParquetSink as Settings, PartitionKey, TimeUnit,
+    Column, ColumnType, Compression, ParquetSink as Settings, PartitionKey, StorePath, TimeUnit,
 };
 use weir_core::{Output, PartitionTracker, Record, Sink, SinkError};
 
@@ -37,7 +37,9 @@ fn columns() -> Vec<Column> {
 
 fn settings(path: &Path, roll_records: u64) -> Settings {
     Settings {
-        path: path.to_owned(),
+        path: StorePath::Local(path.to_owned()),
+        endpoint: None,
+        region: None,
         schema: columns(),
         partition_by: Vec::new(),
         roll_records,

@@ -70,7 +70,7 @@ fn open_stores(pipeline: &Pipeline) -> Result<crate::shared::Stores, EngineError
             let store = weir_store::ParquetSink::new(&named.name, settings).map_err(|source| {
                 EngineError::Store {
                     name: named.name.clone(),
-                    source,
+                    source: Box::new(source),
                 }
             })?;
             stores.push((named.name.as_str().into(), Arc::new(store)));

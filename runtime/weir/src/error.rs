@@ -23,7 +23,7 @@ pub enum EngineError {
     Store {
         name: String,
         #[source]
-        source: weir_store::StoreError,
+        source: Box<weir_store::StoreError>,
     },
     #[error("cannot watch {} for changes: {source}", path.display())]
     Watch {

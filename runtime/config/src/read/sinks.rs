@@ -7,7 +7,7 @@ use crate::reader::{Value, collect_all};
 use crate::report::Report;
 use crate::store::{
     Column, ColumnType, Compression, NamedSink, PROVENANCE_COLUMNS, ParquetSink, PartitionKey,
-    SinkKind,
+    SinkKind, StorePath,
 };
 use crate::validate::{Crossrefs, SinkRefs, Written};
 
@@ -69,6 +69,20 @@ fn parquet(
     let path = table
         .required(report, "path")
         .and_then(|value| store_path(&value, base, report));
+    let endpoint = table.optional("endpoint", |value| {
+        value.parsed(report, "URL", formats::http_url)
+    });
+    let region = table.optional("region", |value| value.non_empty_string(report));
+    if let Some(StorePath::Local(_)) = &path {
+        for key in ["endpoint", "region"] {
+            if table.contains(key) {
+                table.error(
+                    report,
+                    format_args!("`{key}` is for an s3:// path; `path` is a local folder"),
+                );
+            }
+        }
+    }
     let schema = table
         .required(report, "schema")
         .and_then(|value| schema(&value, report));
@@ -137,6 +151,8 @@ fn parquet(
     known.then_some(())?;
     Some(ParquetSink {
         path: path?,
+        endpoint: endpoint?,
+        region: region?,
         schema,
         partition_by,
         roll_records: roll_records?,
@@ -147,23 +163,46 @@ fn parquet(
     })
 }
 
-/// A local folder, relative to the pipeline file's directory.
-fn store_path(
-    value: &Value<'_, '_>,
-    base: &Path,
-    report: &mut Report<'_>,
-) -> Option<std::path::PathBuf> {
+/// A local folder, relative to the pipeline file's directory, or `s3://bucket/prefix`.
+fn store_path(value: &Value<'_, '_>, base: &Path, report: &mut Report<'_>) -> Option<StorePath> {
     let text = value.non_empty_string(report)?;
-    if let Some((scheme, _)) = text.split_once("://") {
-        let why = if scheme == "s3" {
-            "s3:// paths are not supported by this version yet: use a local folder"
-        } else {
-            "expected a local folder"
-        };
-        value.error(report, format_args!("{text:?}: {why}"));
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Some(StorePath::Local(base.join(text)));
+    };
+    if scheme != "s3" {
+        value.error(
+            report,
+            format_args!("{text:?}: expected a local folder or s3://bucket/prefix"),
+        );
         return None;
     }
-    Some(base.join(text))
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    if !valid_bucket {
+        value.error(
+            report,
+            format_args!(
+                "{text:?}: expected s3://bucket/prefix with a bucket name of 3 to 63 lowercase \
+                 letters, digits, `-` and `.`"
+            ),
+        );
+        return None;
+    }
+    let prefix = prefix.trim_matches('/');
+    if prefix.split('/').any(|part| part == "." || part == "..") || prefix.contains("//") {
+        value.error(
+            report,
+            format_args!("{text:?}: the prefix has an empty, `.` or `..` part"),
+        );
+        return None;
+    }
+    Some(StorePath::S3 {
+        bucket: bucket.to_owned(),
+        prefix: prefix.to_owned(),
+    })
 }
 
 fn schema(value: &Value<'_, '_>, report: &mut Report<'_>) -> Option<Vec<Column>> {
