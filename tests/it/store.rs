@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::{
-    Rec, Weir, committed, consume, create_topic, module, produce, source_table, unique,
+    Rec, Weir, committed, consume, create_topic, http_get, module, produce, source_table, unique,
     wait_for_value, weir_cli, write_pipeline,
 };
 use crate::s3;
@@ -371,4 +371,54 @@ roll_age = "1h""#;
     ids.sort();
     let expected: Vec<(u64, String)> = (0..N).map(|i| (i as u64, trace_id(i))).collect();
     assert_eq!(ids, expected);
+}
+
+#[test]
+fn a_store_that_fails_for_a_while_holds_the_lanes_back_loses_nothing_and_shows_in_readyz() {
+    const N: usize = 30;
+    let (input, dlq, group) = (unique("in"), unique("dlq"), unique("group"));
+    create_topic(&input, 1);
+    create_topic(&dlq, 1);
+    let store = r#"schema = [{ name = "id", type = "int64", nullable = false }]
+roll_records = 5
+roll_age = "1h""#;
+    let (dir, pipeline) = write_pipeline(&store_pipeline(&input, &dlq, &group, store));
+    // The lake's folder cannot be made: a file is in its way.
+    let lake = dir.path().join("lake");
+    std::fs::write(&lake, b"in the way").unwrap();
+    let records: Vec<Rec> = (0..N)
+        .map(|i| Rec::new(0, &format!("k{i}"), format!(r#"{{"id":{i}}}"#)))
+        .collect();
+    produce(&input, &records);
+
+    let weir = Weir::run(&pipeline);
+    let admin = weir.admin_addr();
+    let body = wait_for_value(Duration::from_secs(60), || {
+        let (status, body) = http_get(admin, "/readyz");
+        (status == 503 && body.contains("sink \"lake\" unavailable")).then_some(body)
+    });
+    assert!(body.contains("lake"), "{body}");
+    assert_eq!(
+        http_get(admin, "/healthz").0,
+        200,
+        "a store down is not death"
+    );
+    assert_eq!(
+        committed(&group, &input, 0),
+        None,
+        "nothing committed while it is down"
+    );
+
+    std::fs::remove_file(&lake).unwrap();
+    wait_for_value(Duration::from_secs(60), || {
+        (committed(&group, &input, 0) == Some(N as i64)).then_some(())
+    });
+    wait_for_value(Duration::from_secs(30), || {
+        (http_get(admin, "/readyz").0 == 200).then_some(())
+    });
+    weir.terminate();
+    let (_, rows) = read_lake(lake.to_str().unwrap());
+    let mut ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..N as u64).collect::<Vec<_>>());
 }

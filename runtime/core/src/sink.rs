@@ -125,6 +125,12 @@ pub trait Sink: Send + Sync {
 
     /// Outputs accepted but not yet settled.
     fn in_flight(&self) -> usize;
+
+    /// Why the sink cannot take writes now, if it cannot (a store that is down): the engine
+    /// reports it on its readiness probe. Default: always able.
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
 }
 
 /// How [`write_all`] waits between attempts while a sink is unavailable.

@@ -68,6 +68,8 @@ struct Inner {
 #[derive(Default)]
 struct State {
     sources: HashMap<(String, i32), Source>,
+    /// The last store failure, until a store call succeeds again.
+    failing: Option<String>,
     /// Outputs accepted and not yet acknowledged.
     in_flight: usize,
 }
@@ -165,9 +167,8 @@ fn age_rolls(inner: &Weak<Inner>, tick: Duration) {
             return;
         }
         let mut state = inner.state.lock();
-        if let Err(error) = inner.complete_due(&mut state, None) {
-            tracing::warn!(sink = inner.name, %error, "Store write failed; retrying.");
-        }
+        // A failure is logged by `complete_due`, and retried at the next tick.
+        let _ = inner.complete_due(&mut state, None);
     }
 }
 
@@ -220,6 +221,17 @@ impl Inner {
             }
         }
         state.in_flight -= completed;
+        let failing = result.as_ref().err().map(ToString::to_string);
+        if failing.is_some() && failing != state.failing {
+            tracing::warn!(
+                sink = self.name,
+                error = failing,
+                "Store write failed; retrying."
+            );
+        } else if failing.is_none() && state.failing.is_some() {
+            tracing::info!(sink = self.name, "Store writes succeed again.");
+        }
+        state.failing = failing;
         result
     }
 
@@ -314,12 +326,14 @@ impl Sink for ParquetSink {
     fn write(&self, outputs: &[Output<'_>]) -> Result<Vec<(usize, Refused)>, SinkError> {
         let inner = &*self.inner;
         let mut state = inner.state.lock();
-        let unavailable = |error: StoreError| SinkError::Unavailable(error.to_string());
         // Nothing new is taken while a completed segment cannot be written: backpressure.
-        inner.complete_due(&mut state, None).map_err(unavailable)?;
-        inner
-            .know_sources(&mut state, outputs)
-            .map_err(unavailable)?;
+        let ready = inner
+            .complete_due(&mut state, None)
+            .and_then(|()| inner.know_sources(&mut state, outputs));
+        if let Err(error) = ready {
+            state.failing = Some(error.to_string());
+            return Err(SinkError::Unavailable(error.to_string()));
+        }
 
         let todo: Vec<usize> = (0..outputs.len())
             .filter(|&i| {
@@ -369,9 +383,8 @@ impl Sink for ParquetSink {
                 .map_err(|error| SinkError::Fatal(error.to_string()))?;
         }
         // Outputs are accepted now; a failure to complete is retried at the next write.
-        if let Err(error) = inner.complete_due(&mut state, None) {
-            tracing::warn!(sink = inner.name, %error, "Store write failed; retrying.");
-        }
+        // A failure is logged and kept for the readiness probe; completion is retried.
+        let _ = inner.complete_due(&mut state, None);
         Ok(refused)
     }
 
@@ -399,6 +412,10 @@ impl Sink for ParquetSink {
     fn in_flight(&self) -> usize {
         self.inner.state.lock().in_flight
     }
+
+    fn unavailable(&self) -> Option<String> {
+        self.inner.state.lock().failing.clone()
+    }
 }
 
 impl ParquetSink {
@@ -421,8 +438,8 @@ impl ParquetSink {
                 Err(error) if Instant::now() + wait >= deadline => {
                     return Err(SinkError::Unavailable(error.to_string()));
                 }
-                Err(error) => {
-                    tracing::warn!(sink = self.inner.name, %error, "Store write failed; retrying.");
+                // Logged by `complete_due`.
+                Err(_) => {
                     std::thread::sleep(wait);
                     wait = (wait * 2).min(Duration::from_secs(1));
                 }

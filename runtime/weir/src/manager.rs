@@ -51,6 +51,11 @@ impl Health for Manager {
         if self.assigned.load(Ordering::Relaxed) == 0 {
             return Err("no partition assigned".into());
         }
+        for (name, store) in self.shared.stores.iter() {
+            if let Some(why) = store.unavailable() {
+                return Err(Unhealthy(format!("sink {name:?} unavailable: {why}")));
+            }
+        }
         match self.shared.stalls.describe() {
             Some(stalled) => Err(Unhealthy(stalled)),
             None => Ok(()),
