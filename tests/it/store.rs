@@ -9,8 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::harness::{
-    Rec, Weir, committed, consume, create_topic, http_get, module, produce, source_table, unique,
-    wait_for_value, weir_cli, write_pipeline,
+    Rec, Weir, committed, consume, create_topic, http_get, metric_value, module, produce,
+    source_table, unique, wait_for_value, weir_cli, write_pipeline,
 };
 use crate::s3;
 
@@ -416,6 +416,17 @@ roll_age = "1h""#;
     wait_for_value(Duration::from_secs(30), || {
         (http_get(admin, "/readyz").0 == 200).then_some(())
     });
+    let (_, metrics) = http_get(admin, "/metrics");
+    let sink = [("sink", "lake")];
+    let failed = [("sink", "lake"), ("reason", "not-a-folder")];
+    let value = |name, labels: &[(&str, &str)]| metric_value(&metrics, name, labels);
+    assert!(
+        value("weir_store_failures_total", &failed) >= Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(value("weir_store_files_total", &sink), Some((N / 5) as f64));
+    assert_eq!(value("weir_store_rows_total", &sink), Some(N as f64));
+    assert!(value("weir_store_written_bytes_total", &sink) > Some(0.0));
     weir.terminate();
     let (_, rows) = read_lake(lake.to_str().unwrap());
     let mut ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();

@@ -48,3 +48,31 @@ impl StoreError {
         move |source| Self::Io { what, path, source }
     }
 }
+
+impl StoreError {
+    /// A short, bounded name of the failure, for metrics: `permission-denied`, `disk-full`,
+    /// `not-found`, `not-a-folder`, `io`, `object-store`, `parquet`, `arrow`, `client` or
+    /// `corrupt-progress`.
+    pub fn reason(&self) -> &'static str {
+        use std::io::ErrorKind;
+        match self {
+            Self::Io { source, .. } => match source.kind() {
+                ErrorKind::PermissionDenied => "permission-denied",
+                ErrorKind::StorageFull => "disk-full",
+                ErrorKind::NotFound => "not-found",
+                ErrorKind::NotADirectory => "not-a-folder",
+                _ => "io",
+            },
+            Self::Object { source, .. } => match source {
+                object_store::Error::NotFound { .. } => "not-found",
+                object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. } => "permission-denied",
+                _ => "object-store",
+            },
+            Self::Parquet { .. } => "parquet",
+            Self::Arrow(_) => "arrow",
+            Self::Client(_) => "client",
+            Self::Progress { .. } => "corrupt-progress",
+        }
+    }
+}

@@ -17,7 +17,7 @@ mod sink;
 mod target;
 
 pub use error::StoreError;
-pub use sink::ParquetSink;
+pub use sink::{ParquetSink, StoreObserver};
 
 #[cfg(test)]
 mod tests;

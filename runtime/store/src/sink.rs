@@ -63,6 +63,15 @@ struct Inner {
     properties: WriterProperties,
     state: Mutex<State>,
     stop: AtomicBool,
+    observer: Option<Arc<dyn StoreObserver>>,
+}
+
+/// What a store sink reports about its writes (the engine turns it into metrics).
+pub trait StoreObserver: Send + Sync {
+    /// Sink `sink` completed a file of `rows` rows and `bytes` bytes, in `elapsed`.
+    fn file_written(&self, sink: &str, rows: u64, bytes: u64, elapsed: Duration);
+    /// A write of sink `sink` failed for `reason` ([`StoreError::reason`]); it is retried.
+    fn failed(&self, sink: &str, reason: &'static str);
 }
 
 #[derive(Default)]
@@ -122,6 +131,15 @@ impl ParquetSink {
     /// A sink named `name` writing under `settings.path`, with a thread that completes segments
     /// that reach `roll_age` while no write comes.
     pub fn new(name: &str, settings: &Settings) -> Result<Self, StoreError> {
+        Self::observed(name, settings, None)
+    }
+
+    /// [`ParquetSink::new`], reporting its files and failures to `observer`.
+    pub fn observed(
+        name: &str,
+        settings: &Settings,
+        observer: Option<Arc<dyn StoreObserver>>,
+    ) -> Result<Self, StoreError> {
         let values = encode::value_schema(&settings.schema);
         let codec = match settings.compression {
             Compression::Zstd => Codec::ZSTD(ZstdLevel::default()),
@@ -144,6 +162,7 @@ impl ParquetSink {
             properties,
             state: Mutex::default(),
             stop: AtomicBool::new(false),
+            observer,
         });
         let weak = Arc::downgrade(&inner);
         let tick = (settings.roll_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
@@ -221,6 +240,9 @@ impl Inner {
             }
         }
         state.in_flight -= completed;
+        if let (Err(error), Some(observer)) = (&result, &self.observer) {
+            observer.failed(&self.name, error.reason());
+        }
         let failing = result.as_ref().err().map(ToString::to_string);
         if failing.is_some() && failing != state.failing {
             tracing::warn!(
@@ -239,9 +261,21 @@ impl Inner {
     fn complete(&self, topic: &str, partition: i32, segment: &Segment) -> Result<(), StoreError> {
         let name = files::file_name(topic, partition, segment.first);
         for (folder, batches) in &segment.folders {
-            self.target
-                .write_file(folder, &name, &self.schema, &self.properties, batches)?;
-            tracing::debug!(sink = self.name, folder, file = name, "File complete.");
+            let started = Instant::now();
+            let bytes =
+                self.target
+                    .write_file(folder, &name, &self.schema, &self.properties, batches)?;
+            tracing::debug!(
+                sink = self.name,
+                folder,
+                file = name,
+                bytes,
+                "File complete."
+            );
+            if let Some(observer) = &self.observer {
+                let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+                observer.file_written(&self.name, rows, bytes, started.elapsed());
+            }
         }
         self.target.write_progress(topic, partition, segment.last)
     }
@@ -327,10 +361,14 @@ impl Sink for ParquetSink {
         let inner = &*self.inner;
         let mut state = inner.state.lock();
         // Nothing new is taken while a completed segment cannot be written: backpressure.
-        let ready = inner
+        // (`complete_due` records its own failures.)
+        inner
             .complete_due(&mut state, None)
-            .and_then(|()| inner.know_sources(&mut state, outputs));
-        if let Err(error) = ready {
+            .map_err(|error| SinkError::Unavailable(error.to_string()))?;
+        if let Err(error) = inner.know_sources(&mut state, outputs) {
+            if let Some(observer) = &inner.observer {
+                observer.failed(&inner.name, error.reason());
+            }
             state.failing = Some(error.to_string());
             return Err(SinkError::Unavailable(error.to_string()));
         }

@@ -76,6 +76,7 @@ impl Target {
     }
 
     /// Writes `batches` as the file `name` in `folder` (a Hive folder, or `""`), durably.
+    /// Returns the file's size in bytes.
     pub fn write_file(
         &self,
         folder: &str,
@@ -83,7 +84,7 @@ impl Target {
         schema: &SchemaRef,
         properties: &WriterProperties,
         batches: &[RecordBatch],
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         match self {
             Self::Local(root) => {
                 let path = root.join(folder).join(name);
@@ -91,12 +92,13 @@ impl Target {
                 if written.is_err() {
                     files::discard(&path);
                 }
-                written.map(drop)
+                written
             }
             Self::S3(s3) => {
                 let path = s3.object(&[folder, name]);
                 let bytes = files::encode_parquet(schema, properties, batches, name)?;
-                s3.put(&path, bytes)
+                let size = bytes.len() as u64;
+                s3.put(&path, bytes).map(|()| size)
             }
         }
     }

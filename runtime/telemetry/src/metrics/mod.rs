@@ -17,6 +17,7 @@
 //! - `kafka`: consumption, production, lag, fetch queues, commits, backpressure and end-to-end
 //!   latency ([`PartitionMetrics`]);
 //! - `rollout`: reloads, swap pauses and canary verdicts ([`ReloadResult`]);
+//! - `store`: files written by store sinks and their failures;
 //! - `export`: span export ([`DropReason`]);
 //! - `guest`: the metrics stages' modules report ([`GuestSource`]).
 
@@ -25,6 +26,7 @@ mod guest;
 mod kafka;
 mod rollout;
 mod stage;
+mod store;
 #[cfg(test)]
 mod tests;
 
@@ -54,6 +56,7 @@ use kafka::{
 };
 use rollout::{ResultLabels, VerdictLabels, swap_histogram};
 use stage::{DeadLabels, FailureLabels, RecordLabels, stage_histogram};
+use store::{SinkFailureLabels, SinkLabels, file_histogram};
 
 /// Labels of the families counted once per pipeline.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -100,6 +103,11 @@ pub struct Metrics {
     late_records: Counters<RecordLabels>,
     checkpoints: Counters<RecordLabels>,
     checkpoint_bytes: Counters<RecordLabels>,
+    store_files: Counters<SinkLabels>,
+    store_rows: Counters<SinkLabels>,
+    store_bytes: Counters<SinkLabels>,
+    store_write: Histograms<SinkLabels>,
+    store_failures: Counters<SinkFailureLabels>,
     guests: Arc<RwLock<Vec<GuestEntry>>>,
 }
 
@@ -252,6 +260,34 @@ impl Metrics {
                 "Changelog bytes an aggregate stage's checkpoints wrote (keys and values)",
                 Some(Unit::Bytes),
                 Family::default(),
+            ),
+            store_files: counter(
+                r,
+                "weir_store_files",
+                "Files a store sink completed (durable and visible)",
+            ),
+            store_rows: counter(
+                r,
+                "weir_store_rows",
+                "Rows in the files a store sink completed",
+            ),
+            store_bytes: registered(
+                r,
+                "weir_store_written",
+                "Bytes of the files a store sink completed",
+                Some(Unit::Bytes),
+                Family::default(),
+            ),
+            store_write: seconds(
+                r,
+                "weir_store_file_write_duration",
+                "Time to write one file of a store sink and make it durable",
+                file_histogram,
+            ),
+            store_failures: counter(
+                r,
+                "weir_store_failures",
+                "Store sink writes that failed and are retried, by reason",
             ),
             guests: Arc::default(),
             registry,
