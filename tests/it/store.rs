@@ -112,7 +112,13 @@ fn a_parquet_lake_holds_every_record_once_with_its_provenance_and_trace_id() {
     let (input, dlq, group) = (unique("in"), unique("dlq"), unique("group"));
     create_topic(&input, 2);
     create_topic(&dlq, 1);
-    let (dir, pipeline) = write_pipeline(&lake_pipeline(&input, &dlq, &group));
+    let collector = crate::otlp::OtlpReceiver::start();
+    let toml = lake_pipeline(&input, &dlq, &group)
+        + &format!(
+            "otlp = \"{}\"\nsample = {{ ratio = 1.0 }}\n",
+            collector.endpoint()
+        );
+    let (dir, pipeline) = write_pipeline(&toml);
     let mut records: Vec<Rec> = (0..N)
         .map(|i| {
             // Two days, so two dt= folders.
@@ -228,6 +234,54 @@ fn a_parquet_lake_holds_every_record_once_with_its_provenance_and_trace_id() {
             .all(|n| n.starts_with(&format!("{input}-")) && n.ends_with(".parquet")),
         "{names:?}"
     );
+
+    // A CLIENT span per file, linked to the traces of the rows it holds.
+    let spans = collector.wait_for(Duration::from_secs(30), |spans| {
+        let rows = spans.iter().filter(|s| s.name == "weir.store.file");
+        rows.map(|s| s.attributes["weir.store.rows"].parse::<usize>().unwrap())
+            .sum::<usize>()
+            == N
+    });
+    let files: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "weir.store.file")
+        .collect();
+    assert_eq!(files.len(), names.len(), "one span per file");
+    let mut linked = BTreeMap::new();
+    for span in &files {
+        assert_eq!(span.kind, 3, "a CLIENT span: {}", span.summary());
+        assert_eq!(span.attributes["weir.sink"], "lake");
+        let file = &span.attributes["weir.store.file"];
+        assert!(lake.join(file).is_file(), "{file} is in the lake");
+        let (_, in_file) = read_lake(lake.join(file).to_str().unwrap());
+        assert_eq!(
+            span.attributes["weir.store.rows"],
+            in_file.len().to_string()
+        );
+        // At most 7 inputs per file: every row's trace is linked, to the span that wrote it.
+        let mut traces: Vec<&str> = in_file
+            .iter()
+            .map(|r| r["weir_trace_id"].as_str().unwrap())
+            .collect();
+        traces.sort_unstable();
+        let mut links: Vec<&str> = span.links.iter().map(|(t, _)| t.as_str()).collect();
+        links.sort_unstable();
+        assert_eq!(links, traces, "{}", span.summary());
+        assert_eq!(span.attributes["weir.store.unlinked_rows"], "0");
+        for (trace, linked_span) in &span.links {
+            linked.insert(trace.clone(), linked_span.clone());
+        }
+    }
+    // Each link names the span under which weir wrote the record: a span of its trace.
+    for (trace, linked_span) in &linked {
+        assert!(
+            spans
+                .iter()
+                .any(|s| &s.trace_id == trace && &s.span_id == linked_span),
+            "link {trace}/{linked_span} leads to an exported span"
+        );
+    }
+    assert_eq!(linked.len(), N);
 }
 
 #[test]
@@ -408,8 +462,25 @@ roll_age = "1h""#;
         None,
         "nothing committed while it is down"
     );
-
+    // Then the folder is there, but the first file's name is taken by a folder: the progress
+    // reads, the rows are taken and held, and the file cannot be renamed into place.
     std::fs::remove_file(&lake).unwrap();
+    let first_file = lake.join(format!("{input}-0-{:020}.parquet", 0));
+    std::fs::create_dir_all(first_file.join("in-the-way")).unwrap();
+    let age = |metrics: &str| {
+        metric_value(
+            metrics,
+            "weir_store_open_segment_age_seconds",
+            &[("sink", "lake")],
+        )
+    };
+    wait_for_value(Duration::from_secs(30), || {
+        (age(&http_get(admin, "/metrics").1) >= Some(1.0)).then_some(())
+    });
+    assert_eq!(http_get(admin, "/readyz").0, 503, "still not ready");
+    assert_eq!(committed(&group, &input, 0), None, "nothing committed");
+
+    std::fs::remove_dir_all(&first_file).unwrap();
     wait_for_value(Duration::from_secs(60), || {
         (committed(&group, &input, 0) == Some(N as i64)).then_some(())
     });
@@ -427,6 +498,11 @@ roll_age = "1h""#;
     assert_eq!(value("weir_store_files_total", &sink), Some((N / 5) as f64));
     assert_eq!(value("weir_store_rows_total", &sink), Some(N as f64));
     assert!(value("weir_store_written_bytes_total", &sink) > Some(0.0));
+    assert_eq!(
+        age(&metrics),
+        Some(0.0),
+        "nothing held once all is written: {metrics}"
+    );
     weir.terminate();
     let (_, rows) = read_lake(lake.to_str().unwrap());
     let mut ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();

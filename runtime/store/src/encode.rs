@@ -193,14 +193,19 @@ pub fn with_provenance(
     RecordBatch::try_new(Arc::clone(schema), columns)
 }
 
+/// The rows of one folder: its name, its rows, and their indices in the batch they were taken
+/// from (`None`: all of them, in order).
+pub type FolderRows = (String, RecordBatch, Option<Vec<u32>>);
+
 /// The rows of `batch` grouped by their folder under the store's path (`""` without
-/// `partition_by`), each group in row order, groups in the order they first appear.
+/// `partition_by`), each group in row order with the indices of its rows in `batch` (`None`:
+/// all of them), groups in the order they first appear.
 pub fn split_by_folder(
     batch: &RecordBatch,
     keys: &[PartitionKey],
-) -> Result<Vec<(String, RecordBatch)>, ArrowError> {
+) -> Result<Vec<FolderRows>, ArrowError> {
     if keys.is_empty() || batch.num_rows() == 0 {
-        return Ok(vec![(String::new(), batch.clone())]);
+        return Ok(vec![(String::new(), batch.clone(), None)]);
     }
     let mut columns = Vec::with_capacity(keys.len());
     for key in keys {
@@ -224,8 +229,9 @@ pub fn split_by_folder(
     groups
         .into_iter()
         .map(|(folder, rows)| {
-            let rows = UInt32Array::from(rows);
-            Ok((folder, arrow_select::take::take_record_batch(batch, &rows)?))
+            let indices = UInt32Array::from_iter_values(rows.iter().copied());
+            let taken = arrow_select::take::take_record_batch(batch, &indices)?;
+            Ok((folder, taken, Some(rows)))
         })
         .collect()
 }

@@ -27,6 +27,16 @@ pub fn file_name(topic: &str, partition: i32, first: i64) -> String {
     format!("{topic}-{partition}-{first:020}.parquet")
 }
 
+/// The file `name` in Hive folder `folder` (empty without `partition_by`), relative to the
+/// store's path.
+pub fn relative(folder: &str, name: &str) -> String {
+    if folder.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{folder}/{name}")
+    }
+}
+
 /// The hidden name a file is written under before it is complete. Readers skip names that
 /// start with `.`, and it does not end with `.parquet`.
 fn temporary(path: &Path) -> PathBuf {

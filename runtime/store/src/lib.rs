@@ -13,11 +13,15 @@
 pub mod encode;
 mod error;
 pub mod files;
+mod observe;
+mod segment;
 mod sink;
 mod target;
 
 pub use error::StoreError;
-pub use sink::{ParquetSink, StoreObserver};
+pub use observe::{FileCommit, StoreObserver};
+pub use segment::MAX_LINKS;
+pub use sink::ParquetSink;
 
 #[cfg(test)]
 mod tests;

@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -29,11 +29,13 @@ use parquet::basic::{Compression as Codec, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use weir_config::{Compression, ParquetSink as Settings, PartitionKey};
 use weir_core::trace::{self, TRACEPARENT};
-use weir_core::{DeliveryFailure, InputAck, Output, Refused, Sink, SinkError};
+use weir_core::{DeliveryFailure, Output, Refused, Sink, SinkError};
 
 use crate::StoreError;
 use crate::encode::{self, Provenance};
 use crate::files;
+use crate::observe::{FileCommit, StoreObserver};
+use crate::segment::{RowTrace, Segment};
 use crate::target::Target;
 
 /// See the module's description.
@@ -66,14 +68,6 @@ struct Inner {
     observer: Option<Arc<dyn StoreObserver>>,
 }
 
-/// What a store sink reports about its writes (the engine turns it into metrics).
-pub trait StoreObserver: Send + Sync {
-    /// Sink `sink` completed a file of `rows` rows and `bytes` bytes, in `elapsed`.
-    fn file_written(&self, sink: &str, rows: u64, bytes: u64, elapsed: Duration);
-    /// A write of sink `sink` failed for `reason` ([`StoreError::reason`]); it is retried.
-    fn failed(&self, sink: &str, reason: &'static str);
-}
-
 #[derive(Default)]
 struct State {
     sources: HashMap<(String, i32), Source>,
@@ -89,42 +83,6 @@ struct Source {
     durable: Option<i64>,
     open: Option<Segment>,
     sealed: VecDeque<Segment>,
-}
-
-/// The rows of consecutive input records of one source partition.
-struct Segment {
-    first: i64,
-    last: i64,
-    records: u64,
-    bytes: u64,
-    opened: Instant,
-    folders: Vec<(String, Vec<RecordBatch>)>,
-    acks: Vec<Arc<InputAck>>,
-}
-
-impl Segment {
-    fn new(first: i64) -> Self {
-        Self {
-            first,
-            last: first,
-            records: 1,
-            bytes: 0,
-            opened: Instant::now(),
-            folders: Vec::new(),
-            acks: Vec::new(),
-        }
-    }
-
-    fn append(&mut self, rows: &RecordBatch, keys: &[PartitionKey]) -> Result<(), StoreError> {
-        self.bytes += rows.get_array_memory_size() as u64;
-        for (folder, rows) in encode::split_by_folder(rows, keys)? {
-            match self.folders.iter_mut().find(|(f, _)| *f == folder) {
-                Some((_, batches)) => batches.push(rows),
-                None => self.folders.push((folder, vec![rows])),
-            }
-        }
-        Ok(())
-    }
 }
 
 impl ParquetSink {
@@ -240,8 +198,16 @@ impl Inner {
             }
         }
         state.in_flight -= completed;
-        if let (Err(error), Some(observer)) = (&result, &self.observer) {
-            observer.failed(&self.name, error.reason());
+        if let Some(observer) = &self.observer {
+            if let Err(error) = &result {
+                observer.failed(&self.name, error.reason());
+            }
+            let oldest = state
+                .sources
+                .values()
+                .flat_map(|s| s.sealed.iter().chain(&s.open));
+            let oldest = oldest.map(|segment| segment.opened.elapsed()).max();
+            observer.held(&self.name, oldest.unwrap_or_default());
         }
         let failing = result.as_ref().err().map(ToString::to_string);
         if failing.is_some() && failing != state.failing {
@@ -260,21 +226,32 @@ impl Inner {
     /// Writes a sealed segment's files, then records its partition's progress.
     fn complete(&self, topic: &str, partition: i32, segment: &Segment) -> Result<(), StoreError> {
         let name = files::file_name(topic, partition, segment.first);
-        for (folder, batches) in &segment.folders {
-            let started = Instant::now();
-            let bytes =
-                self.target
-                    .write_file(folder, &name, &self.schema, &self.properties, batches)?;
-            tracing::debug!(
-                sink = self.name,
-                folder,
-                file = name,
-                bytes,
-                "File complete."
-            );
+        for folder in &segment.folders {
+            let (started, clock) = (SystemTime::now(), Instant::now());
+            let bytes = self.target.write_file(
+                &folder.name,
+                &name,
+                &self.schema,
+                &self.properties,
+                &folder.batches,
+            )?;
+            let file = files::relative(&folder.name, &name);
+            tracing::debug!(sink = self.name, file, bytes, "File complete.");
             if let Some(observer) = &self.observer {
-                let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-                observer.file_written(&self.name, rows, bytes, started.elapsed());
+                observer.file_written(&FileCommit {
+                    sink: &self.name,
+                    file: &file,
+                    topic,
+                    partition,
+                    first_offset: segment.first,
+                    last_offset: segment.last,
+                    rows: folder.rows(),
+                    bytes,
+                    started,
+                    elapsed: clock.elapsed(),
+                    links: &folder.links,
+                    unlinked: folder.unlinked,
+                });
             }
         }
         self.target.write_progress(topic, partition, segment.last)
@@ -298,14 +275,14 @@ impl Inner {
         Ok(())
     }
 
-    /// Appends the rows of `outputs[accepted[j]]` (row `j` of `rows`), sealing segments at
-    /// `roll_records` input records.
+    /// Appends the rows of `outputs[accepted[j]]` (row `j` of `rows`, trace `traces[j]`),
+    /// sealing segments at `roll_records` input records.
     fn append(
         &self,
         state: &mut State,
         outputs: &[Output<'_>],
         accepted: &[usize],
-        rows: &RecordBatch,
+        (rows, traces): (&RecordBatch, &[RowTrace]),
     ) -> Result<(), StoreError> {
         let mut start = 0;
         while start < accepted.len() {
@@ -335,7 +312,8 @@ impl Inner {
             }
             let open = source.open.as_mut().expect("a row opened the segment");
             if end > start {
-                open.append(&rows.slice(start, end - start), &self.partition_by)?;
+                let part = rows.slice(start, end - start);
+                open.append(&part, &traces[start..end], &self.partition_by)?;
                 for &i in &accepted[start..end] {
                     outputs[i].ack.add_pending(1);
                     open.acks.push(Arc::clone(outputs[i].ack));
@@ -395,17 +373,17 @@ impl Sink for ParquetSink {
             .filter(|i| !refused.iter().any(|(r, _)| r == i))
             .collect();
         if let Some(batch) = batch.filter(|b| b.num_rows() > 0) {
-            let traces: Vec<Option<String>> = accepted
+            let traces: Vec<RowTrace> = accepted
                 .iter()
-                .map(|&i| {
-                    let value = outputs[i].record.header(TRACEPARENT)?;
-                    let (trace_id, _, _) = trace::parse_traceparent(value)?;
-                    Some(trace::hex(&trace_id))
-                })
+                .map(|&i| trace::parse_traceparent(outputs[i].record.header(TRACEPARENT)?))
+                .collect();
+            let trace_ids: Vec<Option<String>> = traces
+                .iter()
+                .map(|t| t.map(|(trace_id, _, _)| trace::hex(&trace_id)))
                 .collect();
             let provenance: Vec<Provenance<'_>> = accepted
                 .iter()
-                .zip(&traces)
+                .zip(&trace_ids)
                 .map(|(&i, trace_id)| Provenance {
                     topic: outputs[i].source_topic,
                     partition: outputs[i].source_partition,
@@ -417,7 +395,7 @@ impl Sink for ParquetSink {
             let rows = encode::with_provenance(&inner.schema, &batch, &provenance)
                 .map_err(|error| SinkError::Fatal(error.to_string()))?;
             inner
-                .append(&mut state, outputs, &accepted, &rows)
+                .append(&mut state, outputs, &accepted, (&rows, &traces))
                 .map_err(|error| SinkError::Fatal(error.to_string()))?;
         }
         // Outputs are accepted now; a failure to complete is retried at the next write.

@@ -118,7 +118,7 @@ fn days_and_folders_follow_hive() {
     let groups = encode::split_by_folder(&batch.unwrap(), &keys).unwrap();
     let folders: Vec<(&str, usize)> = groups
         .iter()
-        .map(|(f, b)| (f.as_str(), b.num_rows()))
+        .map(|(f, b, _)| (f.as_str(), b.num_rows()))
         .collect();
     assert_eq!(
         folders,

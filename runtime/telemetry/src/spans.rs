@@ -40,6 +40,8 @@ pub enum SpanKind {
     Internal,
     /// The making of new records, such as an aggregate's window result (OTel `PRODUCER`).
     Producer,
+    /// A call to an outside service, such as a file written to a store (OTel `CLIENT`).
+    Client,
 }
 
 /// An attribute value.
@@ -279,6 +281,7 @@ impl Exporter {
                 SpanKind::Consumer => OtelKind::Consumer,
                 SpanKind::Internal => OtelKind::Internal,
                 SpanKind::Producer => OtelKind::Producer,
+                SpanKind::Client => OtelKind::Client,
             },
             name: Cow::Borrowed(s.name),
             start_time: s.start,

@@ -62,40 +62,6 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// How often the backpressure and assignment gauges are refreshed.
 const GAUGES_EVERY: Duration = Duration::from_millis(500);
 
-/// The pipeline's stores: every `[sinks.<name>]` that is not Kafka.
-fn open_stores(
-    pipeline: &Pipeline,
-    metrics: &Arc<Metrics>,
-) -> Result<crate::shared::Stores, EngineError> {
-    let observer: Arc<dyn weir_store::StoreObserver> = Arc::new(Stored(Arc::clone(metrics)));
-    let mut stores: Vec<(Arc<str>, Arc<dyn weir_core::Sink>)> = Vec::new();
-    for named in &pipeline.sinks {
-        if let weir_config::SinkKind::Parquet(settings) = &named.kind {
-            let observer = Some(Arc::clone(&observer));
-            let store = weir_store::ParquetSink::observed(&named.name, settings, observer);
-            let store = store.map_err(|source| EngineError::Store {
-                name: named.name.clone(),
-                source: Box::new(source),
-            })?;
-            stores.push((named.name.as_str().into(), Arc::new(store)));
-        }
-    }
-    Ok(stores.into())
-}
-
-/// Turns what the stores report into metrics.
-struct Stored(Arc<Metrics>);
-
-impl weir_store::StoreObserver for Stored {
-    fn file_written(&self, sink: &str, rows: u64, bytes: u64, elapsed: Duration) {
-        self.0.store_file(sink, rows, bytes, elapsed.as_secs_f64());
-    }
-
-    fn failed(&self, sink: &str, reason: &'static str) {
-        self.0.store_failed(sink, reason);
-    }
-}
-
 /// Runs `pipeline` until `shutdown` is set or a fatal error occurs.
 pub fn run(
     pipeline: &Pipeline,
@@ -127,7 +93,7 @@ pub fn run(
             group_metadata: Mutex::new(None),
         });
 
-    let stores = open_stores(pipeline, &metrics)?;
+    let stores = crate::stores::open(pipeline, &metrics, &spans)?;
     let stats = Arc::new(Stats::default());
     let shared = Arc::new(Shared {
         settings: Settings {

@@ -21,6 +21,7 @@ mod reload;
 pub mod rollout;
 mod shared;
 mod stall;
+mod stores;
 pub mod testing;
 
 pub use shared::Stats;

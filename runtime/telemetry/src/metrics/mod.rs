@@ -38,6 +38,7 @@ pub use stage::{StageLabels, StageMetrics};
 
 use std::hash::Hash;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use parking_lot::RwLock;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -108,6 +109,7 @@ pub struct Metrics {
     store_bytes: Counters<SinkLabels>,
     store_write: Histograms<SinkLabels>,
     store_failures: Counters<SinkFailureLabels>,
+    store_held: Family<SinkLabels, Gauge<f64, AtomicU64>>,
     guests: Arc<RwLock<Vec<GuestEntry>>>,
 }
 
@@ -288,6 +290,13 @@ impl Metrics {
                 r,
                 "weir_store_failures",
                 "Store sink writes that failed and are retried, by reason",
+            ),
+            store_held: registered(
+                r,
+                "weir_store_open_segment_age",
+                "How long a store sink has held its oldest row not yet in a complete file (0: none)",
+                Some(Unit::Seconds),
+                Family::default(),
             ),
             guests: Arc::default(),
             registry,

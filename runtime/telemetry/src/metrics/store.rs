@@ -37,6 +37,13 @@ impl Metrics {
         }
     }
 
+    /// Store sink `sink` has held its oldest row not yet in a complete file for `seconds`.
+    pub fn store_held(&self, sink: &str, seconds: f64) {
+        self.store_held
+            .get_or_create(&self.sink_labels(sink))
+            .set(seconds);
+    }
+
     /// Store sink `sink` completed a file of `rows` rows and `bytes` bytes in `seconds`.
     pub fn store_file(&self, sink: &str, rows: u64, bytes: u64, seconds: f64) {
         let labels = self.sink_labels(sink);
