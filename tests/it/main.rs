@@ -4,6 +4,7 @@
 mod harness;
 mod otlp;
 mod prometheus;
+mod proxy;
 mod raw;
 mod s3;
 mod tail;

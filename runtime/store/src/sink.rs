@@ -17,7 +17,7 @@
 //! and the disk through [`crate::files`].
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -64,6 +64,11 @@ struct Inner {
     roll_age: Duration,
     properties: WriterProperties,
     state: Mutex<State>,
+    /// The last store failure, until a store call succeeds again. Outside `state`, so that
+    /// readiness never waits for a write in progress.
+    failing: Mutex<Option<String>>,
+    /// Outputs accepted and not yet acknowledged (also readable during a write).
+    in_flight: AtomicUsize,
     stop: AtomicBool,
     observer: Option<Arc<dyn StoreObserver>>,
 }
@@ -71,10 +76,6 @@ struct Inner {
 #[derive(Default)]
 struct State {
     sources: HashMap<(String, i32), Source>,
-    /// The last store failure, until a store call succeeds again.
-    failing: Option<String>,
-    /// Outputs accepted and not yet acknowledged.
-    in_flight: usize,
 }
 
 /// What the sink holds for one source partition.
@@ -119,6 +120,8 @@ impl ParquetSink {
             roll_age: settings.roll_age,
             properties,
             state: Mutex::default(),
+            failing: Mutex::default(),
+            in_flight: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             observer,
         });
@@ -197,7 +200,7 @@ impl Inner {
                 }
             }
         }
-        state.in_flight -= completed;
+        self.in_flight.fetch_sub(completed, Ordering::Relaxed);
         if let Some(observer) = &self.observer {
             if let Err(error) = &result {
                 observer.failed(&self.name, error.reason());
@@ -210,16 +213,17 @@ impl Inner {
             observer.held(&self.name, oldest.unwrap_or_default());
         }
         let failing = result.as_ref().err().map(ToString::to_string);
-        if failing.is_some() && failing != state.failing {
+        let mut last = self.failing.lock();
+        if failing.is_some() && failing != *last {
             tracing::warn!(
                 sink = self.name,
                 error = failing,
                 "Store write failed; retrying."
             );
-        } else if failing.is_none() && state.failing.is_some() {
+        } else if failing.is_none() && last.is_some() {
             tracing::info!(sink = self.name, "Store writes succeed again.");
         }
-        state.failing = failing;
+        *last = failing;
         result
     }
 
@@ -318,7 +322,7 @@ impl Inner {
                     outputs[i].ack.add_pending(1);
                     open.acks.push(Arc::clone(outputs[i].ack));
                 }
-                state.in_flight += end - start;
+                self.in_flight.fetch_add(end - start, Ordering::Relaxed);
             }
             let source = state.sources.get_mut(&key).expect("sources are known");
             if source
@@ -347,7 +351,7 @@ impl Sink for ParquetSink {
             if let Some(observer) = &inner.observer {
                 observer.failed(&inner.name, error.reason());
             }
-            state.failing = Some(error.to_string());
+            *inner.failing.lock() = Some(error.to_string());
             return Err(SinkError::Unavailable(error.to_string()));
         }
 
@@ -416,7 +420,8 @@ impl Sink for ParquetSink {
         let key = (topic.to_owned(), partition);
         if let Some(source) = state.sources.remove(&key) {
             let dropped = source.sealed.iter().chain(&source.open);
-            state.in_flight -= dropped.map(|s| s.acks.len()).sum::<usize>();
+            let dropped = dropped.map(|s| s.acks.len()).sum::<usize>();
+            self.inner.in_flight.fetch_sub(dropped, Ordering::Relaxed);
         }
         result
     }
@@ -426,11 +431,11 @@ impl Sink for ParquetSink {
     }
 
     fn in_flight(&self) -> usize {
-        self.inner.state.lock().in_flight
+        self.inner.in_flight.load(Ordering::Relaxed)
     }
 
     fn unavailable(&self) -> Option<String> {
-        self.inner.state.lock().failing.clone()
+        self.inner.failing.lock().clone()
     }
 }
 

@@ -7,12 +7,15 @@
 //! Owns: the choice of backend and the S3 object names. Touches no Arrow conversion.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart,
+};
 use parquet::file::properties::WriterProperties;
 use weir_config::{ParquetSink as Settings, StorePath};
 
@@ -20,6 +23,26 @@ use crate::{StoreError, files};
 
 /// Files larger than this go up in a multipart upload, in parts of this size.
 pub const MULTIPART_OVER: usize = 8 << 20;
+
+/// How long one request to the store may take (an 8 MiB part over a slow link included).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take: a store that is down is known quickly.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The client's own retries are few and short: the sink retries a failed file forever, with
+/// backoff, and meanwhile reports the store unavailable (readiness, metrics). Long retries
+/// inside the client (by default up to 3 minutes) would hide an outage instead.
+fn retries() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            base: 2.0,
+        },
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(5),
+    }
+}
 
 /// See the module's description.
 #[derive(Debug)]
@@ -41,7 +64,13 @@ impl Target {
             StorePath::Local(folder) => return Ok(Self::Local(folder.clone())),
             StorePath::S3 { bucket, prefix } => (bucket, prefix),
         };
-        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        let options = ClientOptions::new()
+            .with_timeout(REQUEST_TIMEOUT)
+            .with_connect_timeout(CONNECT_TIMEOUT);
+        let mut builder = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_retry(retries())
+            .with_client_options(options);
         let endpoint = settings
             .endpoint
             .clone()

@@ -1,7 +1,8 @@
 //! The Parquet cold store, end to end: `weir run` writes a stage's results to a local lake, and
 //! an independent reader (pyarrow, installed by `make test-deps`) finds every record exactly once
 //! with its provenance and trace id; records that do not fit the schema are dead-lettered as
-//! `sink-rejected`; a bad store config is refused by `weir validate` with its line.
+//! `sink-rejected`; a bad store config is refused by `weir validate` with its line. S3 in
+//! [`s3_lake`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,10 +15,12 @@ use crate::harness::{
 };
 use crate::s3;
 
+mod s3_lake;
+
 /// Reads every Parquet file under `lake` (a local folder, or `s3://bucket/prefix` on the test
 /// S3 server) with pyarrow (Hive partitioning): the schema as `name: type` strings, then the
 /// rows as JSON objects.
-fn read_lake(lake: &str) -> (Vec<String>, Vec<serde_json::Value>) {
+pub(super) fn read_lake(lake: &str) -> (Vec<String>, Vec<serde_json::Value>) {
     const READER: &str = r#"
 import json, os, sys
 import pyarrow.dataset as ds
@@ -76,7 +79,13 @@ fn store_pipeline(input: &str, dlq: &str, group: &str, store: &str) -> String {
 }
 
 /// [`store_pipeline`] with the sink's `path` (and other location keys) given by `location`.
-fn store_pipeline_at(input: &str, dlq: &str, group: &str, location: &str, store: &str) -> String {
+pub(super) fn store_pipeline_at(
+    input: &str,
+    dlq: &str,
+    group: &str,
+    location: &str,
+    store: &str,
+) -> String {
     format!(
         r#"name = "lake"
 {source}
@@ -101,7 +110,7 @@ listen = "127.0.0.1:0"
     )
 }
 
-fn trace_id(i: usize) -> String {
+pub(super) fn trace_id(i: usize) -> String {
     format!("{:032x}", 0x5eed_0000_u64 + i as u64)
 }
 
@@ -377,54 +386,6 @@ roll_age = "1h""#
         "a temporary file was left: {:?}",
         entries(&lake)
     );
-}
-
-#[test]
-fn an_s3_lake_holds_every_record_once_with_its_trace_id() {
-    const N: usize = 40;
-    let (input, dlq, group) = (unique("in"), unique("dlq"), unique("group"));
-    let bucket = unique("lake").to_ascii_lowercase().replace('_', "-");
-    create_topic(&input, 2);
-    create_topic(&dlq, 1);
-    s3::create_bucket(&bucket);
-    let location = format!(
-        "path = \"s3://{bucket}/clicks\"\nendpoint = \"{}\"",
-        s3::s3().endpoint
-    );
-    let store = r#"schema = [{ name = "id", type = "int64", nullable = false }]
-roll_records = 6
-roll_age = "1h""#;
-    let (_dir, pipeline) =
-        write_pipeline(&store_pipeline_at(&input, &dlq, &group, &location, store));
-    let records: Vec<Rec> = (0..N)
-        .map(|i| {
-            let parent = format!("00-{}-{:016x}-01", trace_id(i), i + 1);
-            Rec::new(i as i32 % 2, &format!("k{i}"), format!(r#"{{"id":{i}}}"#))
-                .header("traceparent", &parent)
-        })
-        .collect();
-    produce(&input, &records);
-    let env = s3::credentials();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let weir = Weir::run_with_env(&pipeline, &[], &env);
-    let whole = (N / 2 / 6 * 6) as i64;
-    wait_for_value(Duration::from_secs(60), || {
-        (0..2)
-            .all(|p| committed(&group, &input, p) == Some(whole))
-            .then_some(())
-    });
-    weir.terminate();
-    let (_, rows) = read_lake(&format!("s3://{bucket}/clicks"));
-    let mut ids: Vec<(u64, String)> = rows
-        .iter()
-        .map(|r| {
-            let id = r["id"].as_u64().unwrap();
-            (id, r["weir_trace_id"].as_str().unwrap().to_owned())
-        })
-        .collect();
-    ids.sort();
-    let expected: Vec<(u64, String)> = (0..N).map(|i| (i as u64, trace_id(i))).collect();
-    assert_eq!(ids, expected);
 }
 
 #[test]
