@@ -44,8 +44,8 @@ pub use model::{
 };
 pub use security::{Sasl, SaslMechanism, Secret, SecretError, Security, SecurityProtocol};
 pub use store::{
-    Column, ColumnType, Compression, NamedSink, PROVENANCE_COLUMNS, ParquetSink, PartitionKey,
-    SinkKind, StorePath, TimeUnit,
+    Column, ColumnType, Compression, DEAD_LETTER_COLUMNS, NamedSink, PROVENANCE_COLUMNS,
+    ParquetSink, PartitionKey, SinkKind, StorePath, TimeUnit,
 };
 pub use units::{UnitError, parse_duration, parse_size};
 

@@ -363,8 +363,9 @@ pub enum Partitioning {
 pub enum DeadLetter {
     /// `topic`: the dead-letter topic. It may not be a source topic or a stage output.
     Topic(String),
-    /// `sink`: the name of a `kind = "kafka"` `[sinks.<name>]` table, whose topic takes the dead
-    /// letters (a parquet sink cannot take them in this version).
+    /// `sink`: the name of a `[sinks.<name>]` table: a `kind = "kafka"` sink, whose topic takes
+    /// the dead letters, or a `kind = "parquet"` sink with `schema = "dead-letters"`, whose
+    /// rows are the letters (see [`crate::DEAD_LETTER_COLUMNS`]).
     Sink(String),
 }
 

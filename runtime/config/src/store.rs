@@ -55,10 +55,16 @@ pub struct ParquetSink {
     /// `AWS_DEFAULT_REGION` if set, else `us-east-1`.
     pub region: Option<String>,
     /// `schema`, required: the columns, in order, such as
-    /// `[{ name = "user", type = "string" }, { name = "at", type = "timestamp[ms]", nullable = false }]`.
+    /// `[{ name = "user", type = "string" }, { name = "at", type = "timestamp[ms]", nullable = false }]`;
+    /// or `"dead-letters"` for the sink `[dead_letter]` names, whose rows are dead letters in
+    /// the fixed columns of [`DEAD_LETTER_COLUMNS`] (then this list is empty).
     pub schema: Vec<Column>,
+    /// Whether `schema = "dead-letters"`: the sink holds dead letters, and only them.
+    pub dead_letters: bool,
     /// `partition_by`: Hive-style folders under `path`, outermost first, such as
-    /// `[{ name = "dt", column = "at" }]` for `dt=2026-12-05/`. Default: none.
+    /// `[{ name = "dt", column = "at" }]` for `dt=2026-12-05/`. A column is one of the schema
+    /// (not a float), a provenance column (`weir_timestamp` gives the record's day), or, in a
+    /// dead-letter sink, a string column such as `error_kind`. Default: none.
     pub partition_by: Vec<PartitionKey>,
     /// `roll_records`: a file is completed once it holds the rows of this many input records
     /// (all the files a source partition has open are completed together). From 1. Default 100000.
@@ -104,6 +110,23 @@ pub const PROVENANCE_COLUMNS: [&str; 5] = [
     "weir_offset",
     "weir_timestamp",
     "weir_trace_id",
+];
+
+/// The columns of a dead-letter sink (`schema = "dead-letters"`), before the provenance
+/// columns: the failed record's `key` and `value` as they entered the failing stage (`binary`,
+/// nullable), then, as strings, the `stage` and its `module_sha256`, the `error_kind`
+/// (`trap`, `timeout`, `sink-rejected`...), the stage's own `error_code` (nullable), the
+/// `error_message` and the `error_field` a store refused (nullable): the `weir.*` headers of a
+/// dead letter on a topic. The input's other headers are not kept.
+pub const DEAD_LETTER_COLUMNS: [&str; 8] = [
+    "key",
+    "value",
+    "stage",
+    "module_sha256",
+    "error_kind",
+    "error_code",
+    "error_message",
+    "error_field",
 ];
 
 /// One column of a Parquet sink's `schema`.

@@ -51,6 +51,8 @@ pub(crate) struct SinkRefs {
     pub topic: Option<Written<String>>,
     /// Whether it is a `kind = "parquet"` sink.
     pub parquet: bool,
+    /// Whether it is a parquet sink with `schema = "dead-letters"`.
+    pub dead_letters: bool,
 }
 
 /// The values the cross-section checks look at.
@@ -124,12 +126,22 @@ impl Crossrefs {
                     report,
                     format_args!("no sink is named {:?} ({})", named.value, names()),
                 ),
-                Some(sink) if sink.parquet && letters => {
+                Some(sink) if sink.parquet && letters && !sink.dead_letters => {
                     named.error(
                         report,
                         format_args!(
-                            "{:?} is a parquet sink: dead letters can go to a topic or a kafka \
-                             sink only in this version",
+                            "{:?} is a parquet sink for stage results: dead letters go to a \
+                             parquet sink with `schema = \"dead-letters\"`",
+                            named.value
+                        ),
+                    );
+                }
+                Some(sink) if sink.dead_letters && !letters => {
+                    named.error(
+                        report,
+                        format_args!(
+                            "{:?} holds dead letters (`schema = \"dead-letters\"`): stage \
+                             results need a sink of their own",
                             named.value
                         ),
                     );

@@ -13,6 +13,7 @@
 pub mod encode;
 mod error;
 pub mod files;
+pub mod letters;
 mod observe;
 mod segment;
 mod sink;

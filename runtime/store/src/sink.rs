@@ -29,14 +29,14 @@ use parquet::basic::{Compression as Codec, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use weir_config::{Compression, ParquetSink as Settings, PartitionKey};
 use weir_core::trace::{self, TRACEPARENT};
-use weir_core::{DeliveryFailure, Output, Refused, Sink, SinkError};
+use weir_core::{DeliveryFailure, Output, Record, Refused, Sink, SinkError};
 
 use crate::StoreError;
 use crate::encode::{self, Provenance};
-use crate::files;
 use crate::observe::{FileCommit, StoreObserver};
 use crate::segment::{RowTrace, Segment};
 use crate::target::Target;
+use crate::{files, letters};
 
 /// See the module's description.
 pub struct ParquetSink {
@@ -58,6 +58,8 @@ struct Inner {
     target: Target,
     values: SchemaRef,
     schema: SchemaRef,
+    /// Whether the sink holds dead letters (`schema = "dead-letters"`).
+    dead_letters: bool,
     partition_by: Vec<PartitionKey>,
     roll_records: u64,
     roll_bytes: Option<u64>,
@@ -99,7 +101,10 @@ impl ParquetSink {
         settings: &Settings,
         observer: Option<Arc<dyn StoreObserver>>,
     ) -> Result<Self, StoreError> {
-        let values = encode::value_schema(&settings.schema);
+        let values = match settings.dead_letters {
+            true => letters::schema(),
+            false => encode::value_schema(&settings.schema),
+        };
         let codec = match settings.compression {
             Compression::Zstd => Codec::ZSTD(ZstdLevel::default()),
             Compression::Snappy => Codec::SNAPPY,
@@ -114,6 +119,7 @@ impl ParquetSink {
             target: Target::new(settings)?,
             schema: encode::file_schema(&values),
             values,
+            dead_letters: settings.dead_letters,
             partition_by: settings.partition_by.clone(),
             roll_records: settings.roll_records,
             roll_bytes: settings.roll_bytes,
@@ -364,11 +370,18 @@ impl Sink for ParquetSink {
                     .is_none_or(|durable| out.ack.offset() > durable)
             })
             .collect();
-        let values: Vec<Option<&[u8]>> = todo
-            .iter()
-            .map(|&i| outputs[i].record.value.as_deref())
-            .collect();
-        let (batch, refused) = encode::decode(&inner.values, &values);
+        let (batch, refused) = if inner.dead_letters {
+            let records: Vec<&Record> = todo.iter().map(|&i| outputs[i].record).collect();
+            let rows = letters::rows(&inner.values, &records)
+                .map_err(|error| SinkError::Fatal(error.to_string()))?;
+            (Some(rows), Vec::new())
+        } else {
+            let values: Vec<Option<&[u8]>> = todo
+                .iter()
+                .map(|&i| outputs[i].record.value.as_deref())
+                .collect();
+            encode::decode(&inner.values, &values)
+        };
         let refused: Vec<(usize, Refused)> =
             refused.into_iter().map(|(j, why)| (todo[j], why)).collect();
         let accepted: Vec<usize> = todo

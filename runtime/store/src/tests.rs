@@ -41,6 +41,7 @@ fn settings(path: &Path, roll_records: u64) -> Settings {
         endpoint: None,
         region: None,
         schema: columns(),
+        dead_letters: false,
         partition_by: Vec::new(),
         roll_records,
         roll_bytes: None,

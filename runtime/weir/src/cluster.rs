@@ -90,13 +90,12 @@ pub(crate) fn producer_properties(
     properties
 }
 
-/// The dead-letter topic: `[dead_letter]`'s topic, or its `kind = "kafka"` sink's.
-pub(crate) fn dead_letter_topic(pipeline: &Pipeline) -> &str {
+/// Where dead letters go: `[dead_letter]`'s topic or its `kind = "kafka"` sink's topic
+/// (`false`), or the name of its parquet sink (`true`).
+pub(crate) fn dead_letter_target(pipeline: &Pipeline) -> (&str, bool) {
     match pipeline.dead_letter_target() {
-        weir_config::Target::Topic(topic) => topic,
-        weir_config::Target::Store(_) => {
-            unreachable!("validation refuses dead letters to a sink other than Kafka")
-        }
+        weir_config::Target::Topic(topic) => (topic, false),
+        weir_config::Target::Store(sink) => (&sink.name, true),
     }
 }
 
@@ -112,7 +111,9 @@ pub(crate) fn check_topics(
     for t in &pipeline.source.topics {
         source_partitions = source_partitions.max(sink.partition_count(t, METADATA_TIMEOUT)?);
     }
-    sink.partition_count(dead_letter_topic(pipeline), METADATA_TIMEOUT)?;
+    if let (topic, false) = dead_letter_target(pipeline) {
+        sink.partition_count(topic, METADATA_TIMEOUT)?;
+    }
     let aggregate = loaded.aggregate().map(|a| &a.info);
     if let Some(a) = loaded.aggregate() {
         weir_kafka::ensure_changelog(

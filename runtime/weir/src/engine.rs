@@ -98,7 +98,8 @@ pub fn run(
     let shared = Arc::new(Shared {
         settings: Settings {
             pipeline: pipeline.name.as_str().into(),
-            dead_letter: crate::cluster::dead_letter_topic(pipeline).into(),
+            dead_letter: crate::cluster::dead_letter_target(pipeline).0.into(),
+            dead_letter_store: crate::cluster::dead_letter_target(pipeline).1,
             batch_size: pipeline.source.batch_size,
             cluster: cluster.clone(),
             source_properties: pipeline.source.kafka.clone(),

@@ -57,7 +57,10 @@ pub(crate) struct Shared {
 /// The pipeline's settings every lane reads.
 pub(crate) struct Settings {
     pub pipeline: Arc<str>,
+    /// The dead-letter topic, or the name of the store dead letters go to.
     pub dead_letter: Arc<str>,
+    /// Whether `dead_letter` names a store (`schema = "dead-letters"`) rather than a topic.
+    pub dead_letter_store: bool,
     pub batch_size: usize,
     /// Where aggregate lanes read their changelog from, and with which client properties.
     pub cluster: weir_kafka::Cluster,

@@ -15,11 +15,12 @@ use crate::harness::{
 };
 use crate::s3;
 
+mod letters;
 mod s3_lake;
 
 /// Reads every Parquet file under `lake` (a local folder, or `s3://bucket/prefix` on the test
 /// S3 server) with pyarrow (Hive partitioning): the schema as `name: type` strings, then the
-/// rows as JSON objects.
+/// rows as JSON objects (bytes in hex).
 pub(super) fn read_lake(lake: &str) -> (Vec<String>, Vec<serde_json::Value>) {
     const READER: &str = r#"
 import json, os, sys
@@ -36,7 +37,7 @@ if where.startswith("s3://"):
 table = ds.dataset(where, format="parquet", partitioning="hive", filesystem=filesystem).to_table()
 print(json.dumps([f"{f.name}: {f.type}" for f in table.schema]))
 for row in table.to_pylist():
-    print(json.dumps(row, default=str))
+    print(json.dumps(row, default=lambda v: v.hex() if isinstance(v, bytes) else str(v)))
 "#;
     let text = if lake.starts_with("s3://") {
         s3::run_python(READER, &[lake])
@@ -58,7 +59,7 @@ for row in table.to_pylist():
     (schema, rows)
 }
 
-fn lake_pipeline(input: &str, dlq: &str, group: &str) -> String {
+pub(super) fn lake_pipeline(input: &str, dlq: &str, group: &str) -> String {
     let store = r#"schema = [
     { name = "id", type = "int64", nullable = false },
     { name = "user", type = "string", nullable = false },

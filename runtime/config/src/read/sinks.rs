@@ -6,8 +6,8 @@ use crate::formats;
 use crate::reader::{Value, collect_all};
 use crate::report::Report;
 use crate::store::{
-    Column, ColumnType, Compression, NamedSink, PROVENANCE_COLUMNS, ParquetSink, PartitionKey,
-    SinkKind, StorePath,
+    Column, ColumnType, Compression, DEAD_LETTER_COLUMNS, NamedSink, PROVENANCE_COLUMNS,
+    ParquetSink, PartitionKey, SinkKind, StorePath,
 };
 use crate::validate::{Crossrefs, SinkRefs, Written};
 
@@ -32,6 +32,7 @@ pub(super) fn sinks(
                 _ => None,
             },
             parquet: matches!(sink, Some(SinkKind::Parquet(_))),
+            dead_letters: matches!(&sink, Some(SinkKind::Parquet(p)) if p.dead_letters),
         });
         named.ok()?;
         Some(NamedSink {
@@ -83,9 +84,15 @@ fn parquet(
             }
         }
     }
-    let schema = table
-        .required(report, "schema")
-        .and_then(|value| schema(&value, report));
+    // A list of columns, or "dead-letters".
+    let schema = table.required(report, "schema").and_then(|value| {
+        if matches!(value.raw(), toml::de::DeValue::String(_)) {
+            let fixed = value.choice(report, &[("dead-letters", ())]);
+            fixed.map(|()| (Vec::new(), true))
+        } else {
+            schema(&value, report).map(|columns| (columns, false))
+        }
+    });
     let partition_by = table.with_default("partition_by", Vec::new(), |value| {
         let items = value.array(report)?;
         collect_all(items.iter().map(|item| partition_key(item, report)))
@@ -120,31 +127,13 @@ fn parquet(
         ParquetSink::DEFAULT_ROW_GROUP_ROWS,
         |value| value.integer_in(report, 1..),
     );
-    let (schema, partition_by) = (schema?, partition_by?);
+    let ((schema, dead_letters), partition_by) = (schema?, partition_by?);
     let mut known = true;
     if let Some(partitions) = table.get("partition_by") {
         for (key, item) in partition_by.iter().zip(partitions.array(report)?) {
-            match schema.iter().find(|column| column.name == key.column) {
-                None => {
-                    item.error(
-                        report,
-                        format_args!("column {:?} is not in the schema", key.column),
-                    );
-                    known = false;
-                }
-                Some(column)
-                    if matches!(column.data_type, ColumnType::Float32 | ColumnType::Float64) =>
-                {
-                    item.error(
-                        report,
-                        format_args!(
-                            "column {:?} is a float: it cannot name a folder",
-                            key.column
-                        ),
-                    );
-                    known = false;
-                }
-                Some(_) => {}
+            if let Err(why) = partitionable(&key.column, &schema, dead_letters) {
+                item.error(report, format_args!("column {:?} {why}", key.column));
+                known = false;
             }
         }
     }
@@ -154,6 +143,7 @@ fn parquet(
         endpoint: endpoint?,
         region: region?,
         schema,
+        dead_letters,
         partition_by,
         roll_records: roll_records?,
         roll_bytes: roll_bytes?,
@@ -161,6 +151,31 @@ fn parquet(
         compression: compression?,
         row_group_rows: row_group_rows?,
     })
+}
+
+/// Whether `column` can name folders: a column of `schema` that is not a float, a provenance
+/// column, or a string column of a dead-letter sink.
+fn partitionable(column: &str, schema: &[Column], dead_letters: bool) -> Result<(), String> {
+    if PROVENANCE_COLUMNS.contains(&column) {
+        return Ok(());
+    }
+    if dead_letters {
+        return match DEAD_LETTER_COLUMNS.iter().position(|c| *c == column) {
+            Some(0 | 1) => Err("holds bytes: it cannot name a folder".into()),
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "is not a dead-letter column ({}) nor a provenance column",
+                DEAD_LETTER_COLUMNS[2..].join(", ")
+            )),
+        };
+    }
+    match schema.iter().find(|c| c.name == column) {
+        None => Err("is not in the schema".into()),
+        Some(c) if matches!(c.data_type, ColumnType::Float32 | ColumnType::Float64) => {
+            Err("is a float: it cannot name a folder".into())
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 /// A local folder, relative to the pipeline file's directory, or `s3://bucket/prefix`.

@@ -33,7 +33,10 @@ pub(super) struct Outlet {
     pub stores: crate::shared::Stores,
     pub tp: TopicPartition,
     pub pipeline: Arc<str>,
+    /// The dead-letter topic, or the store dead letters go to.
     pub dead_letter: Arc<str>,
+    /// Whether `dead_letter` names a store.
+    pub dead_letter_store: bool,
     pub stats: Arc<Stats>,
     /// The lane's stop flag: a sink that stays unavailable is retried until it is set.
     pub stop: Arc<AtomicBool>,
@@ -157,14 +160,7 @@ impl Outlet {
                     input: 0,
                     kind: Kind::WindowResult,
                 },
-                WindowRecord::Letter(letter) => Item {
-                    record: letter,
-                    destination: Arc::clone(&self.dead_letter),
-                    partition: None,
-                    store: None,
-                    input: 0,
-                    kind: Kind::Letter,
-                },
+                WindowRecord::Letter(letter) => self.letter_item(0, letter),
             })
             .collect();
         let inputs = Inputs {
@@ -208,11 +204,15 @@ impl Outlet {
 
     /// A dead letter of input `input`, on its way to the dead-letter destination.
     fn letter_item(&self, input: usize, letter: Record) -> Item {
+        let store = self.dead_letter_store.then(|| {
+            let name = &*self.dead_letter;
+            self.stores.iter().position(|(n, _)| &**n == name)
+        });
         Item {
             record: letter,
             destination: Arc::clone(&self.dead_letter),
             partition: None,
-            store: None,
+            store: store.flatten(),
             input,
             kind: Kind::Letter,
         }

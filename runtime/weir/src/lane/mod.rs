@@ -100,6 +100,7 @@ impl Lane {
             tp: tp.clone(),
             pipeline: Arc::clone(&settings.pipeline),
             dead_letter: Arc::clone(&settings.dead_letter),
+            dead_letter_store: settings.dead_letter_store,
             stats: Arc::clone(&shared.stats),
             stop: Arc::clone(&stop),
             backoff: weir_core::Backoff::default(),
