@@ -190,7 +190,7 @@ impl Inner {
                 }
             }
         }
-        let mut completed = 0;
+        let (mut completed, mut stored) = (0, false);
         let mut result = Ok(());
         for ((topic, partition), source) in state.sources.iter_mut() {
             while let Some(segment) = source.sealed.front() {
@@ -199,6 +199,7 @@ impl Inner {
                     break;
                 }
                 let segment = source.sealed.pop_front().expect("front was some");
+                stored = true;
                 source.durable = Some(segment.last);
                 completed += segment.acks.len();
                 for ack in segment.acks {
@@ -208,9 +209,6 @@ impl Inner {
         }
         self.in_flight.fetch_sub(completed, Ordering::Relaxed);
         if let Some(observer) = &self.observer {
-            if let Err(error) = &result {
-                observer.failed(&self.name, error.reason());
-            }
             let oldest = state
                 .sources
                 .values()
@@ -218,19 +216,37 @@ impl Inner {
             let oldest = oldest.map(|segment| segment.opened.elapsed()).max();
             observer.held(&self.name, oldest.unwrap_or_default());
         }
-        let failing = result.as_ref().err().map(ToString::to_string);
+        match &result {
+            Err(error) => self.failed(error),
+            Ok(()) if stored => self.succeeded(),
+            Ok(()) => {}
+        }
+        result
+    }
+
+    /// A store call failed: counted, kept for readiness, logged when it is news.
+    fn failed(&self, error: &StoreError) {
+        if let Some(observer) = &self.observer {
+            observer.failed(&self.name, error.reason());
+        }
+        let failing = Some(error.to_string());
         let mut last = self.failing.lock();
-        if failing.is_some() && failing != *last {
+        if failing != *last {
             tracing::warn!(
                 sink = self.name,
                 error = failing,
                 "Store write failed; retrying."
             );
-        } else if failing.is_none() && last.is_some() {
+            *last = failing;
+        }
+    }
+
+    /// A store call succeeded: whatever failed before works again. Only a call that reached
+    /// the store clears a failure, so readiness does not flicker between retries.
+    fn succeeded(&self) {
+        if self.failing.lock().take().is_some() {
             tracing::info!(sink = self.name, "Store writes succeed again.");
         }
-        *last = failing;
-        result
     }
 
     /// Writes a sealed segment's files, then records its partition's progress.
@@ -269,18 +285,25 @@ impl Inner {
 
     /// Loads the progress of the source partitions `outputs` come from that it does not know.
     fn know_sources(&self, state: &mut State, outputs: &[Output<'_>]) -> Result<(), StoreError> {
+        let mut read = false;
         for out in outputs {
             let key = (out.source_topic, out.source_partition);
             if state.sources.keys().any(|(t, p)| (t.as_str(), *p) == key) {
                 continue;
             }
-            let durable = self.target.read_progress(key.0, key.1)?;
+            let durable = self.target.read_progress(key.0, key.1).inspect_err(|error| {
+                self.failed(error);
+            })?;
+            read = true;
             let source = Source {
                 durable,
                 open: None,
                 sealed: VecDeque::new(),
             };
             state.sources.insert((key.0.to_owned(), key.1), source);
+        }
+        if read {
+            self.succeeded();
         }
         Ok(())
     }
@@ -353,11 +376,8 @@ impl Sink for ParquetSink {
         inner
             .complete_due(&mut state, None)
             .map_err(|error| SinkError::Unavailable(error.to_string()))?;
+        // (`know_sources` records its own failures.)
         if let Err(error) = inner.know_sources(&mut state, outputs) {
-            if let Some(observer) = &inner.observer {
-                observer.failed(&inner.name, error.reason());
-            }
-            *inner.failing.lock() = Some(error.to_string());
             return Err(SinkError::Unavailable(error.to_string()));
         }
 

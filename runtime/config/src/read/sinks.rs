@@ -19,11 +19,24 @@ pub(super) fn sinks(
     refs: &mut Crossrefs,
 ) -> Option<Vec<NamedSink>> {
     let table = value.table(report)?;
+    let mut paths: Vec<(String, StorePath)> = Vec::new();
     let sinks = table.entries().map(|(name, item)| {
         let named = formats::name(name).map_err(|error| {
             item.owner_error(report, format_args!("invalid sink name {name:?}: {error}"));
         });
         let sink = sink(&item, base, report);
+        if let Some(SinkKind::Parquet(parquet)) = &sink {
+            if let Some((other, _)) = paths.iter().find(|(_, p)| overlap(p, &parquet.path)) {
+                item.error(
+                    report,
+                    format_args!(
+                        "its path is, or is inside or around, the path of sink {other:?}: two \
+                         sinks would overwrite each other's files and progress"
+                    ),
+                );
+            }
+            paths.push((name.to_owned(), parquet.path.clone()));
+        }
         let line = report.location(item.span().start).line;
         refs.sinks.push(SinkRefs {
             name: name.to_owned(),
@@ -151,6 +164,26 @@ fn parquet(
         compression: compression?,
         row_group_rows: row_group_rows?,
     })
+}
+
+/// Whether two stores' paths are the same place or one holds the other.
+fn overlap(a: &StorePath, b: &StorePath) -> bool {
+    match (a, b) {
+        (StorePath::Local(a), StorePath::Local(b)) => a.starts_with(b) || b.starts_with(a),
+        (
+            StorePath::S3 { bucket, prefix },
+            StorePath::S3 {
+                bucket: other,
+                prefix: within,
+            },
+        ) => {
+            let nested = |outer: &str, inner: &str| {
+                outer.is_empty() || inner == outer || inner.starts_with(&format!("{outer}/"))
+            };
+            bucket == other && (nested(prefix, within) || nested(within, prefix))
+        }
+        _ => false,
+    }
 }
 
 /// Whether `column` can name folders: a column of `schema` that is not a float, a provenance
