@@ -43,7 +43,7 @@ FUZZ_SECONDS ?= 12
 FUZZ := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 FUZZ_FLAGS := --fuzz-dir tests/fuzz --sanitizer none
 
-.PHONY: demo test deps test-deps wasm languages sdk-tests build lint rules fuzz k8s-check bench bench-kafka clean-modules
+.PHONY: demo test deps test-deps wasm languages sdk-tests build lint rules fuzz k8s-check bench bench-kafka bench-store clean-modules
 
 ## demo: build everything, start a local broker, run pipelines/clickstream.toml on sample clicks,
 ## and pipelines/clicks-to-lake.toml on its results into a Parquet lake, read back with pyarrow.
@@ -157,6 +157,11 @@ lint:
 ## bench: the benchmarks recorded in BENCHMARKS.md.
 bench: deps wasm languages
 	$(CARGO) bench -p weir-tests
+
+## bench-store: Kafka -> json-enrich -> Parquet (a local folder, and S3 on a local moto server)
+## beside the same pipeline -> Kafka (deploy/local/bench-store.sh), medians of a few rounds.
+bench-store: deps wasm $(VENV)/.store-installed
+	deploy/local/bench-store.sh
 
 ## bench-kafka: the whole Kafka path (deploy/local/bench-kafka.sh): Rust and Python passthroughs,
 ## Quix Streams and Weir stages on one local broker; installs the Python contenders first.
