@@ -291,9 +291,12 @@ impl Inner {
             if state.sources.keys().any(|(t, p)| (t.as_str(), *p) == key) {
                 continue;
             }
-            let durable = self.target.read_progress(key.0, key.1).inspect_err(|error| {
-                self.failed(error);
-            })?;
+            let durable = self
+                .target
+                .read_progress(key.0, key.1)
+                .inspect_err(|error| {
+                    self.failed(error);
+                })?;
             read = true;
             let source = Source {
                 durable,
