@@ -1,7 +1,8 @@
 //! A TCP relay on a free loopback port in front of a server, for tests that take the server
 //! away for a while without stopping it (its state, such as an S3 server's buckets, survives):
 //! [`Relay::cut`] closes every connection and refuses new ones until [`Relay::restore`];
-//! [`Relay::hold`] keeps the connections open but relays nothing (a request in flight hangs).
+//! [`Relay::hold_after`] keeps the connections open but relays nothing more after a number of
+//! bytes (a request in flight hangs).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -18,6 +19,8 @@ pub struct Relay {
 struct State {
     cut: AtomicBool,
     held: AtomicBool,
+    /// Upstream bytes after which the relay holds by itself (`u64::MAX`: never).
+    hold_at: AtomicU64,
     /// Bytes relayed towards the server.
     upstream: AtomicU64,
     open: Mutex<Vec<TcpStream>>,
@@ -31,6 +34,7 @@ impl Relay {
         let state = Arc::new(State {
             cut: AtomicBool::new(false),
             held: AtomicBool::new(false),
+            hold_at: AtomicU64::new(u64::MAX),
             upstream: AtomicU64::new(0),
             open: Mutex::new(Vec::new()),
         });
@@ -67,14 +71,17 @@ impl Relay {
         }
     }
 
-    /// Stops relaying, in both directions, keeping every connection open.
-    pub fn hold(&self) {
-        self.state.held.store(true, Ordering::Release);
+    /// Stops relaying, in both directions and keeping every connection open, as soon as relaying
+    /// a chunk would take the bytes sent towards the server past `bytes`: at most `bytes` go
+    /// through, whatever the timing.
+    pub fn hold_after(&self, bytes: u64) {
+        self.state.hold_at.store(bytes, Ordering::Release);
     }
 
     /// Relays again, new connections and held ones.
     pub fn restore(&self) {
         self.state.cut.store(false, Ordering::Release);
+        self.state.hold_at.store(u64::MAX, Ordering::Release);
         self.state.held.store(false, Ordering::Release);
     }
 
@@ -100,6 +107,12 @@ fn pipe(from: &TcpStream, to: &TcpStream, state: Arc<State>, upstream: bool) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            if upstream
+                && state.upstream.load(Ordering::Acquire) + n as u64
+                    > state.hold_at.load(Ordering::Acquire)
+            {
+                state.held.store(true, Ordering::Release);
+            }
             while state.held.load(Ordering::Acquire) && !state.cut.load(Ordering::Acquire) {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }

@@ -177,13 +177,15 @@ compression = "none""#;
     let env = s3::credentials();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
-    // The upload starts; once a few MB of it have gone, the link holds, and weir is killed.
+    // The upload starts; after 4 MB of it the link holds (the relay lets no more through), and
+    // weir is killed with its upload in flight.
+    relay.hold_after(4 << 20);
     let weir = Weir::run_with_env(&pipeline, &[], &env);
     wait_for_value(Duration::from_secs(60), || {
-        (relay.upstream_bytes() > 4 << 20).then_some(())
+        (relay.upstream_bytes() > 3 << 20).then_some(())
     });
-    relay.hold();
     std::thread::sleep(Duration::from_millis(500));
+    assert!(relay.upstream_bytes() <= 4 << 20, "the relay held");
     weir.kill9();
     assert_eq!(committed(&group, &input, 0), None, "nothing was committed");
     relay.restore();
