@@ -94,12 +94,13 @@ pub fn run(
         });
 
     let stores = crate::stores::open(pipeline, &metrics, &spans)?;
+    let (dead_letter, dead_letter_store) = crate::cluster::dead_letter_target(pipeline);
     let stats = Arc::new(Stats::default());
     let shared = Arc::new(Shared {
         settings: Settings {
             pipeline: pipeline.name.as_str().into(),
-            dead_letter: crate::cluster::dead_letter_target(pipeline).0.into(),
-            dead_letter_store: crate::cluster::dead_letter_target(pipeline).1,
+            dead_letter: dead_letter.into(),
+            dead_letter_store,
             batch_size: pipeline.source.batch_size,
             cluster: cluster.clone(),
             source_properties: pipeline.source.kafka.clone(),

@@ -60,20 +60,27 @@ roll_age = "1h""#;
     assert_eq!(ids, expected);
 }
 
+/// One-partition topics `input` and `dlq`, a fresh bucket named after `name`, and a relay in
+/// front of the S3 server: the bucket, the relay, and the sink's location keys for objects under
+/// `prefix`, reached through the relay.
+fn behind_a_relay(input: &str, dlq: &str, name: &str, prefix: &str) -> (String, Relay, String) {
+    let bucket = unique(name).to_ascii_lowercase().replace('_', "-");
+    create_topic(input, 1);
+    create_topic(dlq, 1);
+    s3::create_bucket(&bucket);
+    let relay = Relay::start(s3::s3().endpoint.trim_start_matches("http://"));
+    let location = format!(
+        "path = \"s3://{bucket}/{prefix}\"\nendpoint = \"http://127.0.0.1:{}\"",
+        relay.port
+    );
+    (bucket, relay, location)
+}
+
 #[test]
 fn an_s3_store_cut_off_mid_stream_holds_the_lane_back_and_loses_nothing() {
     const N: usize = 20;
     let (input, dlq, group) = (unique("in"), unique("dlq"), unique("group"));
-    let bucket = unique("cut").to_ascii_lowercase().replace('_', "-");
-    create_topic(&input, 1);
-    create_topic(&dlq, 1);
-    s3::create_bucket(&bucket);
-    let server = s3::s3().endpoint.trim_start_matches("http://").to_owned();
-    let relay = Relay::start(&server);
-    let location = format!(
-        "path = \"s3://{bucket}/clicks\"\nendpoint = \"http://127.0.0.1:{}\"",
-        relay.port
-    );
+    let (bucket, relay, location) = behind_a_relay(&input, &dlq, "cut", "clicks");
     let store = r#"schema = [{ name = "id", type = "int64", nullable = false }]
 roll_records = 5
 roll_age = "1h""#;
@@ -148,16 +155,7 @@ fn kill_9_while_an_upload_is_in_flight_leaves_every_record_in_the_lake_once() {
     // 40 records of 300 kB: a 12 MB file, which goes up as a multipart upload of 8 MiB parts.
     const N: usize = 40;
     let (input, dlq, group) = (unique("in"), unique("dlq"), unique("group"));
-    let bucket = unique("inflight").to_ascii_lowercase().replace('_', "-");
-    create_topic(&input, 1);
-    create_topic(&dlq, 1);
-    s3::create_bucket(&bucket);
-    let server = s3::s3().endpoint.trim_start_matches("http://").to_owned();
-    let relay = Relay::start(&server);
-    let location = format!(
-        "path = \"s3://{bucket}/big\"\nendpoint = \"http://127.0.0.1:{}\"",
-        relay.port
-    );
+    let (bucket, relay, location) = behind_a_relay(&input, &dlq, "inflight", "big");
     let store = r#"schema = [
     { name = "id", type = "int64", nullable = false },
     { name = "blob", type = "string", nullable = false },

@@ -35,8 +35,8 @@ pub(super) struct Outlet {
     pub pipeline: Arc<str>,
     /// The dead-letter topic, or the store dead letters go to.
     pub dead_letter: Arc<str>,
-    /// Whether `dead_letter` names a store.
-    pub dead_letter_store: bool,
+    /// The store dead letters go to, by index into `stores`; `None` for the Kafka sink.
+    pub dead_letter_store: Option<usize>,
     pub stats: Arc<Stats>,
     /// The lane's stop flag: a sink that stays unavailable is retried until it is set.
     pub stop: Arc<AtomicBool>,
@@ -204,15 +204,11 @@ impl Outlet {
 
     /// A dead letter of input `input`, on its way to the dead-letter destination.
     fn letter_item(&self, input: usize, letter: Record) -> Item {
-        let store = self.dead_letter_store.then(|| {
-            let name = &*self.dead_letter;
-            self.stores.iter().position(|(n, _)| &**n == name)
-        });
         Item {
             record: letter,
             destination: Arc::clone(&self.dead_letter),
             partition: None,
-            store: store.flatten(),
+            store: self.dead_letter_store,
             input,
             kind: Kind::Letter,
         }

@@ -100,7 +100,13 @@ impl Lane {
             tp: tp.clone(),
             pipeline: Arc::clone(&settings.pipeline),
             dead_letter: Arc::clone(&settings.dead_letter),
-            dead_letter_store: settings.dead_letter_store,
+            dead_letter_store: settings
+                .dead_letter_store
+                .then(|| {
+                    let name = &*settings.dead_letter;
+                    shared.stores.iter().position(|(n, _)| &**n == name)
+                })
+                .flatten(),
             stats: Arc::clone(&shared.stats),
             stop: Arc::clone(&stop),
             backoff: weir_core::Backoff::default(),
