@@ -16,6 +16,7 @@
 
 mod error;
 mod formats;
+mod hot;
 mod model;
 mod modules;
 mod read;
@@ -37,6 +38,10 @@ use std::path::Path;
 use toml::de::DeTable;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use hot::{
+    ColumnMapping, KeyPart, POSTGRES_PROVENANCE, PostgresSink, RedisMode, RedisSink, StatementMode,
+    TlsMode, WriteMode, key_template,
+};
 pub use model::{
     Aggregate, Canary, CanaryCohort, Control, DeadLetter, Delivery, Expectation, LatePolicy,
     Limits, Location, OnFull, Partitioning, Pipeline, Rollback, Sample, Sink, Source, Stage,

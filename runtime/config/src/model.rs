@@ -83,7 +83,7 @@ impl Pipeline {
             .expect("validation checks that every sink named exists");
         match &sink.kind {
             crate::SinkKind::Kafka { topic } => Target::Topic(topic),
-            crate::SinkKind::Parquet(_) => Target::Store(sink),
+            _ => Target::Store(sink),
         }
     }
 }

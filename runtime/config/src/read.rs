@@ -1,5 +1,6 @@
 //! Reads the document tree into the model, section by section.
 
+mod hot;
 mod security;
 mod sinks;
 mod stages;
@@ -70,16 +71,19 @@ pub(crate) fn pipeline(
     });
     if let (Some(sink), Some(sinks)) = (&sink, &sinks)
         && sink.delivery == Delivery::ExactlyOnce
-        && sinks
+        && let Some(store) = sinks
             .iter()
-            .any(|named| matches!(named.kind, crate::SinkKind::Parquet(_)))
+            .find(|named| !matches!(named.kind, crate::SinkKind::Kafka { .. }))
         && let Some(value) = root.get("sinks")
     {
         value.error(
             report,
-            "a parquet sink cannot take part in `delivery = \"exactly-once\"` Kafka \
-             transactions: use at-least-once delivery (the store writes each record once by \
-             itself)",
+            format_args!(
+                "a {} sink cannot take part in `delivery = \"exactly-once\"` Kafka \
+                 transactions: use at-least-once delivery (the store writes each record once by \
+                 itself)",
+                store.kind.name()
+            ),
         );
     }
     root.finish(report);

@@ -11,7 +11,8 @@ use std::time::Duration;
 pub struct NamedSink {
     /// The table's key: `lake` in `[sinks.lake]`.
     pub name: String,
-    /// `kind`, required: `"kafka"` or `"parquet"`, with the keys of that kind.
+    /// `kind`, required: `"kafka"`, `"parquet"`, `"postgres"` or `"redis"`, with the keys of
+    /// that kind.
     pub kind: SinkKind,
     /// Line of the table in the pipeline file, for messages.
     pub line: usize,
@@ -29,6 +30,22 @@ pub enum SinkKind {
     },
     /// `kind = "parquet"`: Parquet files, one row per record.
     Parquet(ParquetSink),
+    /// `kind = "postgres"`: rows of a PostgreSQL table (the hot store).
+    Postgres(crate::PostgresSink),
+    /// `kind = "redis"`: the latest value per key, or a stream, in Redis (the hot store).
+    Redis(crate::RedisSink),
+}
+
+impl SinkKind {
+    /// The `kind` as written in the pipeline file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Kafka { .. } => "kafka",
+            Self::Parquet(_) => "parquet",
+            Self::Postgres(_) => "postgres",
+            Self::Redis(_) => "redis",
+        }
+    }
 }
 
 /// The keys of a `kind = "parquet"` sink. Each record's value is a JSON object whose fields are

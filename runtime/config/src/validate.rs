@@ -51,6 +51,8 @@ pub(crate) struct SinkRefs {
     pub topic: Option<Written<String>>,
     /// Whether it is a `kind = "parquet"` sink.
     pub parquet: bool,
+    /// The `kind` of a store (any sink but Kafka).
+    pub store: Option<&'static str>,
     /// Whether it is a parquet sink with `schema = "dead-letters"`.
     pub dead_letters: bool,
 }
@@ -133,6 +135,17 @@ impl Crossrefs {
                             "{:?} is a parquet sink for stage results: dead letters go to a \
                              parquet sink with `schema = \"dead-letters\"`",
                             named.value
+                        ),
+                    );
+                }
+                Some(sink) if letters && matches!(sink.store, Some("postgres" | "redis")) => {
+                    named.error(
+                        report,
+                        format_args!(
+                            "{:?} is a {} sink: dead letters go to a topic or to a parquet \
+                             sink with `schema = \"dead-letters\"`",
+                            named.value,
+                            sink.store.unwrap_or_default()
                         ),
                     );
                 }

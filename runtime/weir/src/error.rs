@@ -25,6 +25,9 @@ pub enum EngineError {
         #[source]
         source: Box<weir_store::StoreError>,
     },
+    /// A sink of a kind this build cannot write yet.
+    #[error("sink {name:?}: kind {kind:?} is not supported by this build")]
+    StoreKind { name: String, kind: &'static str },
     #[error("cannot watch {} for changes: {source}", path.display())]
     Watch {
         path: PathBuf,
@@ -160,9 +163,10 @@ impl EngineError {
     /// The exit status this error ends `weir run` with.
     pub fn exit(&self) -> Exit {
         match self {
-            Self::Kafka(KafkaError::Config(_)) | Self::Secret(_) | Self::Telemetry(_) => {
-                Exit::Config
-            }
+            Self::Kafka(KafkaError::Config(_))
+            | Self::Secret(_)
+            | Self::Telemetry(_)
+            | Self::StoreKind { .. } => Exit::Config,
             // Every other Kafka error reaches the caller before the pipeline runs.
             Self::Kafka(_) => Exit::Cluster,
             Self::Watch { .. } | Self::Thread { .. } | Self::Store { .. } | Self::Fatal(_) => {

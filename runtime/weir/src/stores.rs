@@ -30,6 +30,12 @@ pub(crate) fn open(
     });
     let mut stores: Vec<(Arc<str>, Arc<dyn weir_core::Sink>)> = Vec::new();
     for named in &pipeline.sinks {
+        if let SinkKind::Postgres(_) | SinkKind::Redis(_) = &named.kind {
+            return Err(EngineError::StoreKind {
+                name: named.name.clone(),
+                kind: named.kind.name(),
+            });
+        }
         if let SinkKind::Parquet(settings) = &named.kind {
             let store = ParquetSink::observed(&named.name, settings, Some(Arc::clone(&observer)))
                 .map_err(|source| EngineError::Store {

@@ -136,7 +136,7 @@ fn sasl(value: &Value<'_, '_>, base: &Path, report: &mut Report<'_>) -> Option<S
 
 /// `{ env = "NAME" }` or `{ file = "path" }`; a plain string only where `inline` allows it. The
 /// messages never quote what was written, in case it is the secret itself.
-fn secret(
+pub(super) fn secret(
     value: &Value<'_, '_>,
     base: &Path,
     report: &mut Report<'_>,

@@ -45,6 +45,10 @@ pub(super) fn sinks(
                 _ => None,
             },
             parquet: matches!(sink, Some(SinkKind::Parquet(_))),
+            store: sink
+                .as_ref()
+                .map(|s| s.name())
+                .filter(|&kind| kind != "kafka"),
             dead_letters: matches!(&sink, Some(SinkKind::Parquet(p)) if p.dead_letters),
         });
         named.ok()?;
@@ -59,17 +63,27 @@ pub(super) fn sinks(
 
 fn sink(value: &Value<'_, '_>, base: &Path, report: &mut Report<'_>) -> Option<SinkKind> {
     let mut table = value.table(report)?;
-    let kind = table
-        .required(report, "kind")
-        .and_then(|kind| kind.choice(report, &[("kafka", false), ("parquet", true)]));
+    let kind = table.required(report, "kind").and_then(|kind| {
+        kind.choice(
+            report,
+            &[
+                ("kafka", "kafka"),
+                ("parquet", "parquet"),
+                ("postgres", "postgres"),
+                ("redis", "redis"),
+            ],
+        )
+    });
     let sink = match kind? {
-        false => {
+        "kafka" => {
             let topic = table
                 .required(report, "topic")
                 .and_then(|v| v.parsed(report, "topic name", formats::topic));
             Some(SinkKind::Kafka { topic: topic? })
         }
-        true => parquet(&mut table, base, report).map(SinkKind::Parquet),
+        "parquet" => parquet(&mut table, base, report).map(SinkKind::Parquet),
+        "postgres" => super::hot::postgres(&mut table, base, report).map(SinkKind::Postgres),
+        _ => super::hot::redis(&mut table, base, report).map(SinkKind::Redis),
     };
     table.finish(report);
     sink
