@@ -121,9 +121,10 @@ deps: $(VENV)/.installed
 
 ## test-deps: deps, and what the tests run besides the broker: a TLS terminator (stunnel4) and
 ## openssl for the TLS tests' certificates; iproute2 (`ip`) for the network namespace of the
-## cut-off member test; the cold-store tests' Parquet reader (pyarrow) and S3 server (moto).
+## cut-off member test; the cold-store tests' Parquet reader (pyarrow) and S3 server (moto); the
+## hot-store tests' PostgreSQL and Redis servers (postgresql, postgresql-client, redis-server).
 test-deps: deps $(VENV)/.store-installed
-	deploy/local/debian-packages.sh stunnel4 openssl iproute2
+	deploy/local/debian-packages.sh stunnel4 openssl iproute2 postgresql postgresql-client redis-server
 
 $(VENV)/.lake-installed: $(VENV)/.installed
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(LAKE_READER)

@@ -2,8 +2,9 @@
 # Installs the Debian packages named as arguments that are not installed yet, through apt-get
 # (as root, or with password-less sudo). Prints what it installs; does nothing when every
 # package is there. Used by `make deps` (libssl-dev and pkg-config, to build librdkafka with TLS),
-# `make test-deps` (stunnel4 and openssl, for the TLS tests; iproute2, for network namespaces) and deploy/prometheus/check.sh
-# (prometheus, for promtool).
+# `make test-deps` (stunnel4 and openssl, for the TLS tests; iproute2, for network namespaces;
+# postgresql, postgresql-client and redis-server, for the hot-store tests' throwaway servers) and
+# deploy/prometheus/check.sh (prometheus, for promtool).
 set -euo pipefail
 
 missing=()

@@ -7,6 +7,9 @@ mod prometheus;
 mod proxy;
 mod raw;
 mod s3;
+// The hot-store tests' servers; what no test uses yet is for the tests to come.
+#[allow(dead_code)]
+mod pg;
 mod tail;
 
 mod admin;
@@ -18,6 +21,7 @@ mod delivery;
 mod fleet;
 mod flow;
 mod hostile;
+mod hot;
 mod idle;
 mod languages;
 mod misbehaving;

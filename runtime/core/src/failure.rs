@@ -59,7 +59,8 @@ impl fmt::Display for FailureKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub kind: FailureKind,
-    /// The stage's own code for a [`FailureKind::StageError`] (such as `bad-json`), else empty.
+    /// The stage's own code for a [`FailureKind::StageError`] (such as `bad-json`), or the
+    /// store's for a [`FailureKind::SinkRejected`] (a SQLSTATE such as `23505`), else empty.
     pub code: String,
     pub message: String,
 }

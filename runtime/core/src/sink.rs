@@ -49,14 +49,18 @@ pub struct Refused {
     pub reason: String,
     /// The field of the record's value at fault, when the sink can tell (a column of a store).
     pub field: Option<String>,
+    /// The store's own code for the refusal, when it has one (a PostgreSQL SQLSTATE such as
+    /// `23505`): it becomes the dead letter's `weir.error.code`.
+    pub code: Option<String>,
 }
 
 impl Refused {
-    /// A refusal for `reason`, naming no field.
+    /// A refusal for `reason`, naming no field and no code.
     pub fn new(reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
             field: None,
+            code: None,
         }
     }
 }

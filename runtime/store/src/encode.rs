@@ -140,6 +140,7 @@ fn refusal(misfit: Misfit) -> Refused {
     Refused {
         field: field_named(&reason),
         reason: format!("the value does not fit the store's schema: {reason}"),
+        code: None,
     }
 }
 

@@ -25,9 +25,14 @@ pub enum EngineError {
         #[source]
         source: Box<weir_store::StoreError>,
     },
-    /// A sink of a kind this build cannot write yet.
-    #[error("sink {name:?}: kind {kind:?} is not supported by this build")]
-    StoreKind { name: String, kind: &'static str },
+    /// A hot-store sink (PostgreSQL, Redis) that cannot start: a bad url, a server out of
+    /// reach, a table or column missing.
+    #[error("sink {name:?}: {source}")]
+    HotStore {
+        name: String,
+        #[source]
+        source: Box<weir_hot::HotError>,
+    },
     #[error("cannot watch {} for changes: {source}", path.display())]
     Watch {
         path: PathBuf,
@@ -155,7 +160,7 @@ pub enum Exit {
     /// refusing its config.
     Module = 3,
     /// 4: the cluster at start: unreachable, refusing the connection (TLS, SASL) or lacking a
-    /// topic the pipeline writes to.
+    /// topic the pipeline writes to; or a hot store (PostgreSQL, Redis) out of reach.
     Cluster = 4,
 }
 
@@ -163,10 +168,15 @@ impl EngineError {
     /// The exit status this error ends `weir run` with.
     pub fn exit(&self) -> Exit {
         match self {
-            Self::Kafka(KafkaError::Config(_))
-            | Self::Secret(_)
-            | Self::Telemetry(_)
-            | Self::StoreKind { .. } => Exit::Config,
+            Self::Kafka(KafkaError::Config(_)) | Self::Secret(_) | Self::Telemetry(_) => {
+                Exit::Config
+            }
+            Self::HotStore { source, .. } => match **source {
+                weir_hot::HotError::Connect { .. } | weir_hot::HotError::Runtime(_) => {
+                    Exit::Cluster
+                }
+                _ => Exit::Config,
+            },
             // Every other Kafka error reaches the caller before the pipeline runs.
             Self::Kafka(_) => Exit::Cluster,
             Self::Watch { .. } | Self::Thread { .. } | Self::Store { .. } | Self::Fatal(_) => {

@@ -14,6 +14,7 @@ mod cluster;
 pub mod engine;
 pub mod error;
 mod guest;
+mod hot;
 mod lane;
 pub mod loader;
 mod manager;

@@ -1,5 +1,5 @@
 //! The pipeline's stores (every `[sinks.<name>]` that is not Kafka), opened at start, and what
-//! they report turned into metrics and spans: one `CLIENT` span per file made durable, linked to
+//! the file stores report turned into metrics and spans (the hot stores': `crate::hot`): one `CLIENT` span per file made durable, linked to
 //! (at most `weir_store::MAX_LINKS` of) the sampled traces whose rows it holds.
 //!
 //! Owns: opening the stores and [`Observer`]. Touches telemetry only through `Metrics` and
@@ -28,13 +28,27 @@ pub(crate) fn open(
         spans: spans.clone(),
         ids: Mutex::new(IdGenerator::default()),
     });
+    let hot: Arc<dyn weir_hot::HotObserver> = Arc::new(crate::hot::Observer {
+        metrics: Arc::clone(metrics),
+        spans: spans.clone(),
+    });
     let mut stores: Vec<(Arc<str>, Arc<dyn weir_core::Sink>)> = Vec::new();
     for named in &pipeline.sinks {
-        if let SinkKind::Postgres(_) | SinkKind::Redis(_) = &named.kind {
-            return Err(EngineError::StoreKind {
-                name: named.name.clone(),
-                kind: named.kind.name(),
-            });
+        if let SinkKind::Postgres(settings) = &named.kind {
+            let store = weir_hot::PostgresSink::open(&named.name, settings, Arc::clone(&hot))
+                .map_err(|source| EngineError::HotStore {
+                    name: named.name.clone(),
+                    source: Box::new(source),
+                })?;
+            stores.push((named.name.as_str().into(), Arc::new(store)));
+        }
+        if let SinkKind::Redis(settings) = &named.kind {
+            let store = weir_hot::RedisSink::open(&named.name, settings, Arc::clone(&hot))
+                .map_err(|source| EngineError::HotStore {
+                    name: named.name.clone(),
+                    source: Box::new(source),
+                })?;
+            stores.push((named.name.as_str().into(), Arc::new(store)));
         }
         if let SinkKind::Parquet(settings) = &named.kind {
             let store = ParquetSink::observed(&named.name, settings, Some(Arc::clone(&observer)))

@@ -18,11 +18,13 @@
 //!   latency ([`PartitionMetrics`]);
 //! - `rollout`: reloads, swap pauses and canary verdicts ([`ReloadResult`]);
 //! - `store`: files written by store sinks and their failures;
+//! - `hot`: statements, connection pools and store health of the PostgreSQL and Redis sinks;
 //! - `export`: span export ([`DropReason`]);
 //! - `guest`: the metrics stages' modules report ([`GuestSource`]).
 
 mod export;
 mod guest;
+mod hot;
 mod kafka;
 mod rollout;
 mod stage;
@@ -32,6 +34,7 @@ mod tests;
 
 pub use export::DropReason;
 pub use guest::GuestSource;
+pub use hot::READINGS as HOT_READINGS;
 pub use kafka::PartitionMetrics;
 pub use rollout::ReloadResult;
 pub use stage::{StageLabels, StageMetrics};
@@ -110,6 +113,7 @@ pub struct Metrics {
     store_write: Histograms<SinkLabels>,
     store_failures: Counters<SinkFailureLabels>,
     store_held: Family<SinkLabels, Gauge<f64, AtomicU64>>,
+    hot: hot::HotFamilies,
     guests: Arc<RwLock<Vec<GuestEntry>>>,
 }
 
@@ -298,6 +302,7 @@ impl Metrics {
                 Some(Unit::Seconds),
                 Family::default(),
             ),
+            hot: hot::HotFamilies::register(r),
             guests: Arc::default(),
             registry,
         };

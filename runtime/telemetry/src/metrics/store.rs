@@ -17,11 +17,30 @@ pub(super) struct SinkLabels {
     sink: Arc<str>,
 }
 
+impl SinkLabels {
+    pub(super) fn new(pipeline: &Arc<str>, sink: &str) -> Self {
+        Self {
+            pipeline: Arc::clone(pipeline),
+            sink: sink.into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct SinkFailureLabels {
     pipeline: Arc<str>,
     sink: Arc<str>,
     reason: &'static str,
+}
+
+impl SinkFailureLabels {
+    pub(super) fn new(pipeline: &Arc<str>, sink: &str, reason: &'static str) -> Self {
+        Self {
+            pipeline: Arc::clone(pipeline),
+            sink: sink.into(),
+            reason,
+        }
+    }
 }
 
 /// Time to write and make durable one file: 1 ms to about 65 s.

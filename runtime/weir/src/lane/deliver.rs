@@ -288,7 +288,10 @@ impl Outlet {
                 // The sink will not take this output (too large for the producer, not of the
                 // store's schema): the input is dead-lettered instead.
                 let failure = match item.store {
-                    Some(_) => Failure::new(FailureKind::SinkRejected, why.reason.clone()),
+                    Some(_) => Failure {
+                        code: why.code.clone().unwrap_or_default(),
+                        ..Failure::new(FailureKind::SinkRejected, why.reason.clone())
+                    },
                     None => Failure::new(
                         FailureKind::InvalidOutput,
                         format!("the producer refused an output: {why}"),

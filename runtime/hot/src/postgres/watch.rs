@@ -1,0 +1,111 @@
+//! The PostgreSQL sink's watcher: every [`INTERVAL`], on a connection of its own (never one of
+//! the pool's, never on the data path), it reads the connections in use against
+//! `max_connections` and the target table's dead tuples, and reports them. A server it cannot
+//! reach marks the sink unavailable (so readiness tells even while no record flows); the next
+//! reading, or write, that succeeds clears it.
+
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use postgres_openssl::MakeTlsConnector;
+
+use super::sql::quote_table;
+use crate::HotObserver;
+
+/// How often the watcher reads the server.
+pub const INTERVAL: Duration = Duration::from_secs(10);
+
+/// What the watcher needs.
+pub(super) struct Watch {
+    pub sink: Arc<str>,
+    pub table: String,
+    pub config: tokio_postgres::Config,
+    pub connector: MakeTlsConnector,
+    pub runtime: Arc<tokio::runtime::Runtime>,
+    pub observer: Arc<dyn HotObserver>,
+    pub down: Arc<Mutex<Option<String>>>,
+}
+
+/// The running watcher; [`Watcher::stop`] ends it.
+pub(super) struct Watcher {
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Watcher {
+    pub fn start(watch: Watch) -> std::io::Result<Self> {
+        let (stop, stopped) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("weir-pg-watch-{}", watch.sink))
+            .spawn(move || {
+                let interval = std::env::var("WEIR_HOT_WATCH_INTERVAL_MS")
+                    .ok()
+                    .and_then(|ms| ms.parse().ok())
+                    .map(Duration::from_millis)
+                    .unwrap_or(INTERVAL);
+                loop {
+                    watch.once();
+                    match stopped.recv_timeout(interval) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                }
+            })?;
+        Ok(Self { stop, thread })
+    }
+
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
+impl Watch {
+    fn once(&self) {
+        let read = self.runtime.block_on(async {
+            let (client, connection) = self.config.connect(self.connector.clone()).await?;
+            let connection = tokio::spawn(connection);
+            let row = client
+                .query_one(
+                    "SELECT (SELECT count(*) FROM pg_stat_activity \
+                        WHERE backend_type = 'client backend')::float8, \
+                     current_setting('max_connections')::float8, \
+                     (SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = to_regclass($1))::float8",
+                    &[&quote_table(&self.table)],
+                )
+                .await;
+            drop(client);
+            let _ = connection.await;
+            row
+        });
+        match read {
+            Ok(row) => {
+                let mut readings = vec![
+                    ("postgres_connections", row.get::<_, f64>(0)),
+                    ("postgres_max_connections", row.get::<_, f64>(1)),
+                ];
+                if let Some(dead) = row.get::<_, Option<f64>>(2) {
+                    readings.push(("postgres_dead_tuples", dead));
+                }
+                self.observer.health(&self.sink, &readings);
+                let mut down = self.down.lock();
+                if down
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with("postgres watcher"))
+                {
+                    *down = None;
+                }
+            }
+            Err(error) => {
+                tracing::debug!(sink = %self.sink, %error, "The watcher cannot read the server.");
+                if error.as_db_error().is_none() {
+                    self.observer.failed(&self.sink, "unavailable");
+                    *self.down.lock() = Some(format!("postgres watcher: {error}"));
+                }
+            }
+        }
+    }
+}
