@@ -46,8 +46,10 @@ FUZZ_FLAGS := --fuzz-dir tests/fuzz --sanitizer none
 .PHONY: demo test deps test-deps wasm languages sdk-tests build lint rules fuzz k8s-check bench bench-kafka bench-store clean-modules
 
 ## demo: build everything, start a local broker, run pipelines/clickstream.toml on sample clicks,
-## and pipelines/clicks-to-lake.toml on its results into a Parquet lake, read back with pyarrow.
+## pipelines/clicks-to-lake.toml on its results into a Parquet lake, read back with pyarrow, and
+## pipelines/clicks-to-postgres.toml into a throwaway PostgreSQL (Debian's, installed if missing).
 demo: deps wasm $(VENV)/.lake-installed
+	deploy/local/debian-packages.sh postgresql postgresql-client
 	$(CARGO) build --release -p weir -p weir-tests --bin weir --bin weir-demo
 	deploy/local/demo.sh
 

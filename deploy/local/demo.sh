@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The demo behind `make demo`: a local Tansu broker, the clickstream pipeline, sample clicks, and
-# a second pipeline copying the enriched clicks into a Parquet lake, read back with pyarrow.
-# Everything it starts is stopped on exit; logs and the lake stay in .weir/demo/.
+# The demo behind `make demo`: a local Tansu broker, the clickstream pipeline, sample clicks, a
+# second pipeline copying the enriched clicks into a Parquet lake, read back with pyarrow, and a
+# third copying them into a throwaway PostgreSQL (deploy/local/postgres.sh), whose rows and
+# statement log lead to each click's trace. Everything it starts is stopped on exit; logs and the
+# lake stay in .weir/demo/ (the PostgreSQL server's files in a temporary folder, removed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -19,11 +21,18 @@ count=${WEIR_DEMO_COUNT:-20000}
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 brokers="127.0.0.1:$port"
-broker_pid="" weir_pid="" lake_pid=""
+broker_pid="" weir_pid="" lake_pid="" pg_pid=""
+# The throwaway PostgreSQL: a temporary folder (where `nobody` can reach it when run as root).
+pg_dir=$(mktemp -d /tmp/weir-demo-pg.XXXXXX)
+pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+psql=(psql -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U weir -d postgres)
 
 stop() {
   [[ -n "$weir_pid" ]] && kill -TERM "$weir_pid" 2>/dev/null && wait "$weir_pid" 2>/dev/null || true
   [[ -n "$lake_pid" ]] && kill -TERM "$lake_pid" 2>/dev/null && wait "$lake_pid" 2>/dev/null || true
+  [[ -n "$pg_pid" ]] && kill -TERM "$pg_pid" 2>/dev/null && wait "$pg_pid" 2>/dev/null || true
+  deploy/local/postgres.sh stop "$pg_dir"
+  rm -rf "$pg_dir"
   [[ -n "$broker_pid" ]] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null || true
 }
 trap stop EXIT
@@ -58,10 +67,21 @@ echo "==> creating topics"
 "$tansu" topic create clicks.enriched --partitions 3 --broker "tcp://$brokers" >/dev/null
 "$tansu" topic create clicks.dlq --partitions 1 --broker "tcp://$brokers" >/dev/null
 "$tansu" topic create clicks.lake.dlq --partitions 1 --broker "tcp://$brokers" >/dev/null
+"$tansu" topic create clicks.postgres.dlq --partitions 1 --broker "tcp://$brokers" >/dev/null
+
+echo "==> starting a throwaway PostgreSQL on 127.0.0.1:$pg_port, every statement logged"
+deploy/local/postgres.sh start "$pg_dir" "$pg_port" >/dev/null
+"${psql[@]}" <<'SQL'
+CREATE TABLE clicks (user_id text NOT NULL, url text NOT NULL, ts bigint NOT NULL, section text,
+    weir_topic text, weir_partition integer, weir_offset bigint, weir_output integer,
+    weir_trace_id text);
+CREATE UNIQUE INDEX ON clicks (weir_topic, weir_partition, weir_offset, weir_output);
+SQL
 
 echo "==> weir validate + weir test"
-"$weir" validate pipelines/clickstream.toml pipelines/clicks-to-lake.toml
-"$weir" test pipelines/clickstream.toml pipelines/clicks-to-lake.toml
+pipelines=(pipelines/clickstream.toml pipelines/clicks-to-lake.toml pipelines/clicks-to-postgres.toml)
+"$weir" validate "${pipelines[@]}"
+"$weir" test "${pipelines[@]}"
 
 echo "==> producing $count sample clicks (a backlog, so the run below shows weir's own pace)"
 "$demo" --brokers "$brokers" --count "$count" --phase produce
@@ -73,6 +93,11 @@ weir_pid=$!
 echo "==> weir run pipelines/clicks-to-lake.toml: clicks.enriched into $lake (log: $state/lake.log)"
 "$weir" --log-format human run pipelines/clicks-to-lake.toml --brokers "$brokers" >"$state/lake.log" 2>&1 &
 lake_pid=$!
+
+echo "==> weir run pipelines/clicks-to-postgres.toml: clicks.enriched into table clicks (log: $state/postgres.log)"
+WEIR_DEMO_POSTGRES_URL="postgres://weir@127.0.0.1:$pg_port/postgres" \
+  "$weir" --log-format human run pipelines/clicks-to-postgres.toml --brokers "$brokers" >"$state/postgres.log" 2>&1 &
+pg_pid=$!
 
 echo "==> reading what came out"
 "$demo" --brokers "$brokers" --count "$count" --phase report | tee "$state/report.txt"
@@ -117,4 +142,28 @@ grep -E "Pipeline stopped" "$state/lake.log" | tail -n1
 
 echo "==> reading the lake back with pyarrow (deploy/local/read-lake.py)"
 "$python" deploy/local/read-lake.py "$lake" --expect "$enriched"
+
+echo "==> waiting for clicks-to-postgres to write all $enriched enriched clicks"
+rows=0
+for _ in $(seq 600); do
+  rows=$("${psql[@]}" -c 'SELECT count(*) FROM clicks')
+  [[ "$rows" -ge "$enriched" ]] && break
+  sleep 0.1
+done
+[[ "$rows" -eq "$enriched" ]] || { echo "table clicks holds $rows rows, not $enriched (see $state/postgres.log)" >&2; exit 1; }
+echo "    $rows rows, one per enriched click"
+echo "    clicks-to-postgres (http://127.0.0.1:9466/metrics):"
+metrics 9466 weir_hot_rows_total weir_hot_pool_connections weir_hot_statement_duration_seconds_count
+kill -TERM "$pg_pid"
+wait "$pg_pid"
+pg_pid=""
+
+echo "==> a few rows of table clicks, each with its click's trace id"
+"${psql[@]}" -P footer=off -c 'SELECT user_id, section, weir_partition, weir_offset, weir_trace_id
+  FROM clicks ORDER BY weir_partition, weir_offset LIMIT 3' | sed 's/^/    /'
+trace=$("${psql[@]}" -c 'SELECT weir_trace_id FROM clicks ORDER BY weir_partition, weir_offset LIMIT 1')
+echo "==> the server's statement log line that wrote the first one: its traceparent leads to trace $trace"
+line=$(grep -m1 -F "traceparent='00-$trace-" "$pg_dir/server.log") \
+  || { echo "no statement in the server's log carries trace $trace" >&2; exit 1; }
+echo "    ${line:0:100}...${line: -75}"
 echo "==> done"

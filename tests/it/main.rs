@@ -7,8 +7,6 @@ mod prometheus;
 mod proxy;
 mod raw;
 mod s3;
-// The hot-store tests' servers; what no test uses yet is for the tests to come.
-#[allow(dead_code)]
 mod pg;
 mod tail;
 

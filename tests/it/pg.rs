@@ -18,7 +18,6 @@ use crate::harness::{Process, die_with_parent, free_port, wait_listening};
 pub struct Postgres {
     pub host: String,
     pub port: u16,
-    pub user: String,
     /// `postgres://user@host:port`, without a database.
     base: String,
     /// The server binaries' folder and the scratch folder (`data/`, `server.log`, the socket),
@@ -31,13 +30,12 @@ pub fn postgres() -> &'static Postgres {
     static PG: OnceLock<Postgres> = OnceLock::new();
     PG.get_or_init(|| match std::env::var("WEIR_TEST_POSTGRES") {
         Ok(url) if !url.is_empty() => {
-            let (user, host, port) = parse_url(&url, 5432);
+            let (_, host, port) = parse_url(&url, 5432);
             let base = url.trim_end_matches('/').into();
             let server = None;
             Postgres {
                 host,
                 port,
-                user,
                 base,
                 server,
             }
@@ -56,13 +54,12 @@ impl Postgres {
         initdb.arg("-D").arg(dir.join("data")).current_dir(&dir);
         initdb.args("-U weir --auth=trust --no-sync -E UTF8 --locale=C".split(' '));
         output(&mut initdb).unwrap_or_else(|e| panic!("initdb failed: {e}"));
-        let (host, port, user) = ("127.0.0.1".into(), free_port(), "weir".into());
+        let (host, port) = ("127.0.0.1".into(), free_port());
         let base = format!("postgres://weir@127.0.0.1:{port}");
         let server = Some((bin, dir, Mutex::new(None)));
         let pg = Postgres {
             host,
             port,
-            user,
             base,
             server,
         };

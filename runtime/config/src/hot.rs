@@ -32,9 +32,11 @@ pub struct PostgresSink {
     pub table: String,
     /// `columns`, required: the table's columns Weir fills, each from a field of the record's
     /// value (a JSON object): `{ column = "name", field = "/json/pointer" }`, `field` defaulting
-    /// to `"/<column>"`. A missing field or a value that is not JSON writes `NULL` (the
-    /// table's constraints decide whether that is refused). The provenance columns are added
-    /// to these when `provenance` is on.
+    /// to `"/<column>"`. A missing field writes `NULL` (the table's constraints decide whether
+    /// that is refused); a value that is not a JSON object is dead-lettered as `sink-rejected`.
+    /// The server converts each field to its column's type (a JSON string to `timestamptz`, an
+    /// object to `jsonb`...); a value it cannot convert is refused like a constraint violation.
+    /// The provenance columns are added to these when `provenance` is on.
     pub columns: Vec<ColumnMapping>,
     /// `mode`: `"insert"` (default) or `"upsert"`.
     pub mode: WriteMode,

@@ -311,6 +311,16 @@ pub(crate) fn restart_needed(running: &Pipeline, next: &Pipeline) -> Option<Stri
     if running.sink != next.sink {
         return Some("`[sink]` changed".into());
     }
+    // A sink's settings are read when it opens, at start (its line number may move freely).
+    let sinks = |p: &Pipeline| {
+        p.sinks
+            .iter()
+            .map(|s| (s.name.clone(), s.kind.clone()))
+            .collect::<Vec<_>>()
+    };
+    if sinks(running) != sinks(next) {
+        return Some("a `[sinks.<name>]` table changed".into());
+    }
     if running.telemetry != next.telemetry {
         return Some("`[telemetry]` changed".into());
     }
@@ -326,7 +336,11 @@ pub(crate) fn restart_needed(running: &Pipeline, next: &Pipeline) -> Option<Stri
         ));
     }
     for (a, b) in running.stages.iter().zip(&next.stages) {
-        if a.kind != b.kind || a.output != b.output || a.partitioning != b.partitioning {
+        if a.kind != b.kind
+            || a.output != b.output
+            || a.sink != b.sink
+            || a.partitioning != b.partitioning
+        {
             return Some(format!(
                 "stage {:?}: `kind`, `output` or `partitioning` changed",
                 a.name
@@ -411,6 +425,10 @@ topic = "dlq"
             (
                 format!("{BASE}\n[telemetry]\nlisten = \"127.0.0.1:1\"\n"),
                 "[telemetry]",
+            ),
+            (
+                format!("{BASE}\n[sinks.extra]\nkind = \"kafka\"\ntopic = \"extra\"\n"),
+                "[sinks.<name>]",
             ),
         ] {
             let reason = restart_needed(&running, &parse(&change)).expect(why);

@@ -13,6 +13,8 @@ use crate::harness::{
 };
 use crate::pg::{Postgres, postgres};
 
+mod redis;
+
 /// The table the tests write to: a check constraint (`amount >= 0`) some records break, and
 /// the unique index `mode = "insert"` needs.
 const TABLE: &str = "CREATE TABLE clicks (
@@ -207,7 +209,7 @@ fn a_postgres_table_holds_every_record_once_with_its_trace_and_refused_rows_are_
         assert_eq!(span.attributes["db.namespace"], db);
         assert_eq!(span.attributes["db.collection.name"], "clicks");
         assert_eq!(span.attributes["db.operation.name"], "INSERT");
-        assert_eq!(span.attributes["server.address"], "127.0.0.1");
+        assert_eq!(span.attributes["server.address"], server.host);
     }
     let mut linked: Vec<&str> = statements
         .iter()

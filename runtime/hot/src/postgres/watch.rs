@@ -41,14 +41,9 @@ impl Watcher {
         let thread = std::thread::Builder::new()
             .name(format!("weir-pg-watch-{}", watch.sink))
             .spawn(move || {
-                let interval = std::env::var("WEIR_HOT_WATCH_INTERVAL_MS")
-                    .ok()
-                    .and_then(|ms| ms.parse().ok())
-                    .map(Duration::from_millis)
-                    .unwrap_or(INTERVAL);
                 loop {
                     watch.once();
-                    match stopped.recv_timeout(interval) {
+                    match stopped.recv_timeout(INTERVAL) {
                         Err(RecvTimeoutError::Timeout) => {}
                         _ => return,
                     }

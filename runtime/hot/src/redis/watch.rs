@@ -21,7 +21,7 @@ const READINGS: [(&str, &str, &str); 4] = [
     ),
     ("memory", "used_memory", "redis_used_memory_bytes"),
     ("memory", "maxmemory", "redis_maxmemory_bytes"),
-    ("stats", "evicted_keys", "redis_evicted_keys_total"),
+    ("stats", "evicted_keys", "redis_evicted_keys"),
 ];
 
 /// A running watcher; it stops when told, or when dropped.
@@ -139,7 +139,7 @@ mod tests {
         assert_eq!(
             got,
             [
-                ("redis_evicted_keys_total", 7.0),
+                ("redis_evicted_keys", 7.0),
                 ("redis_maxmemory_bytes", 0.0),
                 ("redis_mem_fragmentation_ratio", 1.52),
                 ("redis_used_memory_bytes", 1024.0),

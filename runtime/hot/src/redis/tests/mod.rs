@@ -265,7 +265,7 @@ fn the_watcher_reports_health_until_closed() {
     assert_eq!(
         names,
         [
-            "redis_evicted_keys_total",
+            "redis_evicted_keys",
             "redis_maxmemory_bytes",
             "redis_mem_fragmentation_ratio",
             "redis_used_memory_bytes"
