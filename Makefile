@@ -43,7 +43,7 @@ FUZZ_SECONDS ?= 12
 FUZZ := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 FUZZ_FLAGS := --fuzz-dir tests/fuzz --sanitizer none
 
-.PHONY: demo test deps test-deps wasm languages sdk-tests build lint rules fuzz k8s-check bench bench-kafka bench-store clean-modules
+.PHONY: demo test deps test-deps wasm languages sdk-tests build lint rules fuzz k8s-check bench bench-kafka bench-store bench-hot clean-modules
 
 ## demo: build everything, start a local broker, run pipelines/clickstream.toml on sample clicks,
 ## pipelines/clicks-to-lake.toml on its results into a Parquet lake, read back with pyarrow, and
@@ -165,6 +165,12 @@ bench: deps wasm languages
 ## beside the same pipeline -> Kafka (deploy/local/bench-store.sh), medians of a few rounds.
 bench-store: deps wasm $(VENV)/.store-installed
 	deploy/local/bench-store.sh
+
+## bench-hot: Kafka -> json-enrich -> PostgreSQL and -> Redis beside the same pipeline -> Kafka,
+## psql's \copy of the same rows and redis-benchmark (deploy/local/bench-hot.sh).
+bench-hot: deps wasm
+	deploy/local/debian-packages.sh postgresql postgresql-client redis-server
+	deploy/local/bench-hot.sh
 
 ## bench-kafka: the whole Kafka path (deploy/local/bench-kafka.sh): Rust and Python passthroughs,
 ## Quix Streams and Weir stages on one local broker; installs the Python contenders first.

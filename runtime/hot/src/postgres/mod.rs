@@ -99,7 +99,7 @@ fn classify(error: &tokio_postgres::Error) -> Failed {
         }
         None => Failed::Unavailable {
             kind: "unavailable",
-            message: error.to_string(),
+            message: with_causes(error),
         },
     }
 }
@@ -430,9 +430,25 @@ fn pool_error(error: &PoolError) -> String {
             "no connection free within {}s: the pool is exhausted",
             POOL_WAIT.as_secs()
         ),
-        PoolError::Backend(e) => e.to_string(),
-        other => other.to_string(),
+        PoolError::Backend(e) => with_causes(e),
+        other => with_causes(other),
     }
+}
+
+/// `error` and the errors beneath it: tokio-postgres keeps the reason a connection failed (a
+/// certificate that does not verify, a server refusing the user) in the error's source. None
+/// of them holds the connection string.
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let more = inner.to_string();
+        if !text.ends_with(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = inner.source();
+    }
+    text
 }
 
 /// The server's address, port and database, for spans and messages.
