@@ -31,6 +31,8 @@
 #   WEIR_BENCH_RUNS        rounds of each contender            (default 3)
 #   WEIR_BENCH_CONTENDERS  contenders, in round order (default: kafka postgres copy redis
 #                          redis-benchmark; copy needs postgres before it)
+#   WEIR_BENCH_LANE_WORKERS  [source] lane_workers of every weir round (default: weir's, one
+#                          per core)
 #   WEIR_BENCH_BUILD       0 skips building binaries, modules  (default 1)
 #
 # Logs and results stay in .weir/bench-hot/. Needs Debian's postgresql and redis-server (make
@@ -122,6 +124,7 @@ brokers = "$brokers"
 topics = ["bench.clicks"]
 group = "$2"
 kafka = { "session.timeout.ms" = "6000", "fetch.wait.max.ms" = "50" }
+${WEIR_BENCH_LANE_WORKERS:+lane_workers = $WEIR_BENCH_LANE_WORKERS}
 
 [[stage]]
 name = "enrich"

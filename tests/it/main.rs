@@ -3,11 +3,11 @@
 
 mod harness;
 mod otlp;
+mod pg;
 mod prometheus;
 mod proxy;
 mod raw;
 mod s3;
-mod pg;
 mod tail;
 
 mod admin;

@@ -73,8 +73,10 @@ pub trait HotObserver: Send + Sync {
     /// (the store is down or restarting: retried), `pool` (no connection within the timeout:
     /// retried) or `serialization` (a transaction conflict: retried).
     fn failed(&self, sink: &str, kind: &'static str);
-    /// A write waited `waited` for a connection, and the pool now stands at `pool`.
-    fn pool(&self, sink: &str, waited: Duration, pool: PoolState);
+    /// The pool stands at `pool`: after a write waited `Some(waited)` for a connection (or gave
+    /// up waiting), or `None` when sampled by the sink's watcher (about every second), so the
+    /// gauges stay live while no write gets a connection.
+    fn pool(&self, sink: &str, waited: Option<Duration>, pool: PoolState);
     /// What the watcher read from the store itself, as `(gauge, value)` pairs (see
     /// `weir_telemetry`'s hot-store metrics for their names).
     fn health(&self, sink: &str, readings: &[(&'static str, f64)]);

@@ -71,10 +71,10 @@ impl HotObserver for Observer {
         self.metrics.hot_failed(sink, kind);
     }
 
-    fn pool(&self, sink: &str, waited: Duration, pool: PoolState) {
+    fn pool(&self, sink: &str, waited: Option<Duration>, pool: PoolState) {
         self.metrics.hot_pool(
             sink,
-            waited.as_secs_f64(),
+            waited.map(|w| w.as_secs_f64()),
             pool.busy,
             pool.idle,
             pool.waiting,

@@ -13,7 +13,9 @@ use crate::harness::{
 };
 use crate::pg::{Postgres, postgres};
 
+mod pool;
 mod redis;
+mod tls;
 
 /// The table the tests write to: a check constraint (`amount >= 0`) some records break, and
 /// the unique index `mode = "insert"` needs.
@@ -374,4 +376,73 @@ fn kill_9_and_a_postgres_restart_mid_stream_leave_every_row_once() {
 /// Whether `topic` holds nothing after a short wait.
 fn consume_none(topic: &str) -> bool {
     crate::harness::consume_all(topic, Duration::from_secs(2), Duration::from_secs(5)).is_empty()
+}
+
+#[test]
+fn an_upsert_keeps_the_latest_row_per_key_and_a_replay_changes_nothing() {
+    const USERS: usize = 7;
+    let server = postgres();
+    let db = unique("hotup").replace('-', "_");
+    let url = server.database(&db);
+    server.psql(
+        &db,
+        "CREATE TABLE users (user_id text PRIMARY KEY, id bigint NOT NULL, weir_topic text, \
+         weir_partition integer, weir_offset bigint, weir_output integer, weir_trace_id text)",
+    );
+    let (input, dlq, group) = (unique("in"), unique("dlq"), unique("group"));
+    create_topic(&input, 1);
+    create_topic(&dlq, 1);
+    let toml = |group: &str| {
+        format!(
+            r#"name = "hot"
+{source}
+[[stage]]
+name = "copy"
+module = "{module}"
+sink = "users"
+
+[dead_letter]
+topic = "{dlq}"
+
+[sinks.users]
+kind = "postgres"
+url = {{ env = "WEIR_PG_URL" }}
+table = "users"
+columns = [{{ column = "user_id", field = "/user" }}, {{ column = "id" }}]
+mode = "upsert"
+key = ["user_id"]
+"#,
+            source = source_table(&[&input], group),
+            module = module("identity").display(),
+        )
+    };
+    // 70 clicks of 7 users, in one partition: the last click of user u<k> is id 63 + k.
+    let records: Vec<Rec> = (0..70)
+        .map(|i| {
+            let value = format!(r#"{{"id":{i},"user":"u{}"}}"#, i % USERS);
+            Rec::new(0, "k", value).header(
+                "traceparent",
+                &format!("00-{}-{:016x}-01", trace_id(i), i + 1),
+            )
+        })
+        .collect();
+    produce(&input, &records);
+    let latest = || {
+        server.psql(
+            &db,
+            "SELECT user_id, id, weir_offset, weir_trace_id FROM users ORDER BY user_id",
+        )
+    };
+    let expected: String = (0..USERS)
+        .map(|k| format!("u{k}|{0}|{0}|{1}", 63 + k, trace_id(63 + k)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    // The second run reads everything again (a group of its own): the same rows come out.
+    for group in [group.clone(), format!("{group}-again")] {
+        let (_dir, file) = write_pipeline(&toml(&group));
+        let weir = Weir::run_with_env(&file, &[], &[("WEIR_PG_URL", &url)]);
+        wait_committed(&group, &input, &records);
+        weir.terminate();
+        assert_eq!(latest(), expected);
+    }
 }

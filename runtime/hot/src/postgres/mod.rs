@@ -49,7 +49,10 @@ pub struct PostgresSink {
     table: String,
     layout: Layout,
     mode: WriteMode,
-    key: Vec<String>,
+    /// The positions of the key columns among the statement's (upsert).
+    key: Vec<usize>,
+    /// How many columns the statement fills.
+    width: usize,
     per_record: bool,
     statement: String,
     pool: Pool,
@@ -171,6 +174,7 @@ impl PostgresSink {
             runtime: Arc::clone(&runtime),
             observer: Arc::clone(&observer),
             down: Arc::clone(&down),
+            pool: pool.clone(),
         })
         .map_err(HotError::Runtime)?;
         Ok(Self {
@@ -185,7 +189,12 @@ impl PostgresSink {
                 provenance: settings.provenance,
             },
             mode: settings.mode,
-            key: settings.key.clone(),
+            key: settings
+                .key
+                .iter()
+                .filter_map(|k| columns.iter().position(|c| &c.name == k))
+                .collect(),
+            width: columns.len(),
             per_record: settings.statement == StatementMode::Record,
             statement,
             pool,
@@ -204,6 +213,8 @@ impl PostgresSink {
         let mut client = match self.pool.get().await {
             Ok(client) => client,
             Err(error) => {
+                // A wait that timed out is a wait too: the histogram shows it.
+                self.report_pool(waited.elapsed());
                 let kind = if matches!(error, PoolError::Timeout(_)) {
                     "pool"
                 } else {
@@ -231,14 +242,14 @@ impl PostgresSink {
     /// One statement for every row.
     async fn batch(&self, client: &impl GenericClient, rows: &[Row]) -> Result<(), Failed> {
         let (trace_id, span_id) = self.new_span();
-        let json = match self.mode {
-            WriteMode::Insert => rows::json(rows),
-            WriteMode::Upsert => rows::json(rows::latest_per_key(rows, &self.key)),
+        let written: Vec<&Row> = match self.mode {
+            WriteMode::Insert => rows.iter().collect(),
+            WriteMode::Upsert => rows::latest_per_key(rows, &self.key),
         };
         let links = links(rows);
         self.run(
             client,
-            &json,
+            &written,
             rows.len(),
             (trace_id, span_id, None, true),
             &links,
@@ -259,10 +270,9 @@ impl PostgresSink {
                 None => (self.new_span().0, None, true),
             };
             let span_id = self.ids.lock().span_id();
-            let json = rows::json(std::iter::once(row));
             self.run(
                 &transaction,
-                &json,
+                &[row],
                 1,
                 (trace_id, span_id, parent, sampled),
                 &[],
@@ -296,12 +306,11 @@ impl PostgresSink {
                 .await
                 .map_err(|e| retry(classify(&e)))?;
             let (trace_id, span_id) = self.new_span();
-            let json = rows::json(std::iter::once(row));
             let links = links(std::slice::from_ref(row));
             match self
                 .run(
                     &savepoint,
-                    &json,
+                    &[row],
                     1,
                     (trace_id, span_id, None, true),
                     &links,
@@ -333,12 +342,12 @@ impl PostgresSink {
         Ok(refused)
     }
 
-    /// Runs the statement on `json` under span `span` (trace, span, parent, sampled), and
-    /// reports it.
+    /// Runs the statement on `written` under span `span` (trace, span, parent, sampled), and
+    /// reports it as writing `rows` rows.
     async fn run(
         &self,
         client: &impl GenericClient,
-        json: &str,
+        written: &[&Row],
         rows: usize,
         span: (TraceId, SpanId, Option<SpanId>, bool),
         links: &[(TraceId, SpanId)],
@@ -349,7 +358,8 @@ impl PostgresSink {
         let text = sql::with_traceparent(&self.statement, &traceparent);
         let started = SystemTime::now();
         let clock = Instant::now();
-        let result = client.execute(text.as_str(), &[&json]).await;
+        let columns = rows::columns(written, self.width);
+        let result = client.execute(text.as_str(), &rows::params(&columns)).await;
         let failed = result.as_ref().err().map(classify);
         let message = match &failed {
             Some(Failed::Rejected { code, message }) => format!("{code}: {message}"),
@@ -395,17 +405,19 @@ impl PostgresSink {
     }
 
     fn report_pool(&self, waited: Duration) {
-        let status = self.pool.status();
-        self.observer.pool(
-            &self.name,
-            waited,
-            PoolState {
-                busy: status.size.saturating_sub(status.available),
-                idle: status.available,
-                waiting: status.waiting,
-                max: status.max_size,
-            },
-        );
+        self.observer
+            .pool(&self.name, Some(waited), pool_state(&self.pool));
+    }
+}
+
+/// How `pool` stands now.
+fn pool_state(pool: &Pool) -> PoolState {
+    let status = pool.status();
+    PoolState {
+        busy: status.size.saturating_sub(status.available),
+        idle: status.available,
+        waiting: status.waiting,
+        max: status.max_size,
     }
 }
 

@@ -1,10 +1,13 @@
 //! From outputs to the rows of one statement: each record's value (a JSON object) gives the
-//! mapped columns, the output gives the provenance columns, and the rows go to the server as one
-//! JSON array of objects keyed by column name.
+//! mapped columns, the output gives the provenance columns, each as the text the column's type
+//! reads (a JSON string as it is, a number or boolean as written, an object or array as JSON
+//! text, `null` or a missing field as `NULL`); the statement takes them as one text array per
+//! column.
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+use tokio_postgres::types::ToSql;
 use weir_core::trace::{self, SpanId, TRACEPARENT, TraceId};
 use weir_core::{Output, Refused};
 
@@ -15,10 +18,21 @@ use super::Layout;
 pub(super) struct Row {
     /// Index of the output in the write.
     pub index: usize,
-    /// The row, as a JSON object keyed by column name.
-    pub object: Map<String, Value>,
+    /// The row's values, in the statement's column order.
+    pub values: Vec<Option<String>>,
     /// The record's trace: (trace id, its span, sampled).
     pub trace: Option<(TraceId, SpanId, bool)>,
+}
+
+/// The text a column reads for a JSON value.
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        other => Some(other.to_string()),
+    }
 }
 
 /// The rows of `outputs`, and the outputs refused because their value is not a JSON object.
@@ -55,25 +69,20 @@ pub(super) fn rows(layout: &Layout, outputs: &[Output<'_>]) -> (Vec<Row>, Vec<(u
             .get(TRACEPARENT)
             .flatten()
             .and_then(trace::parse_traceparent);
-        let mut object = Map::with_capacity(layout.fields.len() + 5);
-        for (column, pointer) in &layout.fields {
-            let field = value.pointer(pointer).cloned().unwrap_or(Value::Null);
-            object.insert(column.clone(), field);
+        let mut values = Vec::with_capacity(layout.fields.len() + 5);
+        for (_, pointer) in &layout.fields {
+            values.push(value.pointer(pointer).and_then(text));
         }
         if layout.provenance {
-            object.insert("weir_topic".into(), Value::from(output.source_topic));
-            object.insert(
-                "weir_partition".into(),
-                Value::from(output.source_partition),
-            );
-            object.insert("weir_offset".into(), Value::from(output.ack.offset()));
-            object.insert("weir_output".into(), Value::from(nth));
-            let trace_id = trace.map(|(t, _, _)| Value::from(trace::hex(&t)));
-            object.insert("weir_trace_id".into(), trace_id.unwrap_or(Value::Null));
+            values.push(Some(output.source_topic.to_owned()));
+            values.push(Some(output.source_partition.to_string()));
+            values.push(Some(output.ack.offset().to_string()));
+            values.push(Some(nth.to_string()));
+            values.push(trace.map(|(t, _, _)| trace::hex(&t)));
         }
         rows.push(Row {
             index,
-            object,
+            values,
             trace,
         });
     }
@@ -81,26 +90,32 @@ pub(super) fn rows(layout: &Layout, outputs: &[Output<'_>]) -> (Vec<Row>, Vec<(u
 }
 
 /// The rows one upsert statement writes: the last row of each key (a statement may not update
-/// one row twice). Every row stays acknowledged by the statement: the rows of a key it skips
-/// were written over by a later one.
-pub(super) fn latest_per_key<'r>(rows: &'r [Row], key: &[String]) -> Vec<&'r Row> {
+/// one row twice), `key` being the key columns' positions. The rows of a key it skips were
+/// written over by a later one.
+pub(super) fn latest_per_key<'r>(rows: &'r [Row], key: &[usize]) -> Vec<&'r Row> {
     let mut seen = std::collections::HashSet::new();
     let mut latest: Vec<&Row> = rows
         .iter()
         .rev()
-        .filter(|row| {
-            let key: Vec<&Value> = key.iter().map(|k| &row.object[k]).collect();
-            seen.insert(serde_json::to_string(&key).unwrap_or_default())
-        })
+        .filter(|row| seen.insert(key.iter().map(|&k| &row.values[k]).collect::<Vec<_>>()))
         .collect();
     latest.reverse();
     latest
 }
 
-/// The JSON array of `rows`, the statement's one parameter.
-pub(super) fn json<'r>(rows: impl IntoIterator<Item = &'r Row>) -> String {
-    let array: Vec<&Map<String, Value>> = rows.into_iter().map(|row| &row.object).collect();
-    serde_json::to_string(&array).unwrap_or_else(|_| "[]".into())
+/// The statement's parameters for `rows`: one text array per column.
+pub(super) fn columns<'r>(rows: &[&'r Row], width: usize) -> Vec<Vec<Option<&'r str>>> {
+    (0..width)
+        .map(|i| rows.iter().map(|row| row.values[i].as_deref()).collect())
+        .collect()
+}
+
+/// `columns` as the driver takes parameters.
+pub(super) fn params<'c>(columns: &'c [Vec<Option<&str>>]) -> Vec<&'c (dyn ToSql + Sync)> {
+    columns
+        .iter()
+        .map(|column| column as &(dyn ToSql + Sync))
+        .collect()
 }
 
 #[cfg(test)]
@@ -108,12 +123,9 @@ mod tests {
     use super::*;
 
     fn row(index: usize, id: i64, page: &str) -> Row {
-        let mut object = Map::new();
-        object.insert("id".into(), Value::from(id));
-        object.insert("page".into(), Value::from(page));
         Row {
             index,
-            object,
+            values: vec![Some(id.to_string()), Some(page.into())],
             trace: None,
         }
     }
@@ -126,11 +138,28 @@ mod tests {
             row(2, 1, "c"),
             row(3, 3, "d"),
         ];
-        let kept: Vec<usize> = latest_per_key(&rows, &["id".into()])
+        let kept: Vec<usize> = latest_per_key(&rows, &[0])
             .iter()
             .map(|r| r.index)
             .collect();
         assert_eq!(kept, [1, 2, 3]);
-        assert_eq!(json(&rows[..1]), r#"[{"id":1,"page":"a"}]"#);
+        let all: Vec<&Row> = rows.iter().collect();
+        assert_eq!(
+            columns(&all[..2], 2),
+            [vec![Some("1"), Some("2")], vec![Some("a"), Some("b")]]
+        );
+    }
+
+    #[test]
+    fn json_values_become_the_text_their_column_reads() {
+        assert_eq!(text(&Value::Null), None);
+        assert_eq!(text(&serde_json::json!("it's")), Some("it's".into()));
+        assert_eq!(text(&serde_json::json!(42)), Some("42".into()));
+        assert_eq!(text(&serde_json::json!(1.5)), Some("1.5".into()));
+        assert_eq!(text(&serde_json::json!(true)), Some("true".into()));
+        assert_eq!(
+            text(&serde_json::json!({"a": [1, null]})),
+            Some(r#"{"a":[1,null]}"#.into())
+        );
     }
 }

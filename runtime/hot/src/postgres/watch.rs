@@ -1,6 +1,8 @@
 //! The PostgreSQL sink's watcher: every [`INTERVAL`], on a connection of its own (never one of
 //! the pool's, never on the data path), it reads the connections in use against
-//! `max_connections` and the target table's dead tuples, and reports them. A server it cannot
+//! `max_connections` and the target table's dead tuples, and reports them. Every [`SAMPLE`] it
+//! reports how the sink's pool stands, so an exhausted pool shows (writes waiting, none
+//! served) even while no write gets a connection. A server it cannot
 //! reach marks the sink unavailable (so readiness tells even while no record flows); the next
 //! reading, or write, that succeeds clears it.
 
@@ -17,6 +19,8 @@ use crate::HotObserver;
 
 /// How often the watcher reads the server.
 pub const INTERVAL: Duration = Duration::from_secs(10);
+/// How often the watcher samples the pool (no I/O: the pool's own counts).
+pub const SAMPLE: Duration = Duration::from_secs(1);
 
 /// What the watcher needs.
 pub(super) struct Watch {
@@ -27,6 +31,7 @@ pub(super) struct Watch {
     pub runtime: Arc<tokio::runtime::Runtime>,
     pub observer: Arc<dyn HotObserver>,
     pub down: Arc<Mutex<Option<String>>>,
+    pub pool: deadpool_postgres::Pool,
 }
 
 /// The running watcher; [`Watcher::stop`] ends it.
@@ -41,9 +46,14 @@ impl Watcher {
         let thread = std::thread::Builder::new()
             .name(format!("weir-pg-watch-{}", watch.sink))
             .spawn(move || {
-                loop {
-                    watch.once();
-                    match stopped.recv_timeout(INTERVAL) {
+                let per_reading = (INTERVAL.as_millis() / SAMPLE.as_millis()).max(1);
+                for tick in 0.. {
+                    if tick % per_reading == 0 {
+                        watch.once();
+                    }
+                    let pool = super::pool_state(&watch.pool);
+                    watch.observer.pool(&watch.sink, None, pool);
+                    match stopped.recv_timeout(SAMPLE) {
                         Err(RecvTimeoutError::Timeout) => {}
                         _ => return,
                     }

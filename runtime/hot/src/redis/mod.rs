@@ -175,7 +175,7 @@ impl RedisSink {
     fn lend(&self) -> Result<pool::Lent<'_>, SinkError> {
         match self.pool.take() {
             Ok((lent, waited, stand)) => {
-                self.observer.pool(&self.name, waited, stand);
+                self.observer.pool(&self.name, Some(waited), stand);
                 Ok(lent)
             }
             Err(TakeError::Connect(reason)) => Err(self.down(reason)),

@@ -164,19 +164,21 @@ impl Metrics {
             .inc();
     }
 
-    /// A write of hot-store sink `sink` waited `seconds` for a connection; the pool stands at
-    /// `busy`, `idle` and `waiting` of at most `max` connections.
+    /// The pool of hot-store sink `sink` stands at `busy`, `idle` and `waiting` of at most `max`
+    /// connections, after a write waited `Some(seconds)` for a connection (or a sample: `None`).
     pub fn hot_pool(
         &self,
         sink: &str,
-        seconds: f64,
+        seconds: Option<f64>,
         busy: usize,
         idle: usize,
         waiting: usize,
         max: usize,
     ) {
         let labels = self.hot_labels(sink);
-        self.hot.pool_wait.get_or_create(&labels).observe(seconds);
+        if let Some(seconds) = seconds {
+            self.hot.pool_wait.get_or_create(&labels).observe(seconds);
+        }
         let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.hot.pool_max.get_or_create(&labels).set(gauge(max));
         for (state, n) in [("busy", busy), ("idle", idle), ("waiting", waiting)] {

@@ -54,7 +54,7 @@ impl HotObserver for Recorder {
     fn failed(&self, _sink: &str, kind: &'static str) {
         self.failed.lock().push(kind);
     }
-    fn pool(&self, _sink: &str, _waited: Duration, pool: PoolState) {
+    fn pool(&self, _sink: &str, _waited: Option<Duration>, pool: PoolState) {
         self.pools.lock().push(pool);
     }
     fn health(&self, _sink: &str, readings: &[(&'static str, f64)]) {
