@@ -41,6 +41,8 @@ pub(crate) struct StageRefs {
     pub sink: Option<Written<String>>,
     /// Whether an `output` or `sink` key is present, valid or not.
     pub has_output: bool,
+    /// Whether it is an aggregate stage.
+    pub aggregate: bool,
 }
 
 /// What one `[sinks.<name>]` table contributes to the checks.
@@ -120,6 +122,24 @@ impl Crossrefs {
                 format!("sinks: {}", names.join(", "))
             }
         };
+        for stage in self.stages.iter().filter(|stage| stage.aggregate) {
+            let hot = stage.sink.as_ref().and_then(|named| {
+                let sink = self.sinks.iter().find(|sink| sink.name == named.value)?;
+                matches!(sink.store, Some("postgres" | "redis")).then_some((named, sink))
+            });
+            if let Some((named, sink)) = hot {
+                named.error(
+                    report,
+                    format_args!(
+                        "{:?} is a {} sink: an aggregate stage's window results go to a topic or \
+                         a parquet sink (a hot store cannot tell a replayed window result from a \
+                         new one yet)",
+                        named.value,
+                        sink.store.unwrap_or_default()
+                    ),
+                );
+            }
+        }
         let stages = self.stages.iter().filter_map(|stage| stage.sink.as_ref());
         let stages = stages.map(|named| (named, false));
         for (named, letters) in stages.chain(self.dead_letter_sink.iter().map(|n| (n, true))) {

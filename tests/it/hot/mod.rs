@@ -21,7 +21,7 @@ mod tls;
 /// the unique index `mode = "insert"` needs.
 const TABLE: &str = "CREATE TABLE clicks (
     id bigint NOT NULL,
-    user_id text NOT NULL,
+    user_id varchar(12) NOT NULL,
     amount integer CHECK (amount >= 0),
     at timestamptz,
     weir_topic text, weir_partition integer, weir_offset bigint, weir_output integer,
@@ -131,7 +131,8 @@ fn a_postgres_table_holds_every_record_once_with_its_trace_and_refused_rows_are_
     let (_dir, file) = write_pipeline(&toml);
     let mut records: Vec<Rec> = (0..N).map(click).collect();
     // A row the check constraint refuses (23514), one whose NOT NULL column is missing (23502),
-    // one of the wrong type (22P02), and a value that is not JSON: each dead-lettered, alone.
+    // one of the wrong type (22P02), a value that is not JSON, and one too long for its column
+    // (22001): each dead-lettered, alone.
     records.push(Rec::new(
         0,
         "negative",
@@ -144,10 +145,13 @@ fn a_postgres_table_holds_every_record_once_with_its_trace_and_refused_rows_are_
         r#"{"id":9003,"user":"x","amount":"many"}"#,
     ));
     records.push(Rec::new(1, "not-json", "clicks!"));
+    // Too long for varchar(12): refused (22001), never cut short.
+    let long = r#"{"id":9004,"user":"a-name-longer-than-twelve","amount":1}"#;
+    records.push(Rec::new(0, "too-long", long));
     produce(&input, &records);
 
     let weir = Weir::run_with_env(&file, &[], &[("WEIR_PG_URL", &url)]);
-    let letters = consume(&dlq, 4, Duration::from_secs(60));
+    let letters = consume(&dlq, 5, Duration::from_secs(60));
     wait_committed(&group, &input, &records);
     let (_, metrics) = http_get(weir.admin_addr(), "/metrics");
     let log = weir.log_text();
@@ -172,6 +176,7 @@ fn a_postgres_table_holds_every_record_once_with_its_trace_and_refused_rows_are_
             ("negative".into(), rejected(), Some("23514".into())),
             ("no-user".into(), rejected(), Some("23502".into())),
             ("not-json".into(), rejected(), None),
+            ("too-long".into(), rejected(), Some("22001".into())),
         ],
         "{letters:?}"
     );

@@ -117,6 +117,7 @@ fn stage(
         sink: sink.clone().flatten(),
         // Absent is `Some(None)`; wrong is `None`, already reported.
         has_output: !matches!(output, Some(None)) || !matches!(sink, Some(None)),
+        aggregate: kind == Some(StageKind::Aggregate),
     });
     let (module, module_location) = module?;
     Some(Stage {

@@ -36,13 +36,20 @@ pub(super) async fn table(
     };
     let rows = client
         .query(
-            "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute \
+            "SELECT attname::text, format_type(atttypid, NULL), \
+                    atttypid IN ('json'::regtype, 'jsonb'::regtype) \
+             FROM pg_attribute \
              WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
             &[&oid],
         )
         .await
         .map_err(query)?;
-    let catalog: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    // The type without its modifier: an explicit cast to `varchar(10)` would cut a longer
+    // value, where the INSERT's own assignment to the column refuses it (22001).
+    let catalog: Vec<(String, String, bool)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
     let mut wanted: Vec<&str> = settings.columns.iter().map(|m| m.column.as_str()).collect();
     if settings.provenance {
         wanted.extend(POSTGRES_PROVENANCE);
@@ -50,10 +57,10 @@ pub(super) async fn table(
     let missing: Vec<&str> = wanted
         .iter()
         .copied()
-        .filter(|w| !catalog.iter().any(|(name, _)| name == w))
+        .filter(|w| !catalog.iter().any(|(name, ..)| name == w))
         .collect();
     if !missing.is_empty() {
-        let has: Vec<&str> = catalog.iter().map(|(n, _)| n.as_str()).collect();
+        let has: Vec<&str> = catalog.iter().map(|(n, ..)| n.as_str()).collect();
         let hint = if missing.iter().any(|m| m.starts_with("weir_")) {
             format!(
                 "; the provenance columns are added with ALTER TABLE {} ADD COLUMN weir_topic \
@@ -74,10 +81,14 @@ pub(super) async fn table(
     let columns = wanted
         .iter()
         .map(|w| {
-            let (name, sql_type) = catalog.iter().find(|(n, _)| n == w).expect("checked above");
+            let (name, sql_type, json) = catalog
+                .iter()
+                .find(|(n, ..)| n == w)
+                .expect("checked above");
             TypedColumn {
                 name: name.clone(),
                 sql_type: sql_type.clone(),
+                json: *json,
             }
         })
         .collect();
@@ -92,6 +103,7 @@ async fn unique_index(client: &Client, oid: u32, settings: &PostgresSink) -> Res
             "SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_index i \
              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
              WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL \
+               AND i.indimmediate AND i.indisvalid AND i.indexprs IS NULL \
              GROUP BY i.indexrelid",
             &[&oid],
         )
@@ -116,8 +128,9 @@ async fn unique_index(client: &Client, oid: u32, settings: &PostgresSink) -> Res
         WriteMode::Upsert => "`mode = \"upsert\"` updates the row of a key already there",
     };
     Err(HotError::Schema(format!(
-        "table {} has no unique index on ({}): {why}, which needs one: CREATE UNIQUE INDEX ON \
-         {} ({})",
+        "table {} has no unique index on ({}) that ON CONFLICT can use (valid, not deferrable, \
+         of plain columns, without a WHERE): {why}, which needs one: CREATE UNIQUE INDEX ON {} \
+         ({})",
         settings.table,
         wanted.join(", "),
         settings.table,

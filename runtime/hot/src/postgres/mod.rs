@@ -35,11 +35,19 @@ use rows::Row;
 /// retried: the pool is exhausted.
 const POOL_WAIT: Duration = Duration::from_secs(5);
 
+/// The server-side `statement_timeout` of the sink's connections: a statement held up longer
+/// (a lock, a synchronous standby that is down) fails and its batch is retried.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a whole write may take on the client's side, whatever the server does (a
+/// connection black-holed by the network): then its connection is dropped and it is retried.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Which record fields fill which columns.
 #[derive(Debug)]
 pub(crate) struct Layout {
-    /// (column, JSON pointer) of the mapped columns.
-    fields: Vec<(String, String)>,
+    /// (column, JSON pointer, whether the column is json or jsonb) of the mapped columns.
+    fields: Vec<(String, String, bool)>,
     provenance: bool,
 }
 
@@ -77,7 +85,9 @@ impl std::fmt::Debug for PostgresSink {
 
 /// How a failed statement is handled.
 enum Failed {
-    /// The server refused the data of a row (SQLSTATE class 22, 23 or 54).
+    /// The server refused the data of a row (SQLSTATE class 22, 23 or 54, or P0: an exception
+    /// a trigger raised), or the batch as one statement (21000: two rows of one key that only
+    /// the server could tell equal). The batch is written again row by row.
     Rejected { code: String, message: String },
     /// Anything else: retried. `kind` as in [`HotObserver::failed`].
     Unavailable { kind: &'static str, message: String },
@@ -88,8 +98,8 @@ fn classify(error: &tokio_postgres::Error) -> Failed {
         Some(db) => {
             let code = db.code().code().to_owned();
             let message = db.message().to_owned();
-            match &code[..2] {
-                "22" | "23" | "54" => Failed::Rejected { code, message },
+            match code.get(..2).unwrap_or_default() {
+                "21" | "22" | "23" | "54" | "P0" => Failed::Rejected { code, message },
                 "40" => Failed::Unavailable {
                     kind: "serialization",
                     message: format!("{code}: {message}"),
@@ -129,10 +139,24 @@ impl PostgresSink {
             tls.set_ca_file(ca)
                 .map_err(|e| HotError::Tls(format!("{}: {e}", ca.display())))?;
         }
+        // `sslmode=require` in the url asks for TLS as `tls = "require"` does: never less.
+        use tokio_postgres::config::SslMode;
+        let url_requires = config.get_ssl_mode() == SslMode::Require;
         config.ssl_mode(match settings.tls {
-            TlsMode::Disable => tokio_postgres::config::SslMode::Disable,
-            TlsMode::Require => tokio_postgres::config::SslMode::Require,
+            TlsMode::Require => SslMode::Require,
+            TlsMode::Disable if url_requires => SslMode::Require,
+            TlsMode::Disable => SslMode::Disable,
         });
+        // A statement that waits on a lock or a dead standby ends after STATEMENT_TIMEOUT (the
+        // server's 57014, retried); keepalives find a connection whose peer vanished.
+        let options = format!(
+            "{} -c statement_timeout={}",
+            config.get_options().unwrap_or_default(),
+            STATEMENT_TIMEOUT.as_millis()
+        );
+        config.options(options.trim());
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(30));
         let server = server(&config);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -184,7 +208,8 @@ impl PostgresSink {
                 fields: settings
                     .columns
                     .iter()
-                    .map(|m| (m.column.clone(), m.field.clone()))
+                    .zip(&columns)
+                    .map(|(m, typed)| (m.column.clone(), m.field.clone(), typed.json))
                     .collect(),
                 provenance: settings.provenance,
             },
@@ -224,17 +249,31 @@ impl PostgresSink {
             }
         };
         self.report_pool(waited.elapsed());
-        let first = if self.per_record {
-            self.each_record(&mut client, rows).await
-        } else {
-            self.batch(&client, rows).await
+        let write = async {
+            let first = if self.per_record {
+                self.each_record(&mut client, rows).await
+            } else {
+                self.batch(&client, rows).await
+            };
+            match first {
+                Ok(()) => Ok(Vec::new()),
+                Err(Failed::Unavailable { kind, message }) => Err(self.unavailable(kind, message)),
+                Err(Failed::Rejected { .. }) => {
+                    self.observer.failed(&self.name, "rejected");
+                    self.row_by_row(&mut client, rows).await
+                }
+            }
         };
-        match first {
-            Ok(()) => Ok(Vec::new()),
-            Err(Failed::Unavailable { kind, message }) => Err(self.unavailable(kind, message)),
-            Err(Failed::Rejected { .. }) => {
-                self.observer.failed(&self.name, "rejected");
-                self.row_by_row(&mut client, rows).await
+        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(written) => written,
+            Err(_) => {
+                // No answer at all (a connection the network black-holed): the connection is
+                // taken out of the pool and closed, so no later write queues behind it.
+                drop(deadpool_postgres::Object::take(client));
+                Err(self.unavailable(
+                    "unavailable",
+                    format!("no answer within {}s", WRITE_TIMEOUT.as_secs()),
+                ))
             }
         }
     }
@@ -323,6 +362,12 @@ impl PostgresSink {
                         .rollback()
                         .await
                         .map_err(|e| retry(classify(&e)))?;
+                    // ROLLBACK TO keeps the savepoint: release it, or every refused row would
+                    // nest the next one a level deeper.
+                    transaction
+                        .batch_execute("RELEASE SAVEPOINT weir_row")
+                        .await
+                        .map_err(|e| retry(classify(&e)))?;
                     refused.push((
                         row.index,
                         Refused {
@@ -400,7 +445,11 @@ impl PostgresSink {
     fn unavailable(&self, kind: &'static str, message: String) -> SinkError {
         self.observer.failed(&self.name, kind);
         let reason = format!("postgres {}: {message}", self.server.address);
-        *self.down.lock() = Some(reason.clone());
+        // A serialization conflict is the database working as it should under concurrent
+        // writers: retried, but the store is not down.
+        if kind != "serialization" {
+            *self.down.lock() = Some(reason.clone());
+        }
         SinkError::Unavailable(reason)
     }
 

@@ -70,8 +70,13 @@ pub(super) fn rows(layout: &Layout, outputs: &[Output<'_>]) -> (Vec<Row>, Vec<(u
             .flatten()
             .and_then(trace::parse_traceparent);
         let mut values = Vec::with_capacity(layout.fields.len() + 5);
-        for (_, pointer) in &layout.fields {
-            values.push(value.pointer(pointer).and_then(text));
+        for (_, pointer, json) in &layout.fields {
+            let field = value.pointer(pointer);
+            values.push(match json {
+                // A json or jsonb column takes the field as JSON: a string stays a string.
+                true => field.filter(|v| !v.is_null()).map(Value::to_string),
+                false => field.and_then(text),
+            });
         }
         if layout.provenance {
             values.push(Some(output.source_topic.to_owned()));
@@ -91,13 +96,19 @@ pub(super) fn rows(layout: &Layout, outputs: &[Output<'_>]) -> (Vec<Row>, Vec<(u
 
 /// The rows one upsert statement writes: the last row of each key (a statement may not update
 /// one row twice), `key` being the key columns' positions. The rows of a key it skips were
-/// written over by a later one.
+/// written over by a later one. A row with a `NULL` in its key is always kept: a unique index
+/// holds any number of them. (Keys spelled differently but equal once typed, such as `1` and
+/// `1.0` for a numeric key, still meet in the statement: the server refuses it with 21000, and
+/// the batch is written row by row instead.)
 pub(super) fn latest_per_key<'r>(rows: &'r [Row], key: &[usize]) -> Vec<&'r Row> {
     let mut seen = std::collections::HashSet::new();
     let mut latest: Vec<&Row> = rows
         .iter()
         .rev()
-        .filter(|row| seen.insert(key.iter().map(|&k| &row.values[k]).collect::<Vec<_>>()))
+        .filter(|row| {
+            let values: Vec<&Option<String>> = key.iter().map(|&k| &row.values[k]).collect();
+            values.iter().any(|v| v.is_none()) || seen.insert(values)
+        })
         .collect();
     latest.reverse();
     latest
@@ -132,17 +143,22 @@ mod tests {
 
     #[test]
     fn an_upsert_keeps_the_last_row_of_each_key_in_order() {
-        let rows = [
+        let mut rows = vec![
             row(0, 1, "a"),
             row(1, 2, "b"),
             row(2, 1, "c"),
             row(3, 3, "d"),
+            row(4, 0, "e"),
+            row(5, 0, "f"),
         ];
+        // Two rows without a key: both kept, as a unique index keeps both.
+        rows[4].values[0] = None;
+        rows[5].values[0] = None;
         let kept: Vec<usize> = latest_per_key(&rows, &[0])
             .iter()
             .map(|r| r.index)
             .collect();
-        assert_eq!(kept, [1, 2, 3]);
+        assert_eq!(kept, [1, 2, 3, 4, 5]);
         let all: Vec<&Row> = rows.iter().collect();
         assert_eq!(
             columns(&all[..2], 2),

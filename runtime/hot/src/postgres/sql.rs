@@ -20,11 +20,15 @@ pub fn quote_table(table: &str) -> String {
     table.split('.').map(quote).collect::<Vec<_>>().join(".")
 }
 
-/// A column the statement fills, with its type as the catalog spells it (`format_type`).
+/// A column the statement fills, with its type as the catalog spells it (`format_type`),
+/// without its modifier (`character varying`, not `character varying(10)`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TypedColumn {
     pub name: String,
     pub sql_type: String,
+    /// Whether the type is `json` or `jsonb`: its values are sent as JSON text, strings
+    /// quoted.
+    pub json: bool,
 }
 
 /// The `INSERT` for `table`: `columns` (the mapped ones, then the provenance ones when used),
@@ -90,6 +94,7 @@ mod tests {
         TypedColumn {
             name: name.into(),
             sql_type: sql_type.into(),
+            json: false,
         }
     }
 

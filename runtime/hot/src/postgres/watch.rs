@@ -19,6 +19,8 @@ use crate::HotObserver;
 
 /// How often the watcher reads the server.
 pub const INTERVAL: Duration = Duration::from_secs(10);
+/// How long one reading may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the watcher samples the pool (no I/O: the pool's own counts).
 pub const SAMPLE: Duration = Duration::from_secs(1);
 
@@ -71,20 +73,35 @@ impl Watcher {
 impl Watch {
     fn once(&self) {
         let read = self.runtime.block_on(async {
-            let (client, connection) = self.config.connect(self.connector.clone()).await?;
-            let connection = tokio::spawn(connection);
-            let row = client
-                .query_one(
-                    "SELECT (SELECT count(*) FROM pg_stat_activity \
-                        WHERE backend_type = 'client backend')::float8, \
-                     current_setting('max_connections')::float8, \
-                     (SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = to_regclass($1))::float8",
-                    &[&quote_table(&self.table)],
-                )
-                .await;
-            drop(client);
-            let _ = connection.await;
-            row
+            tokio::time::timeout(READ_TIMEOUT, async {
+                // A server that cannot be connected to (down, refusing: too many clients, a
+                // password no longer valid) is down for the sink too.
+                let (client, connection) = self
+                    .config
+                    .connect(self.connector.clone())
+                    .await
+                    .map_err(|e| Some(super::with_causes(&e)))?;
+                let connection = tokio::spawn(connection);
+                // A reading it may not take (a privilege) is only missed.
+                let row = client
+                    .query_one(
+                        "SELECT (SELECT count(*) FROM pg_stat_activity \
+                            WHERE backend_type = 'client backend')::float8, \
+                         current_setting('max_connections')::float8, \
+                         (SELECT n_dead_tup FROM pg_stat_user_tables \
+                            WHERE relid = to_regclass($1))::float8",
+                        &[&quote_table(&self.table)],
+                    )
+                    .await;
+                drop(client);
+                let _ = connection.await;
+                row.map_err(|e| {
+                    tracing::debug!(sink = %self.sink, error = %e, "The watcher cannot read the server.");
+                    None
+                })
+            })
+            .await
+            .unwrap_or_else(|_| Err(Some(format!("no answer within {}s", READ_TIMEOUT.as_secs()))))
         });
         match read {
             Ok(row) => {
@@ -92,25 +109,29 @@ impl Watch {
                     ("postgres_connections", row.get::<_, f64>(0)),
                     ("postgres_max_connections", row.get::<_, f64>(1)),
                 ];
-                if let Some(dead) = row.get::<_, Option<f64>>(2) {
+                if let Ok(Some(dead)) = row.try_get::<_, Option<f64>>(2) {
                     readings.push(("postgres_dead_tuples", dead));
                 }
                 self.observer.health(&self.sink, &readings);
-                let mut down = self.down.lock();
-                if down
-                    .as_deref()
-                    .is_some_and(|d| d.starts_with("postgres watcher"))
-                {
-                    *down = None;
-                }
+                self.clear();
             }
-            Err(error) => {
-                tracing::debug!(sink = %self.sink, %error, "The watcher cannot read the server.");
-                if error.as_db_error().is_none() {
-                    self.observer.failed(&self.sink, "unavailable");
-                    *self.down.lock() = Some(format!("postgres watcher: {error}"));
-                }
+            Err(None) => self.clear(),
+            Err(Some(reason)) => {
+                tracing::debug!(sink = %self.sink, %reason, "The watcher cannot reach the server.");
+                self.observer.failed(&self.sink, "unavailable");
+                *self.down.lock() = Some(format!("postgres watcher: {reason}"));
             }
+        }
+    }
+
+    /// Clears what the watcher set: the server answers.
+    fn clear(&self) {
+        let mut down = self.down.lock();
+        if down
+            .as_deref()
+            .is_some_and(|d| d.starts_with("postgres watcher"))
+        {
+            *down = None;
         }
     }
 }

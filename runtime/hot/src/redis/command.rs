@@ -48,6 +48,8 @@ pub(super) struct Prepared<'o, 'a> {
     key: Vec<u8>,
     /// The record's `traceparent`: (trace id, span id, sampled).
     trace: Option<(TraceId, SpanId, bool)>,
+    /// Its index among the outputs of its input record (a flat-map's), as `weir_output`.
+    pub(super) nth: i64,
 }
 
 impl<'o, 'a> Prepared<'o, 'a> {
@@ -70,6 +72,7 @@ impl<'o, 'a> Prepared<'o, 'a> {
                 .get(TRACEPARENT)
                 .flatten()
                 .and_then(parse_traceparent),
+            nth: 0,
         })
     }
 
@@ -117,7 +120,9 @@ fn commands(shape: Shape, p: &Prepared<'_, '_>) -> Vec<::redis::Cmd> {
             .arg("weir_partition")
             .arg(p.output.source_partition)
             .arg("weir_offset")
-            .arg(p.output.ack.offset());
+            .arg(p.output.ack.offset())
+            .arg("weir_output")
+            .arg(p.nth);
     };
     match shape.mode {
         RedisMode::Set => {
@@ -255,6 +260,7 @@ mod tests {
             "weir_topic",
             "weir_partition",
             "weir_offset",
+            "weir_output",
             "PEXPIRE",
         ] {
             assert!(text.contains(word), "{word} missing from {text}");

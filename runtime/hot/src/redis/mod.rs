@@ -12,6 +12,8 @@
 //! key. A write sends every output it takes in one (non-atomic) pipeline over one connection and
 //! returns once the replies are in. An output the server refuses (`WRONGTYPE`: the key holds
 //! another type) is returned refused with the server's error code; the others are written.
+//! Any other server error (`NOPERM`, `MOVED`, an unknown command) is about the server or its
+//! configuration, not the output, and is retried like a failure.
 //! A connection that fails (or a server that cannot take writes now: `LOADING`, `OOM`,
 //! `READONLY`...) fails the whole write as [`SinkError::Unavailable`], accepting nothing, and
 //! the engine makes the write again later.
@@ -19,8 +21,9 @@
 //! Delivery: a write may thus reach Redis more than once. In `set` and `hash` modes a replay
 //! rewrites the same value, so the result is as if written once. In `stream` mode delivery is
 //! at-least-once: a replay after a failed write or a crash can add the same entries again (their
-//! `weir_topic`, `weir_partition` and `weir_offset` tell duplicates apart). In `hash` mode with a
-//! `ttl`, `PEXPIRE` runs even when `HSET` was refused, so a key of another type gets the TTL.
+//! `weir_topic`, `weir_partition`, `weir_offset` and `weir_output` tell duplicates apart). In
+//! `hash` mode with a `ttl`, `PEXPIRE` runs even when `HSET` was refused, so a key of another
+//! type gets the TTL.
 //!
 //! Owns: the client, its connection pool (`pool`), the commands (`command`), the keys (`key`)
 //! and the watcher that reads the server's health every [`WATCH_INTERVAL`] (`watch`), on a
@@ -50,6 +53,11 @@ use crate::{HotError, HotObserver, Server, Statement};
 
 /// How often the watcher reads the server's health.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The server error codes that refuse an output for what it is (the key holds another type):
+/// the output is dead-lettered. Any other server error (below, and NOPERM, MOVED, an unknown
+/// command...) says the server or its configuration cannot take the write: it is retried.
+const REFUSALS: &[&str] = &["WRONGTYPE"];
 
 /// Server error codes that say the server cannot take writes now, not that it refuses an output:
 /// the write is retried rather than its outputs refused.
@@ -272,7 +280,10 @@ impl Failure {
                 None => error.code().to_owned(),
             })
         };
-        if let Some((_, busy)) = errors.iter().find(|(_, e)| TRANSIENT.contains(&e.code())) {
+        let busy = errors
+            .iter()
+            .find(|(_, e)| TRANSIENT.contains(&e.code()) || !REFUSALS.contains(&e.code()));
+        if let Some((_, busy)) = busy {
             return Self::Busy(format!(
                 "redis at {server} cannot take writes now: {}",
                 text(busy)
@@ -300,9 +311,21 @@ impl Sink for RedisSink {
     fn write(&self, outputs: &[Output<'_>]) -> Result<Vec<(usize, Refused)>, SinkError> {
         let mut refused = Vec::new();
         let mut prepared = Vec::with_capacity(outputs.len());
+        // Outputs of one input record are next to each other in a write: their index among
+        // them tells a flat-map's outputs apart (`weir_output`).
+        let mut previous: Option<(*const weir_core::InputAck, i64)> = None;
         for (index, output) in outputs.iter().enumerate() {
+            let ack = std::sync::Arc::as_ptr(output.ack);
+            let nth = match previous {
+                Some((p, n)) if p == ack => n + 1,
+                _ => 0,
+            };
+            previous = Some((ack, nth));
             match Prepared::new(&self.key, index, output) {
-                Ok(p) => prepared.push(p),
+                Ok(mut p) => {
+                    p.nth = nth;
+                    prepared.push(p);
+                }
                 Err(why) => refused.push((index, why)),
             }
         }
@@ -336,7 +359,9 @@ impl Sink for RedisSink {
                 Err(self.down(reason))
             }
             Failure::Busy(reason) => {
-                drop(lent);
+                // A connection told READONLY (a replica after a failover), NOAUTH or NOPERM
+                // would be told so again: the next write connects anew.
+                lent.discard();
                 self.report(&pipeline, Some(("unavailable", &reason)));
                 Err(self.down(reason))
             }
