@@ -18,7 +18,9 @@ use crate::Secret;
 /// ```
 ///
 /// Each batch of a lane's results is one `INSERT` statement in one transaction; the input records
-/// are committed only after that transaction commits. Rows are keyed so that a replay after a
+/// are committed only after that transaction commits. The sink's connections run with a
+/// `statement_timeout` of 30 s: a statement held up longer (a lock, a synchronous standby that is
+/// down) fails and its batch is written again later, as when the server is down. Rows are keyed so that a replay after a
 /// crash writes no row twice: by the provenance columns with `mode = "insert"`, by `key` with
 /// `mode = "upsert"`. Every statement carries the W3C `traceparent` of its span as a SQL comment
 /// (the sqlcommenter convention), so a slow-query log line leads to the trace.
@@ -59,8 +61,9 @@ pub struct PostgresSink {
     pub pool_size: u32,
     /// `connect_timeout`: how long a connection attempt may take. Default 5s.
     pub connect_timeout: Duration,
-    /// `tls`: `"disable"` (default) or `"require"` (TLS, the server's certificate verified
-    /// against `ca` or the system's roots).
+    /// `tls`: `"disable"` (default) or `"require"` (TLS, the server's certificate and host name
+    /// verified against `ca` or the system's roots). `sslmode=require` in `url` asks for the
+    /// same; TLS is never turned off when the url asks for it.
     pub tls: TlsMode,
     /// `ca`: with `tls = "require"`, a PEM file of the certificate authorities that sign the
     /// server's certificate, relative to the pipeline file. Default: the system's roots.
