@@ -26,6 +26,7 @@ mod misbehaving;
 mod partitions;
 mod reload;
 mod scaffold;
+mod schema;
 mod security;
 mod store;
 mod telemetry;

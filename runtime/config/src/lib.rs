@@ -44,8 +44,8 @@ pub use hot::{
 };
 pub use model::{
     Aggregate, Canary, CanaryCohort, Control, DeadLetter, Delivery, Expectation, LatePolicy,
-    Limits, Location, OnFull, Partitioning, Pipeline, Rollback, Sample, Sink, Source, Stage,
-    StageKind, StartFrom, Target, Telemetry, TestCase, TestRecord, WindowKind,
+    Limits, Location, OnFull, Partitioning, Pipeline, Rollback, Sample, SchemaGate, Sink, Source,
+    Stage, StageKind, StartFrom, Target, Telemetry, TestCase, TestRecord, WindowKind,
 };
 pub use security::{Sasl, SaslMechanism, Secret, SecretError, Security, SecurityProtocol};
 pub use store::{

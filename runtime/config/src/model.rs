@@ -196,6 +196,17 @@ pub struct Stage {
     pub sink: Option<String>,
     /// `partitioning`: which partition of `output` a result goes to. Default `"source"`.
     pub partitioning: Partitioning,
+    /// `input_schema`: a JSON Schema (draft 2020-12) every record entering the stage must
+    /// match, as a file next to the pipeline (`"schemas/click.json"`) or an inline table. A
+    /// record that does not (or whose value is not JSON) is dead-lettered with error kind
+    /// `schema-invalid`, the first violations' keyword in `weir.error.code` and their instance
+    /// paths in `weir.error.message`, without reaching the stage. Enrich stages only. Default:
+    /// none.
+    pub input_schema: Option<SchemaGate>,
+    /// `output_schema`: the same for every record the stage produces: an input any of whose
+    /// outputs does not match is dead-lettered (as it entered the stage) instead of its outputs
+    /// going on. Enrich stages only. Default: none.
+    pub output_schema: Option<SchemaGate>,
     /// `[stage.canary]`: a new version of the module, run on some partitions only, compared
     /// with this one and rolled back automatically on regression. Enrich stages only.
     /// Default: none.
@@ -206,6 +217,15 @@ pub struct Stage {
     pub line: usize,
     /// Where `module` is written in the pipeline file, for messages.
     pub module_location: Location,
+}
+
+/// A stage's `input_schema` or `output_schema`, checked to be a valid JSON Schema when read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaGate {
+    /// The schema.
+    pub schema: serde_json::Value,
+    /// The file it was read from, if it was not inline.
+    pub file: Option<PathBuf>,
 }
 
 /// `[stage.canary]`: the next version of a stage's module, on some partitions only.

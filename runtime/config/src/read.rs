@@ -1,6 +1,7 @@
 //! Reads the document tree into the model, section by section.
 
 mod hot;
+mod schema;
 mod security;
 mod sinks;
 mod stages;

@@ -29,6 +29,9 @@ pub enum FailureKind {
     /// A sink refused the record's output for its shape: a store whose schema its value does
     /// not fit (a field of the wrong type, a required field missing, not JSON).
     SinkRejected,
+    /// The record, or one of the stage's outputs for it, does not match the stage's
+    /// `input_schema` or `output_schema`.
+    SchemaInvalid,
 }
 
 impl FailureKind {
@@ -45,6 +48,7 @@ impl FailureKind {
             Self::Late => "late",
             Self::StateFull => "state-full",
             Self::SinkRejected => "sink-rejected",
+            Self::SchemaInvalid => "schema-invalid",
         }
     }
 }

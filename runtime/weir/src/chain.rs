@@ -45,6 +45,8 @@ pub struct StageInfo {
     /// any: they have an `output` topic or a store, never both.
     pub store: Option<Arc<str>>,
     pub partitioning: Partitioning,
+    /// The stage's schema gates, if it has any.
+    pub gates: Option<Arc<crate::gate::Gates>>,
 }
 
 /// What becomes of an input record: outputs to publish and records to dead-letter. `span` is the
@@ -244,7 +246,12 @@ impl Chain {
             stage.set_context(&call);
             let start = SystemTime::now();
             let timer = Instant::now();
-            let outcomes = stage.process(topic, partition, &inputs);
+            let outcomes = match &info.gates {
+                Some(gates) => crate::gate::gated(gates, &inputs, |passed| {
+                    stage.process(topic, partition, passed)
+                }),
+                None => stage.process(topic, partition, &inputs),
+            };
             let took = timer.elapsed();
             calls.push(StageCall {
                 start,
@@ -387,6 +394,7 @@ mod tests {
             output: output.map(Into::into),
             store: None,
             partitioning: Partitioning::Source,
+            gates: None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod chain;
 mod cluster;
 pub mod engine;
 pub mod error;
+pub mod gate;
 mod guest;
 mod hot;
 mod lane;

@@ -125,6 +125,11 @@ fn info(pipeline: &Pipeline, stage: &Stage, sha256: &str) -> StageInfo {
         output: output_topic(pipeline, stage),
         store: store_of(pipeline, stage),
         partitioning: stage.partitioning,
+        gates: crate::gate::Gates::new(
+            stage.input_schema.as_ref(),
+            stage.output_schema.as_ref(),
+            &stage.name,
+        ),
     }
 }
 
@@ -230,6 +235,11 @@ impl LoadedPipeline {
                 infos.push(StageInfo {
                     output: output_topic(pipeline, stage),
                     store: store_of(pipeline, stage),
+                    gates: crate::gate::Gates::new(
+                        stage.input_schema.as_ref(),
+                        stage.output_schema.as_ref(),
+                        &stage.name,
+                    ),
                     ..prev.infos[i].clone()
                 });
                 modules.push(Arc::clone(&prev.modules[i]));

@@ -95,6 +95,15 @@ fn stage(
         )
     });
     let canary = table.optional("canary", |value| canary(value, base, report));
+    let input_schema = table.optional("input_schema", |v| super::schema::gate(v, base, report));
+    let output_schema = table.optional("output_schema", |v| super::schema::gate(v, base, report));
+    if kind == Some(StageKind::Aggregate) {
+        for key in ["input_schema", "output_schema"] {
+            if let Some(value) = table.get(key) {
+                value.owner_error(report, "schema gates are for enrich stages");
+            }
+        }
+    }
     let stage_name = name.as_ref().map_or("stage", |n| n.value.as_str());
     let aggregate = aggregate(&mut table, kind, pipeline, stage_name, report);
     if kind == Some(StageKind::Aggregate)
@@ -130,6 +139,8 @@ fn stage(
         sink: sink?.map(|sink| sink.value),
         partitioning: partitioning?,
         canary: canary?,
+        input_schema: input_schema?,
+        output_schema: output_schema?,
         aggregate: aggregate?,
         line: report.location(span.start).line,
         module_location,
