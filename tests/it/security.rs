@@ -323,10 +323,12 @@ fn a_broker_certificate_for_another_host_is_refused_unless_told_otherwise() {
     let b = TlsBroker::start("other-host");
     let (_dir, file) = b.pipeline("");
     let (status, log) = b.weir(&file).wait_exit(Duration::from_secs(90));
+    // (`status` says which signal, should weir ever die of one here: once, under a loaded
+    // machine, it ended by a signal right after printing its error; not reproduced since.)
     assert_eq!(
         status.code(),
         Some(4),
-        "the cluster refused at start: {log:#?}"
+        "the cluster refused at start ({status}): {log:#?}"
     );
     assert!(
         log.iter().any(|l| l.contains("certificate verify failed")),
