@@ -16,6 +16,7 @@
 mod error;
 mod observe;
 pub mod postgres;
+mod provenance;
 pub mod redis;
 
 pub use error::HotError;

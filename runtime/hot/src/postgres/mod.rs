@@ -28,7 +28,7 @@ use weir_core::trace::{IdGenerator, SpanId, TraceId, format_traceparent};
 use weir_core::{Output, Refused, Sink, SinkError};
 
 use crate::HotError;
-use crate::observe::{HotObserver, MAX_LINKS, PoolState, Server, Statement};
+use crate::observe::{HotObserver, PoolState, Server, Statement};
 use rows::Row;
 
 /// How long a write waits for a free connection before it counts as a failure (`pool`) and is
@@ -470,18 +470,9 @@ fn pool_state(pool: &Pool) -> PoolState {
     }
 }
 
-/// Distinct sampled traces of `rows`, at most [`MAX_LINKS`].
+/// Distinct sampled traces of `rows`, at most `MAX_LINKS`.
 fn links(rows: &[Row]) -> Vec<(TraceId, SpanId)> {
-    let mut links: Vec<(TraceId, SpanId)> = Vec::new();
-    for (trace_id, span_id, _) in rows.iter().filter_map(|r| r.trace).filter(|t| t.2) {
-        if links.len() == MAX_LINKS {
-            break;
-        }
-        if !links.iter().any(|(t, _)| *t == trace_id) {
-            links.push((trace_id, span_id));
-        }
-    }
-    links
+    crate::provenance::links(rows.iter().map(|r| r.trace))
 }
 
 /// A pool error, in words that hold no connection string.

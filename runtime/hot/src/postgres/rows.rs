@@ -4,14 +4,13 @@
 //! text, `null` or a missing field as `NULL`); the statement takes them as one text array per
 //! column.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 use tokio_postgres::types::ToSql;
-use weir_core::trace::{self, SpanId, TRACEPARENT, TraceId};
+use weir_core::trace::{self, SpanId, TraceId};
 use weir_core::{Output, Refused};
 
 use super::Layout;
+use crate::provenance;
 
 /// One output made into a row.
 #[derive(Debug)]
@@ -39,16 +38,8 @@ fn text(value: &Value) -> Option<String> {
 pub(super) fn rows(layout: &Layout, outputs: &[Output<'_>]) -> (Vec<Row>, Vec<(usize, Refused)>) {
     let mut rows = Vec::with_capacity(outputs.len());
     let mut refused = Vec::new();
-    // The index of each output among the outputs of its input record: outputs of one input are
-    // next to each other in a write.
-    let mut previous: Option<(*const weir_core::InputAck, i64)> = None;
-    for (index, output) in outputs.iter().enumerate() {
-        let ack = Arc::as_ptr(output.ack);
-        let nth = match previous {
-            Some((p, n)) if p == ack => n + 1,
-            _ => 0,
-        };
-        previous = Some((ack, nth));
+    let numbered = outputs.iter().zip(provenance::output_indexes(outputs));
+    for (index, (output, nth)) in numbered.enumerate() {
         let value = output
             .record
             .value
@@ -63,12 +54,7 @@ pub(super) fn rows(layout: &Layout, outputs: &[Output<'_>]) -> (Vec<Row>, Vec<(u
             ));
             continue;
         };
-        let trace = output
-            .record
-            .headers
-            .get(TRACEPARENT)
-            .flatten()
-            .and_then(trace::parse_traceparent);
+        let trace = provenance::trace(output.record);
         let mut values = Vec::with_capacity(layout.fields.len() + 5);
         for (_, pointer, json) in &layout.fields {
             let field = value.pointer(pointer);

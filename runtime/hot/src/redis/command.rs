@@ -3,11 +3,10 @@
 use std::time::Duration;
 
 use weir_config::RedisMode;
-use weir_core::trace::{SpanId, TRACEPARENT, TraceId, hex, parse_traceparent};
+use weir_core::trace::{SpanId, TraceId, hex};
 use weir_core::{Output, Refused};
 
 use super::key::KeyTemplate;
-use crate::MAX_LINKS;
 
 /// How the sink writes each output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,11 +66,7 @@ impl<'o, 'a> Prepared<'o, 'a> {
             index,
             output,
             key: key.key(record)?,
-            trace: record
-                .headers
-                .get(TRACEPARENT)
-                .flatten()
-                .and_then(parse_traceparent),
+            trace: crate::provenance::trace(record),
             nth: 0,
         })
     }
@@ -160,26 +155,18 @@ fn commands(shape: Shape, p: &Prepared<'_, '_>) -> Vec<::redis::Cmd> {
 
 /// The distinct sampled traces of `prepared`, at most [`MAX_LINKS`], for the pipeline's span.
 pub(super) fn links(prepared: &[Prepared<'_, '_>]) -> Vec<(TraceId, SpanId)> {
-    let mut links: Vec<(TraceId, SpanId)> = Vec::new();
-    for (trace_id, span_id, sampled) in prepared.iter().filter_map(|p| p.trace) {
-        if links.len() == MAX_LINKS {
-            break;
-        }
-        if sampled && !links.contains(&(trace_id, span_id)) {
-            links.push((trace_id, span_id));
-        }
-    }
-    links
+    crate::provenance::links(prepared.iter().map(|p| p.trace))
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
-    use weir_core::trace::format_traceparent;
+    use weir_core::trace::{TRACEPARENT, format_traceparent};
     use weir_core::{Bytes, Headers, PartitionTracker, Record};
 
     use super::*;
+    use crate::MAX_LINKS;
 
     fn record(value: &str, traceparent: Option<String>) -> Record {
         let mut headers = Headers::new();

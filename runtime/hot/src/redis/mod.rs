@@ -311,16 +311,11 @@ impl Sink for RedisSink {
     fn write(&self, outputs: &[Output<'_>]) -> Result<Vec<(usize, Refused)>, SinkError> {
         let mut refused = Vec::new();
         let mut prepared = Vec::with_capacity(outputs.len());
-        // Outputs of one input record are next to each other in a write: their index among
-        // them tells a flat-map's outputs apart (`weir_output`).
-        let mut previous: Option<(*const weir_core::InputAck, i64)> = None;
-        for (index, output) in outputs.iter().enumerate() {
-            let ack = std::sync::Arc::as_ptr(output.ack);
-            let nth = match previous {
-                Some((p, n)) if p == ack => n + 1,
-                _ => 0,
-            };
-            previous = Some((ack, nth));
+        // Their index among the outputs of their input tells a flat-map's outputs apart.
+        let numbered = outputs
+            .iter()
+            .zip(crate::provenance::output_indexes(outputs));
+        for (index, (output, nth)) in numbered.enumerate() {
             match Prepared::new(&self.key, index, output) {
                 Ok(mut p) => {
                     p.nth = nth;
