@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::wait_committed;
 use crate::harness::{
     Process, Rec, Weir, committed, consume, consume_all, create_topic, die_with_parent, free_port,
     http_get, metric_value, module, produce, source_table, unique, wait_for_value, wait_listening,
@@ -55,20 +56,6 @@ fn trace_id(i: usize) -> String {
 fn traced(i: usize, partition: i32, value: String) -> Rec {
     let parent = format!("00-{}-{:016x}-01", trace_id(i), i + 1);
     Rec::new(partition, &format!("k{i}"), value).header("traceparent", &parent)
-}
-
-/// Waits until `group` has committed every record of `records` on `input`.
-fn wait_committed(group: &str, input: &str, records: &[Rec]) {
-    let mut per_partition: BTreeMap<i32, i64> = BTreeMap::new();
-    for r in records {
-        *per_partition.entry(r.partition).or_default() += 1;
-    }
-    wait_for_value(Duration::from_secs(90), || {
-        per_partition
-            .iter()
-            .all(|(&p, &n)| committed(group, input, p) == Some(n))
-            .then_some(())
-    });
 }
 
 /// The offset each record of `records` gets: its place among the records of its partition.
