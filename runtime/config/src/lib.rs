@@ -19,6 +19,7 @@ mod formats;
 mod hot;
 mod model;
 mod modules;
+mod privacy;
 mod read;
 mod reader;
 mod report;
@@ -47,6 +48,7 @@ pub use model::{
     Limits, Location, OnFull, Partitioning, Pipeline, Rollback, Sample, SchemaGate, Sink, Source,
     Stage, StageKind, StartFrom, Target, Telemetry, TestCase, TestRecord, WindowKind,
 };
+pub use privacy::{Privacy, PrivacyMethod};
 pub use security::{Sasl, SaslMechanism, Secret, SecretError, Security, SecurityProtocol};
 pub use store::{
     Column, ColumnType, Compression, DEAD_LETTER_COLUMNS, NamedSink, PROVENANCE_COLUMNS,

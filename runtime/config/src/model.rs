@@ -30,6 +30,9 @@ pub struct Pipeline {
     pub security: crate::Security,
     /// `[control]`, optional: where the instances of this pipeline share rollout decisions.
     pub control: Option<Control>,
+    /// `[privacy]`, optional: the fields and headers of records that hold personal data, and
+    /// how they are redacted. Default: none, nothing is redacted.
+    pub privacy: Option<crate::Privacy>,
     /// `[[test]]`, optional: test cases run by `weir test`, without Kafka.
     pub tests: Vec<TestCase>,
     /// The pipeline file this was read from, as given to [`crate::load`] or [`crate::parse`].
@@ -378,7 +381,8 @@ pub enum Partitioning {
 }
 
 /// `[dead_letter]`: where records that fail a stage go, with headers saying why. Exactly one
-/// of its keys is required.
+/// of `topic` and `sink` is required. Its `redact` key (optional, default false: dead letters
+/// are redacted too, which needs `[privacy]`) is read into [`crate::Privacy::redact_dead_letters`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeadLetter {
     /// `topic`: the dead-letter topic. It may not be a source topic or a stage output.

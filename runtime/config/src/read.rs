@@ -1,6 +1,7 @@
 //! Reads the document tree into the model, section by section.
 
 mod hot;
+mod privacy;
 mod schema;
 mod security;
 mod sinks;
@@ -70,6 +71,8 @@ pub(crate) fn pipeline(
     let tests = root.with_default("test", Vec::new(), |value| {
         test_cases::test_cases(value, report, &mut refs)
     });
+    let privacy = root.optional("privacy", |value| privacy::privacy(value, base, report));
+    let privacy = privacy::dead_letters(privacy, refs.dead_letter_redact.as_ref(), report);
     if let (Some(sink), Some(sinks)) = (&sink, &sinks)
         && sink.delivery == Delivery::ExactlyOnce
         && let Some(store) = sinks
@@ -100,6 +103,7 @@ pub(crate) fn pipeline(
         telemetry: telemetry?,
         security: security?,
         control: control?,
+        privacy: privacy?,
         tests: tests?,
         path: path.to_owned(),
     })
@@ -359,6 +363,11 @@ fn dead_letter(
         refs.dead_letter_sink = Some(Written::new(value, name.clone()));
         Some(name)
     });
+    if let Some(value) = table.get("redact")
+        && let Some(redact) = value.bool(report)
+    {
+        refs.dead_letter_redact = Some(Written::new(&value, redact));
+    }
     let letter = match (topic?, sink?) {
         (Some(topic), None) => Some(DeadLetter::Topic(topic)),
         (None, Some(sink)) => Some(DeadLetter::Sink(sink)),

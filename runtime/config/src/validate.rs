@@ -67,6 +67,8 @@ pub(crate) struct Crossrefs {
     pub dead_letter: Option<Written<String>>,
     /// The `sink` of `[dead_letter]`.
     pub dead_letter_sink: Option<Written<String>>,
+    /// The `redact` of `[dead_letter]`, which needs `[privacy]`.
+    pub dead_letter_redact: Option<Written<bool>>,
     pub sinks: Vec<SinkRefs>,
     /// The `stage` of every test expectation.
     pub expected_stages: Vec<Written<String>>,
