@@ -105,6 +105,10 @@ pub trait Stage: Send {
     /// that can log (wasm modules through the host import) tags its log lines with it.
     fn set_context(&mut self, _context: &CallTrace) {}
 
+    /// The pipeline's `[privacy]`: a stage that writes text about records (wasm modules' log
+    /// lines) cleans it of their sensitive parts.
+    fn set_privacy(&mut self, _privacy: &std::sync::Arc<crate::Redactor>) {}
+
     /// Processes `records`, all consumed from `topic` / `partition`, and returns exactly one
     /// outcome per record, in order. Output records whose `timestamp` is `None` keep their
     /// input's timestamp; the caller fills it in.

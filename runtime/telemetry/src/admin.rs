@@ -1,5 +1,6 @@
 //! The admin listener: `/metrics` (OpenMetrics text), `/healthz`, `/readyz`, and the admin API
-//! (`POST /admin/reload`, `GET /admin/canary`, `POST /admin/canary/STAGE/ACTION`). Every
+//! (`POST /admin/reload`, `GET /admin/canary`, `POST /admin/canary/STAGE/ACTION`, and
+//! `GET /admin/tap?…`, which streams JSON lines until the client goes away). Every
 //! `/admin/` route needs `Authorization: Bearer <token>`. The listener serves each connection
 //! on its own thread within [`AdminLimits`], so a slow client never holds up a scrape or a
 //! health probe.
@@ -8,10 +9,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::TelemetryError;
-use crate::http::{Handler, Request, Response, Server};
+use crate::http::{Answer, Handler, Request, Response, Server};
 use crate::metrics::Metrics;
 
-pub use crate::http::AdminLimits;
+pub use crate::http::{AdminLimits, LineStream, Next};
 pub use crate::token::AdminToken;
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -47,6 +48,9 @@ pub enum Refusal {
     /// 400: the request itself is wrong (an unknown canary action, say).
     #[error("{0}")]
     BadRequest(String),
+    /// 429: too many clients of this kind at once.
+    #[error("{0}")]
+    TooMany(String),
 }
 
 impl Refusal {
@@ -55,6 +59,7 @@ impl Refusal {
             Self::Unavailable(_) => 503,
             Self::NotFound(_) => 404,
             Self::BadRequest(_) => 400,
+            Self::TooMany(_) => 429,
         }
     }
 }
@@ -74,6 +79,13 @@ pub trait Control: Send + Sync + 'static {
     fn canary(&self, _stage: &str, _action: &str) -> Result<String, Refusal> {
         Err(Refusal::Unavailable(
             "canaries are not available in this process".into(),
+        ))
+    }
+
+    /// A stream of JSON lines of the records `query` (the request's query string) selects.
+    fn tap(&self, _query: &str) -> Result<Box<dyn LineStream>, Refusal> {
+        Err(Refusal::Unavailable(
+            "tap is not available in this process".into(),
         ))
     }
 }
@@ -149,14 +161,28 @@ struct Routes {
 }
 
 impl Handler for Routes {
-    fn handle(&self, request: &Request) -> Response {
+    fn handle(&self, request: &Request) -> Answer {
         let path = request.path.as_str();
         if path == "/admin" || path.starts_with("/admin/") {
             return match authorize(request, self.api.as_ref()) {
-                Ok(api) => admin(api, request),
-                Err(refusal) => refusal,
+                Ok(api) if request.method == "GET" && path == "/admin/tap" => {
+                    match api.control.tap(&request.query) {
+                        Ok(lines) => Answer::Stream("application/x-ndjson", lines),
+                        Err(why) => Response::text(why.status(), format!("{why}\n")).into(),
+                    }
+                }
+                Ok(api) => admin(api, request).into(),
+                Err(refusal) => refusal.into(),
             };
         }
+        self.public(request).into()
+    }
+}
+
+impl Routes {
+    /// The routes that need no token.
+    fn public(&self, request: &Request) -> Response {
+        let path = request.path.as_str();
         let get = matches!(request.method.as_str(), "GET" | "HEAD");
         match path {
             "/metrics" if get => Response::ok(OPENMETRICS, self.metrics.encode()),
@@ -204,10 +230,11 @@ fn admin(api: &AdminApi, request: &Request) -> Response {
         }
         (_, "/admin/reload") => Response::text(405, "use POST\n").with_header("Allow", "POST"),
         (_, "/admin/canary") => Response::text(405, "use GET\n").with_header("Allow", "GET, HEAD"),
+        (_, "/admin/tap") => Response::text(405, "use GET\n").with_header("Allow", "GET"),
         _ => Response::text(
             404,
-            "not found: the admin API has POST /admin/reload, GET /admin/canary and \
-             POST /admin/canary/STAGE/ACTION\n",
+            "not found: the admin API has POST /admin/reload, GET /admin/canary, \
+             POST /admin/canary/STAGE/ACTION and GET /admin/tap\n",
         ),
     }
 }

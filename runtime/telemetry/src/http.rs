@@ -12,9 +12,11 @@
 
 mod request;
 mod response;
+mod stream;
 
 pub(crate) use request::Request;
 pub(crate) use response::Response;
+pub use stream::{LineStream, Next};
 
 use std::io::{ErrorKind, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -71,9 +73,22 @@ impl Default for AdminLimits {
 const LINGER: Duration = Duration::from_millis(500);
 const LINGER_BYTES: usize = 256 * 1024;
 
+/// An answer: complete, or lines streamed until the client goes away.
+pub(crate) enum Answer {
+    Full(Response),
+    /// A `200` of this content type, whose body is the stream's lines.
+    Stream(&'static str, Box<dyn LineStream>),
+}
+
+impl From<Response> for Answer {
+    fn from(response: Response) -> Self {
+        Self::Full(response)
+    }
+}
+
 /// Answers requests.
 pub(crate) trait Handler: Send + Sync + 'static {
-    fn handle(&self, request: &Request) -> Response;
+    fn handle(&self, request: &Request) -> Answer;
 }
 
 /// The listener and its accepting thread; stops accepting when dropped (connections being
@@ -223,7 +238,16 @@ fn refuse(mut stream: TcpStream) {
 fn serve(mut stream: TcpStream, limits: &AdminLimits, handler: &dyn Handler) {
     let read_deadline = Instant::now() + limits.read_timeout;
     let (response, head_only, refused) = match request::read(&mut stream, limits, read_deadline) {
-        Ok(request) => (handler.handle(&request), request.method == "HEAD", false),
+        Ok(request) => match handler.handle(&request) {
+            Answer::Full(response) => (response, request.method == "HEAD", false),
+            Answer::Stream(content_type, lines) => {
+                let sent = stream::send(&mut stream, content_type, lines, limits.write_timeout);
+                if let Err(error) = sent {
+                    tracing::debug!(peer = ?stream.peer_addr().ok(), %error, "Admin stream ended.");
+                }
+                return;
+            }
+        },
         Err(error) => {
             tracing::debug!(peer = ?stream.peer_addr().ok(), %error, "Admin request refused.");
             match error.status() {

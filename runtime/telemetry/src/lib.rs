@@ -16,7 +16,8 @@ pub mod spans;
 mod token;
 
 pub use admin::{
-    AdminApi, AdminLimits, AdminServer, AdminToken, Control, Health, Refusal, Unhealthy,
+    AdminApi, AdminLimits, AdminServer, AdminToken, Control, Health, LineStream, Next, Refusal,
+    Unhealthy,
 };
 pub use error::TelemetryError;
 pub use metrics::{

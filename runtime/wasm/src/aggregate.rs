@@ -279,6 +279,7 @@ impl AggregateInstance {
     ) -> Result<T, Failure> {
         let source = CallSource {
             partition: self.partition,
+            inputs: &[],
             offsets,
             records,
         };

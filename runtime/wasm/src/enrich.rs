@@ -148,6 +148,7 @@ impl EnrichInstance {
         let batch = w.finish();
         let source = CallSource {
             partition,
+            inputs: records,
             offsets: records
                 .first()
                 .zip(records.last())
@@ -262,6 +263,10 @@ fn decode_outcomes(
 impl Stage for EnrichInstance {
     fn set_context(&mut self, context: &CallTrace) {
         self.core.set_context(context);
+    }
+
+    fn set_privacy(&mut self, privacy: &Arc<weir_core::Redactor>) {
+        self.core.set_privacy(privacy);
     }
 
     fn process(&mut self, topic: &str, partition: i32, records: &[Record]) -> Vec<StageOutcome> {

@@ -154,6 +154,42 @@ pub(crate) struct StoreState {
     deadline: Instant,
     watch: Arc<CallWatch>,
     logs: LogBudget,
+    /// With `[privacy]`: the call's records, whose sensitive texts are removed from its log
+    /// lines.
+    pub redact: Option<LogRedaction>,
+}
+
+/// What a call's log lines are cleaned of: the sensitive texts of its records, read from them
+/// only when the guest logs.
+pub(crate) struct LogRedaction {
+    privacy: Arc<weir_core::Redactor>,
+    records: Vec<weir_core::Record>,
+    scrub: Option<weir_core::Scrub>,
+}
+
+impl LogRedaction {
+    pub fn new(privacy: Arc<weir_core::Redactor>, records: &[weir_core::Record]) -> Self {
+        Self {
+            privacy,
+            // Cheap: a record's parts are shared buffers.
+            records: records.to_vec(),
+            scrub: None,
+        }
+    }
+
+    fn clean(&mut self, text: &mut String) {
+        let (privacy, records) = (&self.privacy, &self.records);
+        let scrub = self.scrub.get_or_insert_with(|| {
+            let mut scrub = weir_core::Scrub::default();
+            for r in records {
+                scrub.extend(privacy.scrub_for(r));
+            }
+            scrub
+        });
+        if let std::borrow::Cow::Owned(clean) = scrub.apply(text) {
+            *text = clean;
+        }
+    }
 }
 
 impl StoreState {
@@ -176,6 +212,7 @@ impl StoreState {
             deadline: Instant::now(),
             watch,
             logs: LogBudget::default(),
+            redact: None,
         }
     }
 
@@ -264,6 +301,13 @@ fn capped_fields(fields: Vec<(String, String)>) -> (String, u64) {
 impl host::Host for StoreState {
     fn log(&mut self, level: types::Level, message: String, fields: Vec<(String, String)>) {
         let mut message = message;
+        let mut fields = fields;
+        if let Some(redact) = &mut self.redact {
+            redact.clean(&mut message);
+            for (_, value) in &mut fields {
+                redact.clean(value);
+            }
+        }
         truncate(&mut message, MAX_LOG_MESSAGE);
         if level == types::Level::Error && fields.iter().any(|(k, v)| k == "panic" && v == "true") {
             // Kept even when the line itself is over the budget: it explains the trap.

@@ -1,13 +1,14 @@
 //! The admin API's requests, as the engine answers them: reloads (the request SIGHUP makes) and
-//! canary actions, both carried out later by the reload thread.
+//! canary actions, both carried out later by the reload thread, and tap clients, attached to
+//! the tap hub.
 //!
 //! Owns: [`AdminControl`], the engine's side of [`weir_telemetry::Control`]. Touches only the
-//! reload flag and the rollout board's requests; never a lane.
+//! reload flag, the rollout board's requests and the tap hub; never a lane.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use weir_telemetry::{Control, Refusal};
+use weir_telemetry::{Control, LineStream, Refusal};
 
 use crate::rollout::Action;
 use crate::shared::Shared;
@@ -55,5 +56,20 @@ impl Control for AdminControl {
             "{} of the canary of stage {stage:?} requested; see `weir canary status`",
             action.as_str()
         ))
+    }
+
+    fn tap(&self, query: &str) -> Result<Box<dyn LineStream>, Refusal> {
+        let filter = crate::tap::TapFilter::parse(query).map_err(Refusal::BadRequest)?;
+        let current = self.shared.versions.current();
+        if let Some(unknown) = filter
+            .stages
+            .iter()
+            .find(|s| !current.infos().iter().any(|i| &*i.name == s.as_str()))
+        {
+            return Err(Refusal::NotFound(format!(
+                "no enrich stage named {unknown:?} (tap shows enrich stages)"
+            )));
+        }
+        Ok(Box::new(self.shared.tap.attach(filter)?))
     }
 }

@@ -4,8 +4,10 @@
 
 use std::env::VarError;
 use std::io;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use weir_telemetry::{AdminToken, TelemetryError};
 
@@ -102,9 +104,39 @@ pub fn call(
     path: &str,
     token: &AdminToken,
 ) -> Result<ExitCode, AdminCallError> {
-    use std::io::{Read, Write};
-    use std::net::{TcpStream, ToSocketAddrs};
-    use std::time::Duration;
+    use std::io::Read;
+    let mut stream = send(admin, method, path, token, Duration::from_secs(10))?;
+    let exchange = |source| AdminCallError::Exchange {
+        admin: admin.to_owned(),
+        source,
+    };
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(exchange)?;
+    let status = response.split_whitespace().nth(1).unwrap_or("?");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .trim();
+    if status.starts_with('2') {
+        println!("{body}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: {admin} answered {status}: {body}");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// Connects to the admin listener at `admin` and sends a `method` request of `path`; the
+/// answer is read from the stream returned, each read within `read_timeout`.
+pub fn send(
+    admin: &str,
+    method: &str,
+    path: &str,
+    token: &AdminToken,
+    read_timeout: Duration,
+) -> Result<TcpStream, AdminCallError> {
+    use std::io::Write;
+    use std::net::ToSocketAddrs;
     let addr = admin
         .to_socket_addrs()
         .map_err(|source| AdminCallError::Address {
@@ -125,7 +157,7 @@ pub fn call(
         source,
     };
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(read_timeout))
         .map_err(exchange)?;
     stream
         .set_write_timeout(Some(Duration::from_secs(10)))
@@ -137,18 +169,5 @@ pub fn call(
         token.secret()
     )
     .map_err(exchange)?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(exchange)?;
-    let status = response.split_whitespace().nth(1).unwrap_or("?");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .trim();
-    if status.starts_with('2') {
-        println!("{body}");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("error: {admin} answered {status}: {body}");
-        Ok(ExitCode::FAILURE)
-    }
+    Ok(stream)
 }

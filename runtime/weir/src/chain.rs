@@ -92,6 +92,38 @@ pub enum SpanOutcome {
     Failed(String),
 }
 
+/// What became of the records that entered one stage in one batch, for the conservation check:
+/// every record that entered is `passed` (it had outputs), `filtered` (none) or failed (its dead
+/// letter is counted where it is delivered).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageCount {
+    pub entered: u64,
+    pub passed: u64,
+    pub filtered: u64,
+}
+
+/// A record seen at a stage, for `weir tap`: reported only while a tap client is attached.
+#[derive(Debug, Clone)]
+pub struct TapStep {
+    /// Index of the input record (in the batch) the record descends from.
+    pub origin: usize,
+    /// The enrich stage, by index.
+    pub stage: usize,
+    pub event: TapEvent,
+    /// The record as it entered (`In`, `Dead`) or left (`Out`) the stage.
+    pub record: Record,
+    /// The record's span in that stage.
+    pub span: SpanId,
+}
+
+/// Where a tapped record was seen.
+#[derive(Debug, Clone)]
+pub enum TapEvent {
+    In,
+    Out,
+    Dead(Failure),
+}
+
 /// One stage call over a batch.
 #[derive(Debug, Clone)]
 pub struct StageCall {
@@ -119,6 +151,10 @@ pub struct Run {
     /// chain is empty), each with the index of its input and the span that produced it, for
     /// the aggregate stage that follows the chain.
     pub forwarded: Vec<(usize, Record, Option<SpanId>)>,
+    /// Per enrich stage, what became of the records that entered it.
+    pub counts: Vec<StageCount>,
+    /// With [`Chain::set_tap`]: every record in, out of and failed at every stage.
+    pub taps: Vec<TapStep>,
 }
 
 /// One lane's instances of the pipeline's stages, in order.
@@ -133,6 +169,10 @@ pub struct Chain {
     record_spans: bool,
     /// Whether to hand the last stage's results on in [`Run::forwarded`].
     forward: bool,
+    /// Whether to report the next runs' records in [`Run::taps`].
+    tap: bool,
+    /// The pipeline's `[privacy]`, handed to every stage instance.
+    privacy: Option<Arc<weir_core::Redactor>>,
     ids: IdGenerator,
 }
 
@@ -155,6 +195,8 @@ impl Chain {
             metrics: Vec::new(),
             record_spans: false,
             forward: false,
+            tap: false,
+            privacy: None,
             ids: IdGenerator::default(),
         }
     }
@@ -162,6 +204,18 @@ impl Chain {
     /// Hands the last stage's results on in [`Run::forwarded`] (for an aggregate stage).
     pub fn with_forward(mut self, forward: bool) -> Self {
         self.forward = forward;
+        self
+    }
+
+    /// Has every stage instance, and every later replacement, clean the text it writes about
+    /// records (guest log lines) with `privacy`.
+    pub fn with_privacy(mut self, privacy: Option<Arc<weir_core::Redactor>>) -> Self {
+        if let Some(p) = &privacy {
+            for stage in &mut self.stages {
+                stage.set_privacy(p);
+            }
+        }
+        self.privacy = privacy;
         self
     }
 
@@ -178,6 +232,12 @@ impl Chain {
         self
     }
 
+    /// Reports every record in, out of and failed at every stage in [`Run::taps`] from the next
+    /// run on (while a tap client is attached: it costs a copy of each record).
+    pub fn set_tap(&mut self, tap: bool) {
+        self.tap = tap;
+    }
+
     pub fn infos(&self) -> &Arc<[StageInfo]> {
         &self.infos
     }
@@ -191,6 +251,10 @@ impl Chain {
         instance: Box<dyn Stage>,
         metrics: Option<StageMetrics>,
     ) -> Box<dyn Stage> {
+        let mut instance = instance;
+        if let Some(p) = &self.privacy {
+            instance.set_privacy(p);
+        }
         if let (Some(slot), Some(m)) = (self.metrics.get_mut(stage), metrics) {
             *slot = m;
         }
@@ -224,6 +288,8 @@ impl Chain {
         let mut origins: Vec<usize> = (0..batch.len()).collect();
         let mut parents: Vec<Option<SpanId>> = vec![None; batch.len()];
         let mut forwarded = Vec::new();
+        let mut counts = vec![StageCount::default(); self.stages.len()];
+        let mut taps = Vec::new();
         if self.stages.is_empty() && self.forward {
             forwarded = batch
                 .iter()
@@ -247,9 +313,15 @@ impl Chain {
             let start = SystemTime::now();
             let timer = Instant::now();
             let outcomes = match &info.gates {
-                Some(gates) => crate::gate::gated(gates, &inputs, |passed| {
-                    stage.process(topic, partition, passed)
-                }),
+                Some(gates) => {
+                    let (outcomes, checked) = crate::gate::gated(gates, &inputs, |passed| {
+                        stage.process(topic, partition, passed)
+                    });
+                    if let Some(m) = self.metrics.get(si) {
+                        count_gates(m, &checked);
+                    }
+                    outcomes
+                }
                 None => stage.process(topic, partition, &inputs),
             };
             let took = timer.elapsed();
@@ -265,10 +337,25 @@ impl Chain {
             let mut next_origins = Vec::with_capacity(inputs.len());
             let mut next_parents = Vec::with_capacity(inputs.len());
             let mut produced = 0u64;
+            let count = &mut counts[si];
+            count.entered = inputs.len() as u64;
             for (((input, &origin), &parent), outcome) in
                 inputs.iter().zip(&origins).zip(&parents).zip(outcomes)
             {
                 let span = self.ids.span_id();
+                if self.tap {
+                    let step = |event| TapStep {
+                        origin,
+                        stage: si,
+                        event,
+                        record: input.clone(),
+                        span,
+                    };
+                    taps.push(step(TapEvent::In));
+                    if let Err(failure) = &outcome {
+                        taps.push(step(TapEvent::Dead(failure.clone())));
+                    }
+                }
                 if self.record_spans {
                     spans.push(StageSpan {
                         origin,
@@ -284,9 +371,23 @@ impl Chain {
                 match outcome {
                     Ok(outputs) => {
                         produced += outputs.len() as u64;
+                        if outputs.is_empty() {
+                            count.filtered += 1;
+                        } else {
+                            count.passed += 1;
+                        }
                         for mut out in outputs.into_records(input) {
                             out.offset = input.offset;
                             out.timestamp = out.timestamp.or(input.timestamp);
+                            if self.tap {
+                                taps.push(TapStep {
+                                    origin,
+                                    stage: si,
+                                    event: TapEvent::Out,
+                                    record: out.clone(),
+                                    span,
+                                });
+                            }
                             if si == last {
                                 if self.forward {
                                     if publish {
@@ -329,6 +430,7 @@ impl Chain {
             if let Some(m) = self.metrics.get(si) {
                 m.records_in.inc_by(inputs.len() as u64);
                 m.records_out.inc_by(produced);
+                m.quality.filtered.inc_by(count.filtered);
                 m.duration.observe(took.as_secs_f64());
             }
             inputs = Cow::Owned(next);
@@ -341,7 +443,20 @@ impl Chain {
             calls,
             elapsed: started.elapsed(),
             forwarded,
+            counts,
+            taps,
         }
+    }
+}
+
+/// Counts what a stage's gates found into its metrics.
+fn count_gates(metrics: &StageMetrics, checked: &crate::gate::Checked) {
+    for (gate, valid, invalid) in [
+        ("input", checked.input_valid, &checked.input_invalid),
+        ("output", checked.output_valid, &checked.output_invalid),
+    ] {
+        let invalid: Vec<&str> = invalid.iter().map(String::as_str).collect();
+        metrics.gate_checked(gate, valid, &invalid);
     }
 }
 
@@ -459,6 +574,44 @@ mod tests {
             }
         )));
         assert_eq!(emits[2].len(), 2);
+    }
+
+    #[test]
+    fn counts_and_taps_account_for_every_record_that_entered_a_stage() {
+        let infos: Arc<[StageInfo]> =
+            vec![info("double", Some("mid")), info("drop", Some("out"))].into();
+        let mut chain = Chain::new(infos, vec![Box::new(Double), Box::new(DropSome)], false);
+        let batch = [rec(10, "a"), rec(11, "bad"), rec(12, "drop")];
+        let run = chain.run("t", 0, &batch);
+        assert!(run.taps.is_empty(), "no taps unless asked for");
+        // Stage 0: 3 in, "bad" failed, 2 passed (4 outputs). Stage 1: 4 in, 2 "drop" filtered.
+        let c = |entered, passed, filtered| StageCount {
+            entered,
+            passed,
+            filtered,
+        };
+        assert_eq!(run.counts, [c(3, 2, 0), c(4, 2, 2)]);
+
+        chain.set_tap(true);
+        let run = chain.run("t", 0, &batch);
+        let seen = |stage: usize, kind: &str| {
+            run.taps
+                .iter()
+                .filter(|t| t.stage == stage)
+                .filter(|t| match (&t.event, kind) {
+                    (TapEvent::In, "in") | (TapEvent::Out, "out") => true,
+                    (TapEvent::Dead(f), "dead") => f.message == "boom",
+                    _ => false,
+                })
+                .count()
+        };
+        assert_eq!((seen(0, "in"), seen(0, "out"), seen(0, "dead")), (3, 4, 1));
+        assert_eq!((seen(1, "in"), seen(1, "out"), seen(1, "dead")), (4, 2, 0));
+        let dead = run
+            .taps
+            .iter()
+            .find(|t| matches!(t.event, TapEvent::Dead(_)));
+        assert_eq!(dead.map(|t| (t.origin, t.record.offset)), Some((1, 11)));
     }
 
     #[test]

@@ -96,6 +96,7 @@ pub fn run(
     let stores = crate::stores::open(pipeline, &metrics, &spans)?;
     let (dead_letter, dead_letter_store) = crate::cluster::dead_letter_target(pipeline);
     let stats = Arc::new(Stats::default());
+    let privacy = crate::privacy::redactor(pipeline)?;
     let shared = Arc::new(Shared {
         settings: Settings {
             pipeline: pipeline.name.as_str().into(),
@@ -124,6 +125,12 @@ pub fn run(
             slow: pipeline.telemetry.sample.slow,
             keep_sampled_parents: pipeline.telemetry.sample.keep_sampled_parents,
         },
+        tap: crate::tap::TapHub::new(privacy.clone()),
+        privacy,
+        redact_letters: pipeline
+            .privacy
+            .as_ref()
+            .is_some_and(|p| p.redact_dead_letters),
     });
     metrics.set_guests(loaded.guest_sources(&shared.settings.pipeline));
     let workers = pipeline
@@ -262,6 +269,7 @@ pub fn run(
         }
     }
     manager.update_gauges();
+    shared.tap.close();
     drop(admin);
     let summary = stats.summary();
     tracing::info!(

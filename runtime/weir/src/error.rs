@@ -19,6 +19,9 @@ pub enum EngineError {
     Telemetry(#[from] weir_telemetry::TelemetryError),
     #[error(transparent)]
     Secret(#[from] crate::cluster::SecretUnavailable),
+    /// `[privacy]` cannot be put in force: its key cannot be read, or is empty.
+    #[error("privacy: {0}")]
+    Privacy(String),
     #[error("sink {name:?}: {source}")]
     Store {
         name: String,
@@ -168,9 +171,10 @@ impl EngineError {
     /// The exit status this error ends `weir run` with.
     pub fn exit(&self) -> Exit {
         match self {
-            Self::Kafka(KafkaError::Config(_)) | Self::Secret(_) | Self::Telemetry(_) => {
-                Exit::Config
-            }
+            Self::Kafka(KafkaError::Config(_))
+            | Self::Secret(_)
+            | Self::Privacy(_)
+            | Self::Telemetry(_) => Exit::Config,
             Self::HotStore { source, .. } => match **source {
                 weir_hot::HotError::Connect { .. } | weir_hot::HotError::Runtime(_) => {
                     Exit::Cluster

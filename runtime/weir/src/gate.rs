@@ -105,18 +105,38 @@ impl Gate {
     }
 }
 
+/// What a stage's gates found in one call: records each gate passed, and the keyword of the
+/// first violation of each record it refused (for the data-quality metrics).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub input_valid: u64,
+    pub input_invalid: Vec<String>,
+    pub output_valid: u64,
+    pub output_invalid: Vec<String>,
+}
+
 /// Runs `process` over the records of `inputs` that pass `gates.input`, and fails every input
 /// that does not pass, or any of whose outputs does not pass `gates.output`. Returns one outcome
-/// per input, as a stage does.
+/// per input, as a stage does, and what the gates found. The output gate checks an input's
+/// outputs in order up to the first it refuses.
 pub fn gated(
     gates: &Gates,
     inputs: &[Record],
     process: impl FnOnce(&[Record]) -> Vec<StageOutcome>,
-) -> Vec<StageOutcome> {
+) -> (Vec<StageOutcome>, Checked) {
+    let mut checked = Checked::default();
     let refused: Vec<Option<Failure>> = match &gates.input {
         Some(gate) => inputs.iter().map(|r| gate.check(r)).collect(),
         None => vec![None; inputs.len()],
     };
+    if gates.input.is_some() {
+        for failure in &refused {
+            match failure {
+                Some(f) => checked.input_invalid.push(f.code.clone()),
+                None => checked.input_valid += 1,
+            }
+        }
+    }
     let mut outcomes: Vec<StageOutcome> = if refused.iter().all(Option::is_none) {
         process(inputs)
     } else {
@@ -142,14 +162,24 @@ pub fn gated(
     };
     if let Some(gate) = &gates.output {
         for (outcome, input) in outcomes.iter_mut().zip(inputs) {
-            if let Ok(outputs) = outcome
-                && let Some(failure) = outputs.iter(input).find_map(|out| gate.check(out))
-            {
+            let Ok(outputs) = outcome else { continue };
+            let mut refusal = None;
+            for out in outputs.iter(input) {
+                match gate.check(out) {
+                    None => checked.output_valid += 1,
+                    Some(failure) => {
+                        refusal = Some(failure);
+                        break;
+                    }
+                }
+            }
+            if let Some(failure) = refusal {
+                checked.output_invalid.push(failure.code.clone());
                 *outcome = Err(failure);
             }
         }
     }
-    outcomes
+    (outcomes, checked)
 }
 
 #[cfg(test)]

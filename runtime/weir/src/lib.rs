@@ -5,6 +5,7 @@
 //! - [`chain`]: a lane's stages in order; one batch in, for each input record its outputs and
 //!   dead letters.
 //! - [`engine`]: the consumer loop, lanes, commits, rebalances, shutdown and hot reload.
+//! - [`tap`]: `weir tap`'s engine side, the records offered to attached tap clients.
 //! - [`testing`]: `weir test`, a pipeline's `[[test]]` cases without Kafka.
 
 mod admin;
@@ -19,11 +20,13 @@ mod hot;
 mod lane;
 pub mod loader;
 mod manager;
+pub mod privacy;
 mod reload;
 pub mod rollout;
 mod shared;
 mod stall;
 mod stores;
+pub mod tap;
 pub mod testing;
 
 pub use shared::Stats;

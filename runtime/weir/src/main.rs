@@ -15,6 +15,7 @@ use weir_wasm::WasmHost;
 
 mod admin_client;
 mod scaffold;
+mod tap_client;
 
 use admin_client::TokenArgs;
 
@@ -104,6 +105,10 @@ enum Command {
         #[command(subcommand)]
         command: CanaryCommand,
     },
+    /// Stream the records entering, leaving and dead-lettered at a running pipeline's stages,
+    /// as JSON lines, through its admin API (which needs the token: tap shows data, redacted
+    /// as the pipeline's `[privacy]` says).
+    Tap(tap_client::TapArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +194,7 @@ fn main() -> ExitCode {
             CanaryCommand::Promote(t) => canary_call(&t, "promote"),
             CanaryCommand::Rollback(t) => canary_call(&t, "rollback"),
         },
+        Command::Tap(args) => tap_client::run(&args),
     };
     match result {
         Ok(code) => code,

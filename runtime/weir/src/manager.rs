@@ -168,7 +168,8 @@ impl PartitionHandler for Manager {
                     let chain = chain
                         .with_metrics(stage_metrics)
                         .with_spans(self.shared.tracing.spans.enabled())
-                        .with_forward(loaded.aggregate().is_some());
+                        .with_forward(loaded.aggregate().is_some())
+                        .with_privacy(self.shared.privacy.clone());
                     let lane = Lane::start(
                         feed,
                         chain,

@@ -52,6 +52,12 @@ pub(crate) struct Shared {
     pub stalls: Arc<Stalls>,
     pub metrics: Arc<Metrics>,
     pub tracing: Tracing,
+    /// The `weir tap` clients attached, which lanes offer their records to.
+    pub tap: Arc<crate::tap::TapHub>,
+    /// The pipeline's `[privacy]`, if it has one.
+    pub privacy: Option<Arc<weir_core::Redactor>>,
+    /// Whether dead letters are redacted too (`[dead_letter] redact`).
+    pub redact_letters: bool,
 }
 
 /// The pipeline's settings every lane reads.

@@ -14,6 +14,8 @@ pub(crate) struct Request {
     pub(crate) method: String,
     /// The request target without its query, such as `/metrics`.
     pub(crate) path: String,
+    /// The target's query, without its `?` (empty without one), still percent-encoded.
+    pub(crate) query: String,
     /// The `Authorization` header's value.
     pub(crate) authorization: Option<String>,
 }
@@ -135,11 +137,13 @@ fn parse_head(head: &[u8]) -> Result<Head, RequestError> {
         Some(_) => return Err(RequestError::Version),
         None => return Err(Malformed("invalid HTTP version")),
     }
-    let path = target.split(['?', '#']).next().unwrap_or_default();
+    let target = target.split('#').next().unwrap_or_default();
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let mut head = Head {
         request: Request {
             method: method.to_owned(),
             path: path.to_owned(),
+            query: query.to_owned(),
             authorization: None,
         },
         content_length: None,

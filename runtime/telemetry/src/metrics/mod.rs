@@ -19,6 +19,7 @@
 //! - `rollout`: reloads, swap pauses and canary verdicts ([`ReloadResult`]);
 //! - `store`: files written by store sinks and their failures;
 //! - `hot`: statements, connection pools and store health of the PostgreSQL and Redis sinks;
+//! - `quality`: schema gates' results, filtered records and the conservation gauge;
 //! - `export`: span export ([`DropReason`]);
 //! - `guest`: the metrics stages' modules report ([`GuestSource`]).
 
@@ -26,6 +27,7 @@ mod export;
 mod guest;
 mod hot;
 mod kafka;
+mod quality;
 mod rollout;
 mod stage;
 mod store;
@@ -36,6 +38,7 @@ pub use export::DropReason;
 pub use guest::GuestSource;
 pub use hot::READINGS as HOT_READINGS;
 pub use kafka::PartitionMetrics;
+pub use quality::QualityHandles;
 pub use rollout::ReloadResult;
 pub use stage::{StageLabels, StageMetrics};
 
@@ -114,6 +117,7 @@ pub struct Metrics {
     store_failures: Counters<SinkFailureLabels>,
     store_held: Family<SinkLabels, Gauge<f64, AtomicU64>>,
     hot: hot::HotFamilies,
+    quality: quality::QualityFamilies,
     guests: Arc<RwLock<Vec<GuestEntry>>>,
 }
 
@@ -303,6 +307,7 @@ impl Metrics {
                 Family::default(),
             ),
             hot: hot::HotFamilies::register(r),
+            quality: quality::QualityFamilies::register(r),
             guests: Arc::default(),
             registry,
         };

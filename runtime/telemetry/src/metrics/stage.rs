@@ -27,9 +27,9 @@ pub struct StageLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct RecordLabels {
     #[prometheus(flatten)]
-    stage: StageLabels,
-    topic: Arc<str>,
-    partition: i32,
+    pub(super) stage: StageLabels,
+    pub(super) topic: Arc<str>,
+    pub(super) partition: i32,
 }
 
 /// A lane's labels and the kind of failure that sent a record to the dead-letter topic.
@@ -70,6 +70,7 @@ impl Metrics {
             records_in: self.records_in.get_or_create_owned(&labels),
             records_out: self.records_out.get_or_create_owned(&labels),
             duration: self.stage_duration.get_or_create_owned(stage),
+            quality: self.quality_handles(&labels),
             labels,
             metrics: Arc::clone(self),
         }
@@ -91,11 +92,20 @@ pub struct StageMetrics {
     pub records_in: Counter,
     pub records_out: Counter,
     pub duration: Histogram,
+    /// Records filtered out, and the conservation gauge.
+    pub quality: super::quality::QualityHandles,
     labels: RecordLabels,
     metrics: Arc<Metrics>,
 }
 
 impl StageMetrics {
+    /// This stage's `gate` (`input` or `output`) passed `valid` records and refused one for
+    /// each keyword of `invalid`.
+    pub fn gate_checked(&self, gate: &'static str, valid: u64, invalid: &[&str]) {
+        self.metrics
+            .gate_checked(&self.labels.stage, gate, valid, invalid);
+    }
+
     /// An aggregate stage holds `n` open windows on this lane.
     pub fn set_open_windows(&self, n: u64) {
         self.metrics

@@ -16,8 +16,11 @@ use crate::state::StoreState;
 
 /// Where the records of a call come from, for the guest's log lines.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct CallSource {
+pub(crate) struct CallSource<'a> {
     pub partition: i32,
+    /// The call's records, whose sensitive texts `[privacy]` removes from the guest's log
+    /// lines (empty where the host does not hand records).
+    pub inputs: &'a [weir_core::Record],
     /// The lowest and highest offsets of the call's records, if it has any.
     pub offsets: Option<(i64, i64)>,
     /// Records the call hands the guest: what `recycle_after` counts.
@@ -36,6 +39,8 @@ pub(crate) struct InstanceCore<W: World> {
     instantiated: u64,
     /// The next calls' trace and span ids (hex), for the guest's log lines.
     context: Option<(String, String)>,
+    /// The pipeline's `[privacy]`, for the guest's log lines.
+    privacy: Option<Arc<weir_core::Redactor>>,
 }
 
 impl<W: World> std::fmt::Debug for InstanceCore<W> {
@@ -61,6 +66,7 @@ impl<W: World> InstanceCore<W> {
             recycled: 0,
             instantiated: 1,
             context: None,
+            privacy: None,
         })
     }
 
@@ -85,6 +91,11 @@ impl<W: World> InstanceCore<W> {
             weir_core::trace::hex(&context.trace_id),
             weir_core::trace::hex(&context.span_id),
         ));
+    }
+
+    /// Redacts the guest's log lines with `privacy` from the next call on.
+    pub fn set_privacy(&mut self, privacy: &Arc<weir_core::Redactor>) {
+        self.privacy = Some(Arc::clone(privacy));
     }
 
     /// Drops the instance (a call failed, or answered something unusable): the next call runs
@@ -119,11 +130,12 @@ impl<W: World> InstanceCore<W> {
     /// the guest, so nothing is lost.
     pub fn call<T>(
         &mut self,
-        source: CallSource,
+        source: CallSource<'_>,
         f: impl FnOnce(&W::Bindings, &mut Store<StoreState>) -> wasmtime::Result<T>,
     ) -> Result<T, Failure> {
         let limits = self.module.limits;
         let context = self.context.clone();
+        let privacy = self.privacy.clone();
         let live = self.live()?;
         {
             let s = live.store.data_mut();
@@ -135,6 +147,7 @@ impl<W: World> InstanceCore<W> {
                 s.call.trace_id.clone_from(&t.0);
                 s.call.span_id.clone_from(&t.1);
             }
+            s.redact = privacy.map(|p| crate::state::LogRedaction::new(p, source.inputs));
         }
         call::arm(&mut live.store, &limits);
         let result = f(&live.bindings, &mut live.store)

@@ -26,7 +26,7 @@ fn records_that_fail_the_input_gate_never_reach_the_stage() {
         record(r#"{"user":"b"}"#),
     ];
     let mut seen = Vec::new();
-    let outcomes = gated(&gates, &inputs, |passed| {
+    let (outcomes, checked) = gated(&gates, &inputs, |passed| {
         seen = passed.to_vec();
         passed.iter().map(|_| Ok(Outputs::Input)).collect()
     });
@@ -41,6 +41,9 @@ fn records_that_fail_the_input_gate_never_reach_the_stage() {
         failure.message
     );
     assert_eq!(outcomes[2].as_ref().unwrap_err().code, "json");
+    assert_eq!(checked.input_valid, 2);
+    assert_eq!(checked.input_invalid, ["required", "json"]);
+    assert_eq!((checked.output_valid, checked.output_invalid.len()), (0, 0));
 }
 
 #[test]
@@ -48,7 +51,7 @@ fn an_input_with_one_bad_output_fails_whole() {
     let schema = json!({"type": "object", "properties": {"n": {"type": "integer", "maximum": 9}}});
     let gates = gates(None, Some(schema));
     let inputs = [record("{}"), record("{}")];
-    let outcomes = gated(&gates, &inputs, |_| {
+    let (outcomes, checked) = gated(&gates, &inputs, |_| {
         vec![
             Ok(Outputs::Records(vec![
                 record(r#"{"n":1}"#),
@@ -61,6 +64,9 @@ fn an_input_with_one_bad_output_fails_whole() {
     assert_eq!(failure.code, "maximum");
     assert!(failure.message.contains("at /n"), "{}", failure.message);
     assert_eq!(outcomes[1].as_ref().unwrap().len(), 1);
+    // {"n":1} and {"n":2} passed; the first input's second output was refused.
+    assert_eq!(checked.output_valid, 2);
+    assert_eq!(checked.output_invalid, ["maximum"]);
 }
 
 #[test]
@@ -73,7 +79,7 @@ fn messages_stay_bounded() {
         "[{}]",
         vec![format!("\"{}\"", "x".repeat(300)); 50].join(",")
     );
-    let outcomes = gated(&gates, &[record(&long)], |p| {
+    let (outcomes, _) = gated(&gates, &[record(&long)], |p| {
         p.iter().map(|_| Ok(Outputs::Input)).collect()
     });
     let failure = outcomes[0].as_ref().unwrap_err();

@@ -38,6 +38,8 @@ pub(super) struct Outlet {
     /// The store dead letters go to, by index into `stores`; `None` for the Kafka sink.
     pub dead_letter_store: Option<usize>,
     pub stats: Arc<Stats>,
+    /// With `[dead_letter] redact = true`, what dead letters are redacted by.
+    pub redact_letters: Option<Arc<weir_core::Redactor>>,
     /// The lane's stop flag: a sink that stays unavailable is retried until it is set.
     pub stop: Arc<AtomicBool>,
     pub backoff: weir_core::Backoff,
@@ -199,7 +201,11 @@ impl Outlet {
             );
             m.failed(failure.kind.as_str(), wasm);
         }
-        dead_letter_record(&self.pipeline, info, &self.tp, record, failure)
+        let mut letter = dead_letter_record(&self.pipeline, info, &self.tp, record, failure);
+        if let Some(privacy) = &self.redact_letters {
+            privacy.redact_record(&mut letter);
+        }
+        letter
     }
 
     /// A dead letter of input `input`, on its way to the dead-letter destination.

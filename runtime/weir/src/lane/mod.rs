@@ -15,6 +15,7 @@ mod feed;
 mod fold;
 mod letters;
 pub(crate) mod pool;
+mod quality;
 mod spans;
 mod swap;
 mod transaction;
@@ -108,6 +109,7 @@ impl Lane {
                 })
                 .flatten(),
             stats: Arc::clone(&shared.stats),
+            redact_letters: shared.privacy.clone().filter(|_| shared.redact_letters),
             stop: Arc::clone(&stop),
             backoff: weir_core::Backoff::default(),
         };
@@ -136,6 +138,7 @@ impl Lane {
             metrics,
             checkpoints: Arc::clone(&shared.sink),
             outlet,
+            accounts: quality::Accounts::default(),
             transaction: None,
             shared,
             started: false,
@@ -163,6 +166,8 @@ pub(super) struct Task {
     running: Running,
     tracer: Tracer,
     outlet: Outlet,
+    /// The conservation check of each enrich stage.
+    accounts: quality::Accounts,
     /// Where aggregate checkpoints go: the pipeline's producer, or with exactly-once delivery
     /// the lane's own transactional one.
     checkpoints: Arc<KafkaSink>,
@@ -293,13 +298,20 @@ impl Task {
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         self.metrics.consumed.inc_by(batch.len() as u64);
         let running = &mut self.running;
+        running.chain.set_tap(self.shared.tap.attached());
         let Run {
             mut emits,
             mut spans,
             mut calls,
             elapsed,
             forwarded,
+            counts,
+            taps,
         } = running.chain.run(&self.tp.topic, self.tp.partition, batch);
+        if let Some(privacy) = &self.shared.privacy {
+            crate::privacy::scrub_failures(privacy, batch, &mut emits, &mut spans);
+        }
+        self.accounts.ran(&counts, &emits);
         let mut traces: Vec<RecordTrace> = batch
             .iter()
             .zip(&emits)
@@ -324,6 +336,9 @@ impl Task {
         if self.tracer.enabled() {
             self.tracer.export(batch, &traces, &spans, &calls, &stages);
         }
+        if !taps.is_empty() {
+            quality::offer_taps(&self.shared.tap, &taps, &traces, &self.tp, &stages);
+        }
         if let (Some(t), Some(last)) = (self.transaction.as_mut(), batch.last()) {
             t.processed(last.offset);
         }
@@ -337,7 +352,9 @@ impl Task {
             }
         }
         let stages = self.running.stages(self.tp.partition);
-        self.outlet.deliver(batch, emits, &traces, &acks, &stages)
+        self.outlet.deliver(batch, emits, &traces, &acks, &stages)?;
+        self.accounts.publish(&stages);
+        Ok(())
     }
 
     /// Between batches: the idle rule, closed windows to the output topic, checkpoints, the
