@@ -24,6 +24,7 @@ mod idle;
 mod languages;
 mod misbehaving;
 mod partitions;
+mod privacy;
 mod quality;
 mod reload;
 mod scaffold;

@@ -55,7 +55,18 @@ impl Enricher for JsonEnrich {
     }
 
     fn process(&mut self, mut record: Record) -> Result<Record, Error> {
-        let enriched = enrich_value(record.value().unwrap_or_default(), &self.field)?;
+        let enriched =
+            enrich_value(record.value().unwrap_or_default(), &self.field).inspect_err(|e| {
+                // The operator's first question about a bad click: which URL. Weir removes the
+                // parts its `[privacy]` lists from log lines such as this one.
+                if e.code() == "bad-url" {
+                    weir_sdk::log::log(
+                        weir_sdk::log::Level::Warn,
+                        "Bad URL.",
+                        &[("error", e.message())],
+                    );
+                }
+            })?;
         record.set_value(enriched);
         Ok(record)
     }
