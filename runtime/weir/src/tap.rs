@@ -69,6 +69,9 @@ struct Client {
     id: u64,
     filter: TapFilter,
     queue: SyncSender<String>,
+    /// Lines in `queue`: a full queue is seen before a line is formatted for it, so a stalled
+    /// client costs the lanes a load and an increment per line, not a line's formatting.
+    queued: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -117,10 +120,12 @@ impl TapHub {
         let (queue, lines) = sync_channel(QUEUE_LINES);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let dropped = Arc::new(AtomicU64::new(0));
+        let queued = Arc::new(AtomicUsize::new(0));
         clients.push(Client {
             id,
             filter,
             queue,
+            queued: Arc::clone(&queued),
             dropped: Arc::clone(&dropped),
         });
         self.attached.store(clients.len(), Ordering::Relaxed);
@@ -129,6 +134,7 @@ impl TapHub {
             hub: Arc::clone(self),
             id,
             lines,
+            queued,
             dropped,
             told: 0,
         })
@@ -162,9 +168,20 @@ impl TapHub {
                 if !client.filter.admits(&seen) {
                     continue;
                 }
+                if client.queued.load(Ordering::Relaxed) >= QUEUE_LINES {
+                    client.dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                // Counted before it is sent, so that the reader, which uncounts it, never
+                // sees it uncounted.
+                client.queued.fetch_add(1, Ordering::Relaxed);
                 match client.queue.try_send(self.line(t)) {
-                    Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                    Ok(()) => {}
+                    Err(TrySendError::Disconnected(_)) => {
+                        client.queued.fetch_sub(1, Ordering::Relaxed);
+                    }
                     Err(TrySendError::Full(_)) => {
+                        client.queued.fetch_sub(1, Ordering::Relaxed);
                         client.dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -234,6 +251,7 @@ pub struct TapStream {
     hub: Arc<TapHub>,
     id: u64,
     lines: Receiver<String>,
+    queued: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
     /// Dropped lines the client has been told of.
     told: u64,
@@ -250,7 +268,10 @@ impl LineStream for TapStream {
             return Next::Line(json!({ "dropped": dropped }).to_string());
         }
         match self.lines.recv_timeout(wait) {
-            Ok(line) => Next::Line(line),
+            Ok(line) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                Next::Line(line)
+            }
             Err(RecvTimeoutError::Timeout) => Next::Idle,
             Err(RecvTimeoutError::Disconnected) => Next::End,
         }

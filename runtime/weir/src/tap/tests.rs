@@ -111,6 +111,14 @@ fn a_slow_client_loses_lines_counted_and_told_never_the_lane() {
         assert_eq!(next_line(&mut stream)["event"], "in");
     }
     assert_eq!(stream.next(Duration::from_millis(10)), Next::Idle);
+    // A client that caught up gets every line again: the queue counts what it took.
+    for _ in 0..QUEUE_LINES {
+        hub.offer(&one);
+    }
+    for _ in 0..QUEUE_LINES {
+        assert_eq!(next_line(&mut stream)["event"], "in");
+    }
+    assert_eq!(stream.next(Duration::from_millis(10)), Next::Idle);
 }
 
 #[test]
