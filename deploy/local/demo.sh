@@ -21,13 +21,14 @@ count=${WEIR_DEMO_COUNT:-20000}
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 brokers="127.0.0.1:$port"
-broker_pid="" weir_pid="" lake_pid="" pg_pid=""
+broker_pid="" weir_pid="" lake_pid="" pg_pid="" tap_pid=""
 # The throwaway PostgreSQL: a temporary folder (where `nobody` can reach it when run as root).
 pg_dir=$(mktemp -d /tmp/weir-demo-pg.XXXXXX)
 pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 psql=(psql -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U weir -d postgres)
 
 stop() {
+  [[ -n "$tap_pid" ]] && kill "$tap_pid" 2>/dev/null || true
   [[ -n "$weir_pid" ]] && kill -TERM "$weir_pid" 2>/dev/null && wait "$weir_pid" 2>/dev/null || true
   [[ -n "$lake_pid" ]] && kill -TERM "$lake_pid" 2>/dev/null && wait "$lake_pid" 2>/dev/null || true
   [[ -n "$pg_pid" ]] && kill -TERM "$pg_pid" 2>/dev/null && wait "$pg_pid" 2>/dev/null || true
@@ -87,6 +88,9 @@ echo "==> producing $count sample clicks (a backlog, so the run below shows weir
 "$demo" --brokers "$brokers" --count "$count" --phase produce
 
 echo "==> weir run pipelines/clickstream.toml (log: $state/weir.log)"
+# The admin API (and with it `weir tap`) answers only to this token: a fresh one per run.
+admin_token=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+export WEIR_ADMIN_TOKEN=$admin_token
 "$weir" --log-format human run pipelines/clickstream.toml --brokers "$brokers" >"$state/weir.log" 2>&1 &
 weir_pid=$!
 
@@ -109,6 +113,34 @@ metrics 9464 weir_records_in_total weir_records_dead_lettered_total \
   weir_end_to_end_latency_seconds_count weir_guest_
 echo "    clicks-to-lake (http://127.0.0.1:9465/metrics), files completed so far:"
 metrics 9465 weir_store_files_total weir_store_rows_total
+
+echo "==> following one new click through every stage: weir tap --follow-trace (user masked)"
+trace_id=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+traceparent="00-$trace_id-$(python3 -c 'import secrets; print(secrets.token_hex(8))')-01"
+# Two stages, each seeing the click come in and go out: four lines.
+"$weir" tap --admin 127.0.0.1:9464 --follow-trace "$traceparent" --limit 4 --timeout 30 \
+  >"$state/tap.jsonl" 2>"$state/tap.log" &
+tap_pid=$!
+for _ in $(seq 100); do
+  grep -q "Tap client attached" "$state/weir.log" && break
+  sleep 0.1
+done
+"$demo" --brokers "$brokers" --phase one --traceparent "$traceparent" | sed 's/^/    /'
+wait "$tap_pid" || { tap_pid=""; cat "$state/tap.log" >&2; exit 1; }
+tap_pid=""
+lines=$(wc -l <"$state/tap.jsonl")
+[[ "$lines" -eq 4 ]] || { echo "weir tap showed $lines lines, not 4 (see $state/tap.log)" >&2; exit 1; }
+python3 - "$state/tap.jsonl" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+for l in lines:
+    print(f"    {l['stage']:<9} {l['event']:<3} trace {l['trace_id']} at {l['topic']}/{l['partition']}"
+          f"@{l['offset']}, user {l['value'].get('user')}, section {l['value'].get('section', '-')}")
+print("    the last line in full:")
+print("\n".join("      " + t for t in json.dumps(lines[-1], indent=2).splitlines()))
+PY
+# The followed click is one more enriched click for the lake and the table.
+enriched=$((enriched + 1))
 
 echo "==> stopping weir (SIGTERM: drain, commit, leave the group)"
 kill -TERM "$weir_pid"

@@ -35,9 +35,13 @@ struct Args {
     /// How long to wait for the pipeline's results.
     #[arg(long, default_value = "120")]
     timeout_secs: u64,
-    /// `produce` the clicks, `report` what the pipeline made of them, or `both`.
+    /// `produce` the clicks, `report` what the pipeline made of them, or `both`; `one`
+    /// produces a single click with `--traceparent`, for `weir tap --follow-trace` to follow.
     #[arg(long, value_enum, default_value_t = Phase::Both)]
     phase: Phase,
+    /// The `traceparent` header of the click of `--phase one`.
+    #[arg(long, required_if_eq("phase", "one"))]
+    traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -45,6 +49,7 @@ enum Phase {
     Produce,
     Report,
     Both,
+    One,
 }
 
 /// What a click is: a normal one, a bot (the filter drops it), or garbage (dead-lettered).
@@ -80,6 +85,9 @@ enum Kind {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.phase == Phase::One {
+        return produce_one(&args);
+    }
     let kinds: Vec<Kind> = (0..args.count).map(|i| click(i).1).collect();
     let expected_out = kinds.iter().filter(|k| **k == Kind::Normal).count();
     let expected_dead = kinds.iter().filter(|k| **k == Kind::Malformed).count();
@@ -133,6 +141,35 @@ fn produce(args: &Args) -> Result<()> {
         }
     }
     producer.flush(Duration::from_secs(60))?;
+    Ok(())
+}
+
+/// One click, with the `traceparent` of `--traceparent`.
+fn produce_one(args: &Args) -> Result<()> {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &args.brokers)
+        .create()
+        .context("cannot create the producer")?;
+    let (value, _) = click(42);
+    let traceparent = args.traceparent.as_deref().unwrap_or_default();
+    let headers = OwnedHeaders::new().insert(Header {
+        key: "traceparent",
+        value: Some(traceparent),
+    });
+    producer
+        .send(
+            BaseRecord::to(&args.input)
+                .key("u42")
+                .payload(&value)
+                .headers(headers),
+        )
+        .map_err(|(e, _)| e)?;
+    producer.flush(Duration::from_secs(30))?;
+    println!(
+        "produced one click to {} with traceparent {traceparent}",
+        args.input
+    );
     Ok(())
 }
 
