@@ -43,7 +43,7 @@ FUZZ_SECONDS ?= 12
 FUZZ := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 FUZZ_FLAGS := --fuzz-dir tests/fuzz --sanitizer none
 
-.PHONY: demo test deps test-deps wasm languages sdk-tests build lint rules fuzz k8s-check bench bench-kafka bench-store bench-hot clean-modules
+.PHONY: demo test deps test-deps wasm languages sdk-tests build lint rules fuzz k8s-check bench bench-kafka bench-store bench-hot bench-quality clean-modules
 
 ## demo: build everything, start a local broker, run pipelines/clickstream.toml on sample clicks,
 ## pipelines/clicks-to-lake.toml on its results into a Parquet lake, read back with pyarrow, and
@@ -171,6 +171,11 @@ bench-store: deps wasm $(VENV)/.store-installed
 bench-hot: deps wasm
 	deploy/local/debian-packages.sh postgresql postgresql-client redis-server
 	deploy/local/bench-hot.sh
+
+## bench-quality: the demo pipeline with and without a schema gate, [privacy] and a tap client
+## (a stalled one, and one reading), in rotating rounds (deploy/local/bench-quality.sh).
+bench-quality: deps wasm
+	deploy/local/bench-quality.sh
 
 ## bench-kafka: the whole Kafka path (deploy/local/bench-kafka.sh): Rust and Python passthroughs,
 ## Quix Streams and Weir stages on one local broker; installs the Python contenders first.
