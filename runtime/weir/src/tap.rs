@@ -14,14 +14,18 @@ mod filter;
 
 pub use filter::{TapFilter, parse_trace_id, percent_encode};
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
 use weir_core::trace::{self, SpanId, TraceId};
-use weir_core::{Failure, Record, Redactor};
+use weir_core::{Failure, Record, Redactor, Scrub};
 use weir_telemetry::{LineStream, Next, Refusal};
 
 use filter::Seen;
@@ -68,9 +72,10 @@ pub struct Tapped<'a> {
 struct Client {
     id: u64,
     filter: TapFilter,
-    queue: SyncSender<String>,
-    /// Lines in `queue`: a full queue is seen before a line is formatted for it, so a stalled
-    /// client costs the lanes a load and an increment per line, not a line's formatting.
+    /// Batches of lines, one per offer. The lines, not the batches, are bounded, by `queued`.
+    queue: SyncSender<Vec<String>>,
+    /// Lines queued and not yet handed on: a full queue is seen before a line is formatted for
+    /// it, so a stalled client costs the lanes a comparison per line, not a line's formatting.
     queued: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
 }
@@ -134,6 +139,7 @@ impl TapHub {
             hub: Arc::clone(self),
             id,
             lines,
+            pending: Vec::new().into_iter(),
             queued,
             dropped,
             told: 0,
@@ -152,11 +158,14 @@ impl TapHub {
         self.closed.store(true, Ordering::Release);
     }
 
-    /// Queues, for each client, the lines of `tapped` its filter admits. Never waits: a full
-    /// queue drops the line and counts it.
+    /// Queues, for each client, the lines of `tapped` its filter admits, as one batch. Never
+    /// waits: a line beyond the client's queue is dropped and counted.
     pub fn offer(&self, tapped: &[Tapped<'_>]) {
         let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         for client in clients.iter() {
+            let room = QUEUE_LINES.saturating_sub(client.queued.load(Ordering::Relaxed));
+            let mut lines = Vec::new();
+            let mut dropped = 0;
             for t in tapped {
                 let seen = Seen {
                     stage: t.stage,
@@ -168,81 +177,151 @@ impl TapHub {
                 if !client.filter.admits(&seen) {
                     continue;
                 }
-                if client.queued.load(Ordering::Relaxed) >= QUEUE_LINES {
-                    client.dropped.fetch_add(1, Ordering::Relaxed);
-                    continue;
+                if lines.len() < room {
+                    lines.push(self.line(t));
+                } else {
+                    dropped += 1;
                 }
-                // Counted before it is sent, so that the reader, which uncounts it, never
-                // sees it uncounted.
-                client.queued.fetch_add(1, Ordering::Relaxed);
-                match client.queue.try_send(self.line(t)) {
-                    Ok(()) => {}
-                    Err(TrySendError::Disconnected(_)) => {
-                        client.queued.fetch_sub(1, Ordering::Relaxed);
-                    }
-                    Err(TrySendError::Full(_)) => {
-                        client.queued.fetch_sub(1, Ordering::Relaxed);
-                        client.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
+            }
+            let count = lines.len();
+            if count > 0 {
+                // Counted before it is sent, so that the reader, which uncounts each line it
+                // hands on, never sees one uncounted.
+                client.queued.fetch_add(count, Ordering::Relaxed);
+                if client.queue.try_send(lines).is_err() {
+                    // Full (of batches: never, since lines are bounded first) or disconnected.
+                    client.queued.fetch_sub(count, Ordering::Relaxed);
+                    dropped += count as u64;
                 }
+            }
+            if dropped > 0 {
+                client.dropped.fetch_add(dropped, Ordering::Relaxed);
             }
         }
     }
 
     /// A tapped record as one JSON line, redacted.
     fn line(&self, t: &Tapped<'_>) -> String {
-        let mut record = t.record.clone();
-        let scrub = self.privacy.as_ref().map(|p| {
-            let scrub = p.scrub_for(&record);
-            p.redact_record(&mut record);
-            scrub
-        });
-        let clean = |text: &str| match &scrub {
-            Some(scrub) => scrub.apply(text).into_owned(),
-            None => text.to_owned(),
+        // Cloning a record copies no bytes; only a redacted one needs its own.
+        let (record, scrub) = match &self.privacy {
+            Some(p) => {
+                let scrub = p.scrub_for(t.record);
+                let mut copy = t.record.clone();
+                p.redact_record(&mut copy);
+                (Cow::Owned(copy), Some(scrub))
+            }
+            None => (Cow::Borrowed(t.record), None),
         };
-        let mut line = json!({
-            "event": t.event.as_str(),
-            "stage": t.stage,
-            "module_version": t.module_version,
-            "cohort": t.cohort,
-            "topic": t.topic,
-            "partition": t.partition,
-            "offset": record.offset,
-            "trace_id": trace::hex(t.trace_id),
-            "span_id": trace::hex(t.span_id),
-            "timestamp": record.timestamp,
-            "key": record.key.as_deref().map(|k| Value::String(clean(&String::from_utf8_lossy(k)))),
-            "value": record.value.as_deref().map(value_json),
-            "headers": headers_json(&record, &clean),
-        });
-        if let Some(failure) = t.failure {
-            line["error"] = json!({
-                "kind": failure.kind.as_str(),
-                "code": failure.code,
-                "message": clean(&failure.message),
-            });
-        }
-        line.to_string()
+        let record: &Record = &record;
+        let clean = |text| clean(scrub.as_ref(), text);
+        let headers: Vec<(&str, Option<Cow<'_, str>>)> = record
+            .headers
+            .iter()
+            .map(|h| (h.name, h.value.map(|v| clean(String::from_utf8_lossy(v)))))
+            .collect();
+        let line = Line {
+            event: t.event.as_str(),
+            stage: t.stage,
+            module_version: t.module_version,
+            cohort: t.cohort,
+            topic: t.topic,
+            partition: t.partition,
+            offset: record.offset,
+            trace_id: trace::hex(t.trace_id),
+            span_id: trace::hex(t.span_id),
+            timestamp: record.timestamp,
+            key: record
+                .key
+                .as_deref()
+                .map(|k| clean(String::from_utf8_lossy(k))),
+            value: record.value.as_deref().map(LineValue::of),
+            headers: LineHeaders(&headers),
+            error: t.failure.map(|f| LineError {
+                kind: f.kind.as_str(),
+                code: &f.code,
+                message: clean(Cow::Borrowed(&f.message)),
+            }),
+        };
+        serde_json::to_string(&line)
+            .unwrap_or_else(|e| json!({ "error": e.to_string() }).to_string())
     }
+}
+
+/// `text` with `scrub`'s sensitive texts replaced.
+fn clean<'a>(scrub: Option<&Scrub>, text: Cow<'a, str>) -> Cow<'a, str> {
+    match scrub {
+        Some(scrub) => match scrub.apply(&text) {
+            Cow::Borrowed(_) => text,
+            Cow::Owned(cleaned) => Cow::Owned(cleaned),
+        },
+        None => text,
+    }
+}
+
+/// A tap line, written field by field (no JSON tree is built for it).
+#[derive(Serialize)]
+struct Line<'a> {
+    event: &'static str,
+    stage: &'a str,
+    module_version: &'a str,
+    cohort: &'a str,
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+    trace_id: String,
+    span_id: String,
+    timestamp: Option<i64>,
+    key: Option<Cow<'a, str>>,
+    value: Option<LineValue<'a>>,
+    headers: LineHeaders<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<LineError<'a>>,
+}
+
+#[derive(Serialize)]
+struct LineError<'a> {
+    kind: &'static str,
+    code: &'a str,
+    message: Cow<'a, str>,
 }
 
 /// A value as JSON when it is JSON, else as text (invalid UTF-8 replaced).
-fn value_json(value: &[u8]) -> Value {
-    serde_json::from_slice(value)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(value).into_owned()))
+#[derive(Serialize)]
+#[serde(untagged)]
+enum LineValue<'a> {
+    /// JSON on one line, copied as it is.
+    Raw(&'a RawValue),
+    /// JSON over several lines, rewritten onto one.
+    Json(Value),
+    Text(Cow<'a, str>),
+}
+
+impl<'a> LineValue<'a> {
+    fn of(value: &'a [u8]) -> Self {
+        match serde_json::from_slice::<&RawValue>(value) {
+            Ok(raw) if !raw.get().contains(['\n', '\r']) => Self::Raw(raw),
+            Ok(_) => serde_json::from_slice(value)
+                .map(Self::Json)
+                .unwrap_or_else(|_| Self::Text(String::from_utf8_lossy(value))),
+            Err(_) => Self::Text(String::from_utf8_lossy(value)),
+        }
+    }
 }
 
 /// Headers as an object of texts (a null header as null; a repeated name keeps the last).
-fn headers_json(record: &Record, clean: &dyn Fn(&str) -> String) -> Value {
-    let mut map = Map::new();
-    for h in record.headers.iter() {
-        let value = h
-            .value
-            .map(|v| Value::String(clean(&String::from_utf8_lossy(v))));
-        map.insert(h.name.to_owned(), value.unwrap_or(Value::Null));
+struct LineHeaders<'a>(&'a [(&'a str, Option<Cow<'a, str>>)]);
+
+impl Serialize for LineHeaders<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let last = |i: usize| !self.0[i + 1..].iter().any(|(n, _)| *n == self.0[i].0);
+        let mut map = serializer.serialize_map(None)?;
+        for (i, (name, value)) in self.0.iter().enumerate() {
+            if last(i) {
+                map.serialize_entry(name, value)?;
+            }
+        }
+        map.end()
     }
-    Value::Object(map)
 }
 
 /// One client's lines, read by its admin connection; detaches the client when dropped.
@@ -250,7 +329,9 @@ fn headers_json(record: &Record, clean: &dyn Fn(&str) -> String) -> Value {
 pub struct TapStream {
     hub: Arc<TapHub>,
     id: u64,
-    lines: Receiver<String>,
+    lines: Receiver<Vec<String>>,
+    /// The rest of the batch being handed on.
+    pending: std::vec::IntoIter<String>,
     queued: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
     /// Dropped lines the client has been told of.
@@ -267,13 +348,19 @@ impl LineStream for TapStream {
             self.told = dropped;
             return Next::Line(json!({ "dropped": dropped }).to_string());
         }
-        match self.lines.recv_timeout(wait) {
-            Ok(line) => {
+        if self.pending.as_slice().is_empty() {
+            match self.lines.recv_timeout(wait) {
+                Ok(batch) => self.pending = batch.into_iter(),
+                Err(RecvTimeoutError::Timeout) => return Next::Idle,
+                Err(RecvTimeoutError::Disconnected) => return Next::End,
+            }
+        }
+        match self.pending.next() {
+            Some(line) => {
                 self.queued.fetch_sub(1, Ordering::Relaxed);
                 Next::Line(line)
             }
-            Err(RecvTimeoutError::Timeout) => Next::Idle,
-            Err(RecvTimeoutError::Disconnected) => Next::End,
+            None => Next::Idle,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! read too slowly to get are dropped by the pipeline, never waited for; how many is reported
 //! on stderr.
 
-use std::io::{BufRead, BufReader, ErrorKind};
+use std::io::{BufRead, BufReader, ErrorKind, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -91,6 +91,20 @@ pub fn run(args: &TapArgs) -> anyhow::Result<ExitCode> {
     };
     // Reads wake at least every second, so --timeout ends on time on a quiet pipeline.
     let stream = admin_client::send(&args.admin, "GET", &path, &token, Duration::from_secs(1))?;
+    match follow(args, stream) {
+        // The reader of our output went away (`weir tap | head`): nothing more to do.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == ErrorKind::BrokenPipe) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
+        other => other,
+    }
+}
+
+/// Prints the lines of the answer on `stream` until it ends, or `--limit` or `--timeout` does.
+fn follow(args: &TapArgs, stream: std::net::TcpStream) -> anyhow::Result<ExitCode> {
     let exchange = |source| AdminCallError::Exchange {
         admin: args.admin.clone(),
         source,
@@ -104,15 +118,25 @@ pub fn run(args: &TapArgs) -> anyhow::Result<ExitCode> {
     let mut head = true;
     let mut status = String::new();
     let mut printed = 0u64;
+    // Lines go out in blocks while more are at hand, and are flushed before a read that may
+    // wait, so a quiet stream shows each line as it comes.
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     loop {
         if deadline.is_some_and(|d| Instant::now() >= d) || args.limit == Some(printed) {
+            out.flush()?;
             return Ok(ExitCode::SUCCESS);
+        }
+        if reader.buffer().is_empty() {
+            out.flush()?;
         }
         match reader.read_until(b'\n', &mut line) {
             Ok(0) if head => {
                 anyhow::bail!("{} closed the connection without an answer", args.admin)
             }
-            Ok(0) => return Ok(ExitCode::SUCCESS),
+            Ok(0) => {
+                out.flush()?;
+                return Ok(ExitCode::SUCCESS);
+            }
             Ok(_) if line.last() != Some(&b'\n') => continue,
             Ok(_) => {}
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -147,13 +171,17 @@ pub fn run(args: &TapArgs) -> anyhow::Result<ExitCode> {
             );
             continue;
         }
-        println!("{text}");
+        writeln!(out, "{text}")?;
         printed += 1;
     }
 }
 
 /// The count of a `{"dropped": N}` line.
 fn dropped_count(line: &str) -> Option<u64> {
+    // A record's line starts with its event; only a short line can be a count.
+    if line.len() > 40 || !line.contains("dropped") {
+        return None;
+    }
     let value: serde_json::Value = serde_json::from_str(line).ok()?;
     let object = value.as_object()?;
     (object.len() == 1).then(|| object.get("dropped")?.as_u64())?

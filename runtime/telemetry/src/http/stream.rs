@@ -28,6 +28,8 @@ const POLL: Duration = Duration::from_millis(250);
 /// An empty line is sent after this long without one, so that a client that went away is
 /// noticed (the write fails) and its stream dropped.
 const KEEPALIVE: Duration = Duration::from_secs(5);
+/// Lines ready at once are sent together, in writes of about this many bytes.
+const WRITE_BYTES: usize = 64 * 1024;
 
 /// Sends the head of a `200` answer of `content_type`, then `lines`, each within `timeout`,
 /// until the client goes away, a write takes longer than `timeout`, or the stream ends.
@@ -44,12 +46,34 @@ pub(crate) fn send(
     stream.set_write_timeout(Some(timeout))?;
     write_all(stream, head.as_bytes())?;
     let mut quiet_since = Instant::now();
+    let mut out = Vec::with_capacity(WRITE_BYTES);
     loop {
         match lines.next(POLL) {
-            Next::Line(mut line) => {
-                line.push('\n');
-                write_all(stream, line.as_bytes())?;
+            Next::Line(line) => {
+                // This line and those ready behind it, in one write.
+                let mut line = line;
+                let mut ended = false;
+                loop {
+                    out.extend_from_slice(line.as_bytes());
+                    out.push(b'\n');
+                    if out.len() >= WRITE_BYTES {
+                        break;
+                    }
+                    match lines.next(Duration::ZERO) {
+                        Next::Line(more) => line = more,
+                        Next::Idle => break,
+                        Next::End => {
+                            ended = true;
+                            break;
+                        }
+                    }
+                }
+                write_all(stream, &out)?;
+                out.clear();
                 quiet_since = Instant::now();
+                if ended {
+                    return Ok(());
+                }
             }
             Next::Idle if quiet_since.elapsed() >= KEEPALIVE => {
                 write_all(stream, b"\n")?;

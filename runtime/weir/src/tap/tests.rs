@@ -141,3 +141,41 @@ fn clients_are_bounded_and_filtered_and_end_when_closed() {
     streams.clear();
     assert!(!hub.attached());
 }
+
+#[test]
+fn values_stay_on_one_line_whatever_their_form() {
+    let hub = TapHub::new(None);
+    let mut stream = hub.attach(TapFilter::default()).unwrap();
+    let pretty = record("k", "{\n  \"user\": \"u1\",\n  \"n\": [1,\r\n 2]\n}");
+    let text = record("k", "not json {");
+    let mut repeated = record("k", " 7 ");
+    repeated.headers.push("x-user", Some(b"second"));
+    repeated.headers.push("x-null", None);
+    let trace = [3; 16];
+    hub.offer(&[
+        tapped(&pretty, &trace, None),
+        tapped(&text, &trace, None),
+        tapped(&repeated, &trace, None),
+    ]);
+    let mut raw = Vec::new();
+    for _ in 0..3 {
+        match stream.next(Duration::from_secs(1)) {
+            Next::Line(line) => raw.push(line),
+            other => panic!("no line: {other:?}"),
+        }
+    }
+    assert!(raw.iter().all(|l| !l.contains(['\n', '\r'])), "{raw:#?}");
+    let lines: Vec<Value> = raw
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["value"], json!({ "user": "u1", "n": [1, 2] }));
+    assert_eq!(lines[1]["value"], "not json {");
+    assert_eq!(lines[2]["value"], 7);
+    assert_eq!(
+        lines[2]["headers"]["x-user"], "second",
+        "a repeated name keeps the last"
+    );
+    assert_eq!(lines[2]["headers"]["x-null"], Value::Null);
+    assert!(lines[2].get("error").is_none());
+}
