@@ -22,7 +22,10 @@ pub use changelog::{ensure_changelog, read_changelog};
 pub use cluster::{Cluster, Protocol, Sasl, Security};
 pub use control::ControlChannel;
 pub use error::KafkaError;
-pub use limits::max_message_bytes;
+pub use limits::{
+    FETCH_BYTES_BUDGET, FETCH_BYTES_MAX, FETCH_BYTES_MIN, fetch_bytes_per_partition,
+    max_message_bytes,
+};
 pub use sink::{DeliveryObserver, GroupMetadata, KafkaSink, SinkSettings};
 pub use source::{
     KafkaSource, PartitionFeed, PartitionHandler, PartitionStats, SourceSettings, SourceStats,

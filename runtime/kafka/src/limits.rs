@@ -1,4 +1,5 @@
-//! The cluster's own limits, so the producer follows them instead of librdkafka's defaults.
+//! The cluster's own limits, so the producer follows them instead of librdkafka's defaults, and
+//! the consumer's fetch size, so memory stays bounded however many partitions a member owns.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -37,4 +38,39 @@ pub fn max_message_bytes(
         })
         .min();
     Ok(limit)
+}
+
+/// What all of a member's partitions may bring in one fetch, about: each partition's share of
+/// it is its `max.partition.fetch.bytes`, between [`FETCH_BYTES_MIN`] and [`FETCH_BYTES_MAX`].
+pub const FETCH_BYTES_BUDGET: usize = 16 << 20;
+/// The smallest fetch per partition Weir asks for (many partitions).
+pub const FETCH_BYTES_MIN: usize = 64 << 10;
+/// The largest fetch per partition Weir asks for (few partitions): librdkafka's default.
+pub const FETCH_BYTES_MAX: usize = 1 << 20;
+
+/// `max.partition.fetch.bytes` for a member that may own `partitions`: librdkafka's 1 MB up to
+/// 16 partitions, then less, down to 64 KB from 256 partitions on. A fetched block of records
+/// stays in memory until its last record is done with, so with hundreds of partitions 1 MB
+/// each would hold hundreds of megabytes of backlog; a few partitions keep the large fetches a
+/// distant cluster needs for throughput. The source's `kafka` table overrides it.
+pub fn fetch_bytes_per_partition(partitions: usize) -> usize {
+    (FETCH_BYTES_BUDGET / partitions.max(1)).clamp(FETCH_BYTES_MIN, FETCH_BYTES_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fetches_shrink_as_partitions_grow_within_bounds() {
+        assert_eq!(fetch_bytes_per_partition(0), FETCH_BYTES_MAX);
+        assert_eq!(fetch_bytes_per_partition(4), FETCH_BYTES_MAX);
+        assert_eq!(fetch_bytes_per_partition(16), FETCH_BYTES_MAX);
+        assert_eq!(fetch_bytes_per_partition(64), 256 << 10);
+        assert_eq!(fetch_bytes_per_partition(256), FETCH_BYTES_MIN);
+        assert_eq!(fetch_bytes_per_partition(10_000), FETCH_BYTES_MIN);
+        for n in 1..1024 {
+            assert!(fetch_bytes_per_partition(n + 1) <= fetch_bytes_per_partition(n));
+        }
+    }
 }

@@ -48,6 +48,9 @@ pub struct SourceSettings {
     /// Records fetched ahead per partition: librdkafka stops fetching a partition whose queue
     /// holds this many (`queued.min.messages`) until its reader catches up.
     pub prefetch_records: usize,
+    /// Partitions of the source topics in all: at most this many can be assigned to this
+    /// member, which sizes each partition's fetch (see [`crate::fetch_bytes_per_partition`]).
+    pub source_partitions: usize,
     /// The member's static membership id (`group.instance.id`), if it has one.
     pub instance_id: Option<String>,
     /// Raw librdkafka consumer properties; they override Weir's defaults.
@@ -359,6 +362,8 @@ impl KafkaSource {
         handler: Arc<dyn PartitionHandler>,
     ) -> Result<Self, KafkaError> {
         let prefetch = settings.prefetch_records.max(1).to_string();
+        let fetch_bytes =
+            crate::limits::fetch_bytes_per_partition(settings.source_partitions).to_string();
         let start = match settings.start {
             StartFrom::Earliest => "earliest",
             StartFrom::Latest => "latest",
@@ -374,6 +379,9 @@ impl KafkaSource {
             // input and however slow the lane.
             ("queued.min.messages", &prefetch),
             ("queued.max.messages.kbytes", "32768"),
+            // What one fetch may bring per partition: a fetch can bring more than the queue
+            // asks for, and that is held until its last record is done with.
+            ("max.partition.fetch.bytes", &fetch_bytes),
             // Once a partition's queue is full, look again soon: librdkafka's default (1 s)
             // would idle a lane that drains its queue faster than that.
             ("fetch.queue.backoff.ms", "5"),

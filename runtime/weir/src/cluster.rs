@@ -106,10 +106,13 @@ pub(crate) fn check_topics(
     loaded: &LoadedPipeline,
     sink: &KafkaSink,
     cluster: &weir_kafka::Cluster,
-) -> Result<(), KafkaError> {
+) -> Result<usize, KafkaError> {
     let mut source_partitions = 0;
+    let mut all_source_partitions = 0;
     for t in &pipeline.source.topics {
-        source_partitions = source_partitions.max(sink.partition_count(t, METADATA_TIMEOUT)?);
+        let n = sink.partition_count(t, METADATA_TIMEOUT)?;
+        source_partitions = source_partitions.max(n);
+        all_source_partitions += n;
     }
     if let (topic, false) = dead_letter_target(pipeline) {
         sink.partition_count(topic, METADATA_TIMEOUT)?;
@@ -136,5 +139,5 @@ pub(crate) fn check_topics(
             )));
         }
     }
-    Ok(())
+    Ok(all_source_partitions)
 }

@@ -175,7 +175,7 @@ pub fn run(
         )?),
         None => None,
     };
-    crate::cluster::check_topics(pipeline, &loaded, &sink, &cluster)?;
+    let source_partitions = crate::cluster::check_topics(pipeline, &loaded, &sink, &cluster)?;
     manager.reachable.store(true, Ordering::Relaxed);
     let source = KafkaSource::new(
         &SourceSettings {
@@ -183,6 +183,7 @@ pub fn run(
             group: pipeline.source.group.clone(),
             topics: pipeline.source.topics.clone(),
             prefetch_records: pipeline.source.queue_capacity,
+            source_partitions,
             // The one mapping from the pipeline file's `start` to the consumer's: weir-kafka
             // does not read pipeline files.
             start: match pipeline.source.start {
