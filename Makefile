@@ -151,11 +151,12 @@ wasm:
 		n=$${e//-/_}; cp $(WASM_OUT)/weir_example_$$n.wasm pipelines/modules/$$n.wasm; \
 	done
 
-## lint: formatting and clippy, warnings are errors.
+## lint: formatting, clippy and the API docs (no broken links), warnings are errors.
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) fmt --manifest-path tests/fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 ## bench: the benchmarks recorded in BENCHMARKS.md.
 bench: deps wasm languages

@@ -63,7 +63,7 @@ pub enum WatchError {
     Notify(#[from] notify::Error),
 }
 
-/// What stops a running pipeline. The first one is kept (see [`crate::shared::Fatal`]); it
+/// What stops a running pipeline. The first one is kept (see `shared::Fatal`); it
 /// fails `/healthz` and ends `weir run` with [`Exit::Fatal`].
 #[derive(Debug, thiserror::Error)]
 pub enum FatalError {

@@ -3,7 +3,7 @@
 //! (and with them dead-letter headers, log lines and spans), guest log lines, `weir tap`, and
 //! with `[dead_letter] redact = true` the dead letters themselves.
 //!
-//! Owns: reading the key and building the redactor, and [`scrub_failures`], which cleans a
+//! Owns: reading the key and building the redactor, and `scrub_failures`, which cleans a
 //! batch's failure messages.
 
 use std::collections::BTreeMap;

@@ -124,8 +124,8 @@ pub struct WindowConfig {
     pub spec: WindowSpec,
     /// How far behind the largest event time seen a record may be and still count (ms, >= 0).
     pub lateness_ms: i64,
-    /// Quiet time after which [`WindowState::on_idle`] advances the watermark (ms, > 0); `None`:
-    /// never.
+    /// Quiet time after which [`WindowState::on_idle`](super::WindowState::on_idle) advances
+    /// the watermark (ms, > 0); `None`: never.
     pub idle_timeout_ms: Option<i64>,
     /// Most open `(key, window)` entries per partition (> 0).
     pub max_entries: usize,

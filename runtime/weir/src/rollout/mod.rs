@@ -3,10 +3,10 @@
 //! the other partitions, and is promoted or rolled back (by its verdict, by an operator, or
 //! because another instance decided so on the control topic). The status board shows each.
 //!
-//! Owns: [`Rollout`], the state machine above, run on the reload thread; [`canary`] (plans,
-//! cohort figures, verdicts) and [`control`] (decisions shared between instances). Touches the
-//! running version only by publishing a new one through [`Versions`], and the board through
-//! [`crate::shared::RolloutBoard`].
+//! Owns: `Rollout`, the state machine above, run on the reload thread; [`canary`] (plans,
+//! cohort figures, verdicts) and `control` (decisions shared between instances). Touches the
+//! running version only by publishing a new one through `Versions`, and the board through
+//! `shared::RolloutBoard`.
 
 pub mod canary;
 pub(crate) mod control;
