@@ -14,12 +14,13 @@
 #   WEIR_BENCH_DEMO     the weir-demo binary (default target/release/weir-demo, built first)
 #   WEIR_BENCH_RATE     clicks per second    (default 10000)
 #   WEIR_BENCH_MINUTES  minutes of input     (default 10)
+#   WEIR_BENCH_STATE    where logs and samples go (default .weir/bench-memory)
 #
 # Everything it starts is stopped on exit; logs and samples stay in .weir/bench-memory/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-state=.weir/bench-memory
+state=${WEIR_BENCH_STATE:-.weir/bench-memory}
 rm -rf "$state"
 mkdir -p "$state/pipeline"
 rate=${WEIR_BENCH_RATE:-10000}
