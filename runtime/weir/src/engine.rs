@@ -61,6 +61,8 @@ pub struct Summary {
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// How often the backpressure and assignment gauges are refreshed.
 const GAUGES_EVERY: Duration = Duration::from_millis(500);
+/// How often freed memory is given back to the system ([`crate::memory`]).
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs `pipeline` until `shutdown` is set or a fatal error occurs.
 pub fn run(
@@ -207,6 +209,7 @@ pub fn run(
     let mut last_commit = Instant::now();
     let mut last_progress = Instant::now();
     let mut last_gauges = Instant::now();
+    let mut last_trim = Instant::now();
     let mut client_errors = weir_core::Throttle::default();
     let failure = loop {
         if shutdown.load(Ordering::Relaxed) {
@@ -251,6 +254,10 @@ pub fn run(
         if last_gauges.elapsed() >= GAUGES_EVERY {
             manager.update_gauges();
             last_gauges = Instant::now();
+        }
+        if last_trim.elapsed() >= TRIM_EVERY {
+            crate::memory::release_free_memory();
+            last_trim = Instant::now();
         }
     };
 

@@ -20,6 +20,7 @@ mod hot;
 mod lane;
 pub mod loader;
 mod manager;
+mod memory;
 pub mod privacy;
 mod reload;
 pub mod rollout;
