@@ -50,24 +50,7 @@ pub(crate) fn send(
     loop {
         match lines.next(POLL) {
             Next::Line(line) => {
-                // This line and those ready behind it, in one write.
-                let mut line = line;
-                let mut ended = false;
-                loop {
-                    out.extend_from_slice(line.as_bytes());
-                    out.push(b'\n');
-                    if out.len() >= WRITE_BYTES {
-                        break;
-                    }
-                    match lines.next(Duration::ZERO) {
-                        Next::Line(more) => line = more,
-                        Next::Idle => break,
-                        Next::End => {
-                            ended = true;
-                            break;
-                        }
-                    }
-                }
+                let ended = gather(lines.as_mut(), line, &mut out);
                 write_all(stream, &out)?;
                 out.clear();
                 quiet_since = Instant::now();
@@ -81,6 +64,24 @@ pub(crate) fn send(
             }
             Next::Idle => {}
             Next::End => return Ok(()),
+        }
+    }
+}
+
+/// Appends `first` and the lines ready behind it to `out`, up to about [`WRITE_BYTES`], so
+/// that they go out in one write; true when the stream ended behind them.
+fn gather(lines: &mut dyn LineStream, first: String, out: &mut Vec<u8>) -> bool {
+    let mut line = first;
+    loop {
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+        if out.len() >= WRITE_BYTES {
+            return false;
+        }
+        match lines.next(Duration::ZERO) {
+            Next::Line(more) => line = more,
+            Next::Idle => return false,
+            Next::End => return true,
         }
     }
 }
