@@ -62,10 +62,9 @@
 #   WEIR_BENCH_LATENCY_CAP    highest paced rate, records/s                (default 50000)
 #   WEIR_BENCH_BUILD          0 skips building binaries and modules        (default 1)
 #
-# Seen so far: late in a session (in the latency phase), contenders that close librdkafka on
-# SIGTERM (weir, the Python ones) sometimes die of SIGSEGV in librdkafka's main thread while
-# shutting down; bash reports it. The figures are read from /proc before the stop, and every check
-# passes before it, so they do not depend on it; the cause is not known yet.
+# Every contender must exit with status 0 on SIGTERM, or its round fails. The script waits for it
+# before deleting the round's topics: librdkafka 2.12 can crash (SIGSEGV in its metadata cache) when
+# a topic is deleted under a running client. The figures are read from /proc before the stop.
 #
 # Needs the Python packages of `make bench-kafka` in .weir/venv. Everything it starts is stopped on
 # exit, also on failure; logs and results stay in .weir/bench-kafka/.
