@@ -159,7 +159,10 @@ fn derive<'a>(
         parse_url(&url).ok_or_else(|| Error::new("bad-url", format!("cannot parse {url:?}")))?;
 
     let mut derived = vec![
-        (Key::new("domain"), Field::Text(url.host.to_ascii_lowercase())),
+        (
+            Key::new("domain"),
+            Field::Text(url.host.to_ascii_lowercase()),
+        ),
         (Key::new("path"), Field::Text(url.path.to_owned())),
         (Key::new("section"), Field::Text(url.section().to_owned())),
     ];

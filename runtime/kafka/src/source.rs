@@ -171,11 +171,26 @@ impl PartitionFeed {
 /// An owned copy of a fetched message.
 fn record_of(msg: &BorrowedMessage<'_>) -> Record {
     let headers = crate::headers::read(msg);
+    let (key, value) = match (msg.key(), msg.payload()) {
+        // Key and value share one buffer: one allocation for both, and later copies of either
+        // (an output that keeps its input's key) share it instead of allocating.
+        (Some(key), Some(value)) => {
+            let mut both = Vec::with_capacity(key.len() + value.len());
+            both.extend_from_slice(key);
+            both.extend_from_slice(value);
+            let both = Bytes::from(both);
+            (Some(both.slice(..key.len())), Some(both.slice(key.len()..)))
+        }
+        (key, value) => (
+            key.map(Bytes::copy_from_slice),
+            value.map(Bytes::copy_from_slice),
+        ),
+    };
     Record {
         offset: msg.offset(),
         timestamp: msg.timestamp().to_millis(),
-        key: msg.key().map(Bytes::copy_from_slice),
-        value: msg.payload().map(Bytes::copy_from_slice),
+        key,
+        value,
         headers,
     }
 }

@@ -70,6 +70,10 @@ pub enum Emit {
     },
 }
 
+/// What became of one input record. Almost always one emit (an output or a dead letter), kept
+/// inline: a batch then allocates one vector of these, not one per record.
+pub type Emits = smallvec::SmallVec<[Emit; 1]>;
+
 /// One record's pass through one stage: a span of its trace, should the record be kept.
 #[derive(Debug, Clone)]
 pub struct StageSpan {
@@ -140,7 +144,7 @@ pub struct StageCall {
 #[derive(Debug)]
 pub struct Run {
     /// For every input record in order, its emits in the order they were produced.
-    pub emits: Vec<Vec<Emit>>,
+    pub emits: Vec<Emits>,
     /// Every record's pass through every stage (only when spans are recorded).
     pub spans: Vec<StageSpan>,
     /// One entry per stage that was called, in stage order.
@@ -281,7 +285,7 @@ impl Chain {
     /// the source offset of their input and inherit its timestamp unless the stage set one.
     pub fn run(&mut self, topic: &str, partition: i32, batch: &[Record]) -> Run {
         let started = Instant::now();
-        let mut emits: Vec<Vec<Emit>> = batch.iter().map(|_| Vec::new()).collect();
+        let mut emits: Vec<Emits> = batch.iter().map(|_| Emits::new()).collect();
         let mut spans = Vec::new();
         let mut calls = Vec::with_capacity(self.stages.len());
         let mut inputs: Cow<'_, [Record]> = Cow::Borrowed(batch);

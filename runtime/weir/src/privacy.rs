@@ -12,7 +12,7 @@ use std::sync::Arc;
 use weir_config::{Pipeline, PrivacyMethod};
 use weir_core::{Method, Record, Redactor, Scrub};
 
-use crate::chain::{Emit, SpanOutcome, StageSpan};
+use crate::chain::{Emit, Emits, SpanOutcome, StageSpan};
 use crate::error::EngineError;
 
 /// The pipeline's redactor, `None` without `[privacy]`. The hash key is read here, once.
@@ -42,7 +42,7 @@ pub fn redactor(pipeline: &Pipeline) -> Result<Option<Arc<Redactor>>, EngineErro
 pub(crate) fn scrub_failures(
     privacy: &Redactor,
     batch: &[Record],
-    emits: &mut [Vec<Emit>],
+    emits: &mut [Emits],
     spans: &mut [StageSpan],
 ) {
     let mut scrubs: BTreeMap<usize, Scrub> = BTreeMap::new();

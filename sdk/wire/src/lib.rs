@@ -186,7 +186,9 @@ impl Headers {
             // Most records have no headers: allocate nothing for them.
             return;
         }
-        let mut buf = Vec::with_capacity(self.raw.len() + 64);
+        // Room for what is kept and a traceparent (74 bytes written) with a short tracestate,
+        // so that stamping an output's trace context does not grow the buffer again.
+        let mut buf = Vec::with_capacity(self.raw.len() + 128);
         buf.extend_from_slice(&self.raw);
         for h in more {
             put_header(&mut buf, &h);

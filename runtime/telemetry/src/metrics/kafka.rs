@@ -37,6 +37,14 @@ pub(super) struct ConsumeErrorLabels {
     kind: Arc<str>,
 }
 
+/// One output topic's delivery metrics, looked up once.
+#[derive(Debug)]
+pub(super) struct DeliveredHandles {
+    topic: Arc<str>,
+    produced: Counter,
+    latency: Histogram,
+}
+
 /// End-to-end latency: 1 ms to about 9 minutes.
 pub(super) fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 20))
@@ -67,17 +75,38 @@ impl Metrics {
 
     /// The broker acknowledged a record produced to `topic`; `timestamp_ms` is the record's
     /// timestamp (its input's unless a stage set another), for end-to-end latency.
+    ///
+    /// Called for every output record: after a topic's first record it finds the topic's
+    /// handles in a short list, without building labels or hashing them.
     pub fn delivered(&self, topic: &str, timestamp_ms: Option<i64>, now_ms: i64) {
-        let labels = TopicLabels {
-            pipeline: Arc::clone(&self.pipeline),
-            topic: topic.into(),
+        let count = |h: &DeliveredHandles| {
+            // Latency first: whoever sees the count has the latency too.
+            if let Some(ts) = timestamp_ms {
+                h.latency.observe((now_ms - ts).max(0) as f64 / 1000.0);
+            }
+            h.produced.inc();
         };
-        // Latency first: whoever sees the count has the latency too.
-        if let Some(ts) = timestamp_ms {
-            let seconds = (now_ms - ts).max(0) as f64 / 1000.0;
-            self.end_to_end.get_or_create(&labels).observe(seconds);
+        if let Some(h) = self.delivered.read().iter().find(|h| &*h.topic == topic) {
+            count(h);
+            return;
         }
-        self.produced.get_or_create(&labels).inc();
+        let mut handles = self.delivered.write();
+        if !handles.iter().any(|h| &*h.topic == topic) {
+            let labels = TopicLabels {
+                pipeline: Arc::clone(&self.pipeline),
+                topic: topic.into(),
+            };
+            handles.push(DeliveredHandles {
+                latency: self.end_to_end.get_or_create_owned(&labels),
+                produced: self.produced.get_or_create_owned(&labels),
+                topic: labels.topic,
+            });
+        }
+        let h = handles
+            .iter()
+            .find(|h| &*h.topic == topic)
+            .expect("the topic's handles were just added");
+        count(h);
     }
 
     /// The Kafka client reported an error of `kind` while consuming `partition` of `topic`

@@ -119,6 +119,8 @@ pub struct Metrics {
     hot: hot::HotFamilies,
     quality: quality::QualityFamilies,
     guests: Arc<RwLock<Vec<GuestEntry>>>,
+    /// The handles [`Metrics::delivered`] counts into, per output topic.
+    delivered: RwLock<Vec<kafka::DeliveredHandles>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -309,6 +311,7 @@ impl Metrics {
             hot: hot::HotFamilies::register(r),
             quality: quality::QualityFamilies::register(r),
             guests: Arc::default(),
+            delivered: RwLock::default(),
             registry,
         };
         let r = &mut metrics.registry;

@@ -27,6 +27,24 @@ impl GuestSource for Fixed {
 }
 
 #[test]
+fn deliveries_count_per_topic_from_the_first_record_on() {
+    let m = Metrics::new("p");
+    m.delivered("out", Some(1_000), 2_000);
+    m.delivered("dlq", None, 2_000);
+    m.delivered("out", Some(1_000), 4_000);
+    m.delivered("out", None, 4_000);
+    let text = m.encode();
+    for line in [
+        r#"weir_produced_total{pipeline="p",topic="out"} 3"#,
+        r#"weir_produced_total{pipeline="p",topic="dlq"} 1"#,
+        r#"weir_end_to_end_latency_seconds_count{pipeline="p",topic="out"} 2"#,
+        r#"weir_end_to_end_latency_seconds_sum{pipeline="p",topic="out"} 4.0"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+}
+
+#[test]
 fn handles_count_into_the_labelled_series() {
     let m = Metrics::new("p");
     let topic: Arc<str> = "clicks".into();

@@ -22,7 +22,7 @@ use weir_kafka::TopicPartition;
 use super::Stages;
 use super::letters::{dead_letter_record, truncated_letter};
 use super::spans::RecordTrace;
-use crate::chain::{Emit, Partitioning, StageInfo, StageRef};
+use crate::chain::{Emit, Emits, Partitioning, StageInfo, StageRef};
 use crate::error::LaneError;
 use crate::shared::Stats;
 
@@ -89,7 +89,7 @@ impl Outlet {
     pub fn deliver(
         &self,
         inputs: &[Record],
-        emits: Vec<Vec<Emit>>,
+        emits: Vec<Emits>,
         traces: &[RecordTrace],
         acks: &[Arc<InputAck>],
         stages: &Stages<'_>,

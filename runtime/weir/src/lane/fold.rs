@@ -20,7 +20,7 @@ use super::spans::{RecordTrace, Tracer, WindowSpan};
 use crate::aggregate::{
     AggregateError, AggregateLane, Fate, WINDOW_END, WINDOW_START, WindowResult,
 };
-use crate::chain::{Emit, SpanOutcome, StageCall, StageRef, StageSpan};
+use crate::chain::{Emit, Emits, SpanOutcome, StageCall, StageRef, StageSpan};
 use crate::error::LaneError;
 use crate::loader::LoadedPipeline;
 use crate::shared::Settings;
@@ -33,7 +33,7 @@ pub(super) struct Folder {
 
 /// What a batch became so far, which a fold adds to.
 pub(super) struct Batch<'a> {
-    pub emits: &'a mut [Vec<Emit>],
+    pub emits: &'a mut [Emits],
     pub spans: &'a mut Vec<StageSpan>,
     pub calls: &'a mut Vec<StageCall>,
     pub traces: &'a mut [RecordTrace],

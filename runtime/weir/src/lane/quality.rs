@@ -8,7 +8,7 @@ use weir_kafka::TopicPartition;
 
 use super::Stages;
 use super::spans::RecordTrace;
-use crate::chain::{Emit, StageCount, StageRef, TapEvent, TapStep};
+use crate::chain::{Emit, Emits, StageCount, StageRef, TapEvent, TapStep};
 use crate::tap::{EventKind, TapHub, Tapped};
 
 /// Per enrich stage of a lane, since the lane started: the records that entered it, and those
@@ -22,7 +22,7 @@ pub(super) struct Accounts {
 impl Accounts {
     /// Counts a batch's pass through the chain: `counts` per stage, and the dead letters among
     /// `emits` as they go to delivery.
-    pub fn ran(&mut self, counts: &[StageCount], emits: &[Vec<Emit>]) {
+    pub fn ran(&mut self, counts: &[StageCount], emits: &[Emits]) {
         let n = counts.len();
         self.entered.resize(n, 0);
         self.explained.resize(n, 0);
