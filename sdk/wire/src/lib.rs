@@ -186,9 +186,7 @@ impl Headers {
             // Most records have no headers: allocate nothing for them.
             return;
         }
-        // Room for what is kept and a traceparent (74 bytes written) with a short tracestate,
-        // so that stamping an output's trace context does not grow the buffer again.
-        let mut buf = Vec::with_capacity(self.raw.len() + 128);
+        let mut buf = Vec::with_capacity(self.raw.len() + 64);
         buf.extend_from_slice(&self.raw);
         for h in more {
             put_header(&mut buf, &h);
@@ -218,7 +216,9 @@ impl Headers {
         if self.count == 0 && more.peek().is_none() {
             return;
         }
-        let mut buf = Vec::with_capacity(self.raw.len() + 64);
+        // Room for what is kept and a traceparent (74 bytes written) with a short tracestate,
+        // so that stamping an output's trace context does not grow the buffer again.
+        let mut buf = Vec::with_capacity(self.raw.len() + 128);
         let mut count = 0;
         for h in self.iter().filter(|h| keep(h)) {
             put_header(&mut buf, &h);

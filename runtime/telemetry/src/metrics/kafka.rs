@@ -90,8 +90,10 @@ impl Metrics {
             count(h);
             return;
         }
+        // Another thread may have added the topic since the read lock was released.
         let mut handles = self.delivered.write();
-        if !handles.iter().any(|h| &*h.topic == topic) {
+        let at = handles.iter().position(|h| &*h.topic == topic);
+        let at = at.unwrap_or_else(|| {
             let labels = TopicLabels {
                 pipeline: Arc::clone(&self.pipeline),
                 topic: topic.into(),
@@ -101,12 +103,9 @@ impl Metrics {
                 produced: self.produced.get_or_create_owned(&labels),
                 topic: labels.topic,
             });
-        }
-        let h = handles
-            .iter()
-            .find(|h| &*h.topic == topic)
-            .expect("the topic's handles were just added");
-        count(h);
+            handles.len() - 1
+        });
+        count(&handles[at]);
     }
 
     /// The Kafka client reported an error of `kind` while consuming `partition` of `topic`
